@@ -1,0 +1,37 @@
+//! # aeschat-core
+//!
+//! Fernet tokens and the aeschat secure session, for any target: `#![no_std]`, no heap, no
+//! `unsafe`, and no panic on any input. Time and randomness are always arguments, so the same
+//! code runs on a desktop and on a board with no clock and no operating system.
+//!
+//! A Fernet token is AES-128-CBC with PKCS#7 padding, authenticated by HMAC-SHA256, under a
+//! 256-bit key split in two halves (signing, then encryption), written as base64url.
+//!
+//! ```
+//! use aeschat_core::{decrypt, decrypt_buffer_len, encrypt, token_len, Iv, Key, TimePolicy};
+//!
+//! let key = Key::from_bytes([42; 32]); // use Key::generate() or your board's RNG
+//! let mut token = [0u8; token_len(11)];
+//! let token = encrypt(&key, b"hello board", 1_700_000_000, &Iv::from_bytes([7; 16]), &mut token)?;
+//!
+//! let mut plaintext = [0u8; decrypt_buffer_len(token_len(11))];
+//! let policy = TimePolicy::MaxAge { ttl: 60, now: 1_700_000_030 };
+//! assert_eq!(decrypt(&key, token.as_bytes(), policy, &mut plaintext)?, b"hello board");
+//! # Ok::<(), aeschat_core::Error>(())
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod key;
+mod keyring;
+mod token;
+
+pub use error::Error;
+pub use key::{Key, KeyText, KEY_LEN, KEY_TEXT_LEN};
+pub use keyring::Keyring;
+pub use token::{
+    ciphertext_len, decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string,
+    token_len, verified_timestamp, Iv, TimePolicy, IV_LEN, MAX_CLOCK_SKEW, VERSION,
+};

@@ -1,0 +1,744 @@
+//! Fernet tokens: encrypt into, and decrypt from, caller-owned buffers.
+//!
+//! A token is `base64url(0x80 ‖ timestamp ‖ IV ‖ AES-128-CBC(PKCS#7(plaintext)) ‖ HMAC)`, where the
+//! timestamp is a big-endian `u64` of Unix seconds and the HMAC-SHA256 covers everything before it.
+//! Both directions stream: encryption writes base64 straight into the output, and decryption
+//! decodes, authenticates and stores the ciphertext in one pass, so neither needs a second buffer.
+
+use aes::Aes128;
+use base64ct::{Base64Url, Base64UrlUnpadded, Encoding};
+use cbc::cipher::block_padding::NoPadding;
+use cbc::cipher::inout::InOutBuf;
+use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use core::ops::Range;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::{Error, Key};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The version byte every Fernet token starts with.
+pub const VERSION: u8 = 0x80;
+/// The length of an initialisation vector.
+pub const IV_LEN: usize = 16;
+/// How far, in seconds, a timestamp may lie ahead of `now` when a TTL is checked (as in the
+/// reference implementation).
+pub const MAX_CLOCK_SKEW: u64 = 60;
+
+const BLOCK_LEN: usize = 16;
+const HEADER_LEN: usize = 1 + 8 + IV_LEN;
+const TAG_LEN: usize = 32;
+const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+/// The shortest possible token: an empty plaintext still has one block of padding.
+const MIN_RAW_LEN: usize = OVERHEAD + BLOCK_LEN;
+
+/// Bytes of plaintext encrypted per step: a multiple of the AES block (16) and of a base64
+/// quantum (3), so whole chunks encode without carrying bytes over.
+const ENCRYPT_CHUNK: usize = 768;
+/// Characters of token text decoded per step (a multiple of 4), and the bytes they decode to.
+const DECODE_TEXT_CHUNK: usize = 1024;
+const DECODE_RAW_CHUNK: usize = DECODE_TEXT_CHUNK / 4 * 3;
+
+/// The ciphertext length for a plaintext length: PKCS#7 always adds 1 to 16 bytes.
+///
+/// ```
+/// assert_eq!(aeschat_core::ciphertext_len(0), 16);
+/// assert_eq!(aeschat_core::ciphertext_len(16), 32);
+/// ```
+pub const fn ciphertext_len(plaintext_len: usize) -> usize {
+    (plaintext_len / BLOCK_LEN)
+        .saturating_add(1)
+        .saturating_mul(BLOCK_LEN)
+}
+
+/// The exact length of the token text for a plaintext length, to size an output buffer at
+/// compile time. Saturates at `usize::MAX` for impossible lengths.
+///
+/// ```
+/// static mut TOKEN: [u8; aeschat_core::token_len(5)] = [0; aeschat_core::token_len(5)];
+/// assert_eq!(aeschat_core::token_len(5), 100);
+/// ```
+pub const fn token_len(plaintext_len: usize) -> usize {
+    let raw = OVERHEAD.saturating_add(ciphertext_len(plaintext_len));
+    raw.div_ceil(3).saturating_mul(4)
+}
+
+/// The size of the output buffer [`decrypt`] needs for a token of `token_len` characters. It is
+/// never less than the plaintext, which is always shorter than this.
+///
+/// ```
+/// use aeschat_core::{decrypt_buffer_len, token_len};
+/// assert!(decrypt_buffer_len(token_len(1000)) >= 1000);
+/// ```
+pub const fn decrypt_buffer_len(token_len: usize) -> usize {
+    (token_len / 4 * 3).saturating_sub(OVERHEAD)
+}
+
+/// An AES-CBC initialisation vector. It must be unpredictable: draw it from a secure random
+/// source for every token.
+///
+/// ```
+/// use aeschat_core::Iv;
+/// let iv = Iv::from_bytes([0; 16]);
+/// assert_eq!(iv.as_bytes(), &[0; 16]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Iv([u8; IV_LEN]);
+
+impl Iv {
+    /// An IV from 16 bytes.
+    pub const fn from_bytes(bytes: [u8; IV_LEN]) -> Iv {
+        Iv(bytes)
+    }
+
+    /// Draws an IV from the operating system's random number generator. On a board without an
+    /// OS, draw 16 bytes from the hardware generator and use [`Iv::from_bytes`].
+    ///
+    /// ```
+    /// let iv = aeschat_core::Iv::random()?;
+    /// # Ok::<(), aeschat_core::Error>(())
+    /// ```
+    #[cfg(feature = "getrandom")]
+    pub fn random() -> Result<Iv, Error> {
+        let mut bytes = [0u8; IV_LEN];
+        getrandom::getrandom(&mut bytes).map_err(|_| Error::Randomness)?;
+        Ok(Iv(bytes))
+    }
+
+    /// The IV's bytes.
+    pub const fn as_bytes(&self) -> &[u8; IV_LEN] {
+        &self.0
+    }
+}
+
+/// Which time checks decryption applies, with the caller's idea of the current time.
+///
+/// ```
+/// use aeschat_core::TimePolicy;
+/// assert!(TimePolicy::MaxAge { ttl: 60, now: 1000 }.check(940).is_ok());
+/// assert!(TimePolicy::MaxAge { ttl: 60, now: 1000 }.check(939).is_err());
+/// assert!(TimePolicy::Unchecked.check(u64::MAX).is_ok());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimePolicy {
+    /// No time check at all, as in the reference implementation without a TTL: neither the age
+    /// nor a timestamp in the future is checked. Authenticity is still checked in full.
+    Unchecked,
+    /// Valid iff `timestamp + ttl >= now` and `timestamp <= now + 60` (both inclusive), computed
+    /// without overflow.
+    MaxAge {
+        /// The largest accepted age in seconds.
+        ttl: u64,
+        /// The current Unix time in seconds.
+        now: u64,
+    },
+}
+
+impl TimePolicy {
+    /// Checks a timestamp against the policy.
+    pub fn check(self, timestamp: u64) -> Result<(), Error> {
+        let TimePolicy::MaxAge { ttl, now } = self else {
+            return Ok(());
+        };
+        // A sum that overflows lies beyond every `now`: never expired, and never wraps around.
+        if timestamp
+            .checked_add(ttl)
+            .is_some_and(|expiry| expiry < now)
+        {
+            return Err(Error::Expired);
+        }
+        if now
+            .checked_add(MAX_CLOCK_SKEW)
+            .is_some_and(|latest| timestamp > latest)
+        {
+            return Err(Error::FromTheFuture);
+        }
+        Ok(())
+    }
+}
+
+/// Encrypts `plaintext` into `out` as a token dated `timestamp` (Unix seconds), returning the
+/// token text. `out` must hold [`token_len`]`(plaintext.len())` bytes; if it does not, the error
+/// says how many and nothing is written.
+///
+/// ```
+/// use aeschat_core::{encrypt, token_len, Iv, Key};
+///
+/// let key = Key::parse(b"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=")?;
+/// let iv = Iv::from_bytes([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+/// let mut out = [0u8; token_len(5)];
+/// let token = encrypt(&key, b"hello", 499162800, &iv, &mut out)?;
+/// assert_eq!(token, "gAAAAAAdwJ6wAAECAwQFBgcICQoLDA0ODy021cpGVWKZ_eEwCGM4BLLF_5CV9dOPmrhuVUPgJobwOz7JcbmrR64jVmpU4IwqDA==");
+/// # Ok::<(), aeschat_core::Error>(())
+/// ```
+pub fn encrypt<'o>(
+    key: &Key,
+    plaintext: &[u8],
+    timestamp: u64,
+    iv: &Iv,
+    out: &'o mut [u8],
+) -> Result<&'o str, Error> {
+    let required = token_len(plaintext.len());
+    let too_small = Error::BufferTooSmall { required };
+    let out = out.get_mut(..required).ok_or(too_small)?;
+
+    let mut header = [0u8; HEADER_LEN];
+    header[0] = VERSION;
+    header[1..9].copy_from_slice(&timestamp.to_be_bytes());
+    header[9..].copy_from_slice(iv.as_bytes());
+
+    let mut mac = new_mac(key);
+    let mut cipher = cbc::Encryptor::<Aes128>::new_from_slices(key.encryption(), iv.as_bytes())
+        .map_err(|_| Error::InvalidToken)?;
+    let mut text = Base64Writer::new(out);
+    mac.update(&header);
+    text.write(&header)?;
+
+    let whole_blocks = plaintext.len() - plaintext.len() % BLOCK_LEN;
+    let (body, last) = plaintext.split_at_checked(whole_blocks).ok_or(too_small)?;
+    let mut chunk = [0u8; ENCRYPT_CHUNK];
+    for piece in body.chunks(ENCRYPT_CHUNK) {
+        let blocks = chunk.get_mut(..piece.len()).ok_or(too_small)?;
+        blocks.copy_from_slice(piece);
+        let (blocks_inout, _) = InOutBuf::from(&mut *blocks).into_chunks();
+        cipher.encrypt_blocks_inout_mut(blocks_inout);
+        mac.update(blocks);
+        text.write(blocks)?;
+    }
+    // PKCS#7: the final block always exists and is filled with the count of padding bytes.
+    let pad = (BLOCK_LEN - last.len()) as u8;
+    let mut final_block = [pad; BLOCK_LEN];
+    final_block
+        .get_mut(..last.len())
+        .ok_or(too_small)?
+        .copy_from_slice(last);
+    cipher.encrypt_block_mut((&mut final_block).into());
+    mac.update(&final_block);
+    text.write(&final_block)?;
+    text.write(&mac.finalize().into_bytes())?;
+    let written = text.finish()?;
+
+    let token = out.get(..written).ok_or(too_small)?;
+    core::str::from_utf8(token).map_err(|_| too_small)
+}
+
+/// Like [`encrypt`], but returns the token in a `heapless::String` of capacity `N`, fixed at
+/// compile time; size it with [`token_len`].
+///
+/// ```
+/// use aeschat_core::{encrypt_to_string, token_len, Iv, Key};
+///
+/// let key = Key::from_bytes([3; 32]);
+/// let token = encrypt_to_string::<{ token_len(64) }>(&key, b"up to 64 bytes", 0, &Iv::from_bytes([9; 16]))?;
+/// assert!(token.starts_with("gAAAAAAAAAAA"));
+/// # Ok::<(), aeschat_core::Error>(())
+/// ```
+pub fn encrypt_to_string<const N: usize>(
+    key: &Key,
+    plaintext: &[u8],
+    timestamp: u64,
+    iv: &Iv,
+) -> Result<heapless::String<N>, Error> {
+    let mut buffer = [0u8; N];
+    let token = encrypt(key, plaintext, timestamp, iv, &mut buffer)?;
+    let mut string = heapless::String::new();
+    string.push_str(token).map_err(|_| Error::BufferTooSmall {
+        required: token.len(),
+    })?;
+    Ok(string)
+}
+
+/// Verifies `token` and decrypts it into `out`, returning the plaintext at the start of `out`.
+///
+/// Checks run in the spec's order: canonical base64url, version byte, length, time (per
+/// `policy`), HMAC-SHA256 in constant time, then AES-128-CBC and PKCS#7. `out` must hold
+/// [`decrypt_buffer_len`]`(token.len())` bytes; a smaller one gets [`Error::BufferTooSmall`]
+/// with the exact size needed, before anything is written.
+///
+/// ```
+/// use aeschat_core::{decrypt, decrypt_buffer_len, Key, TimePolicy};
+///
+/// let key = Key::parse(b"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=")?;
+/// let token = b"gAAAAAAdwJ6wAAECAwQFBgcICQoLDA0ODy021cpGVWKZ_eEwCGM4BLLF_5CV9dOPmrhuVUPgJobwOz7JcbmrR64jVmpU4IwqDA==";
+/// let mut out = [0u8; decrypt_buffer_len(100)];
+/// let plaintext = decrypt(&key, token, TimePolicy::MaxAge { ttl: 60, now: 499162801 }, &mut out)?;
+/// assert_eq!(plaintext, b"hello");
+/// # Ok::<(), aeschat_core::Error>(())
+/// ```
+pub fn decrypt<'o>(
+    key: &Key,
+    token: &[u8],
+    policy: TimePolicy,
+    out: &'o mut [u8],
+) -> Result<&'o [u8], Error> {
+    let (_, plaintext) = open(key, token, policy, out)?;
+    Ok(plaintext)
+}
+
+/// Verifies and decrypts the token held in `buffer` in place, returning the plaintext at the
+/// start of `buffer`. For callers who can afford only one buffer.
+///
+/// ```
+/// use aeschat_core::{decrypt_in_place, Key, TimePolicy};
+///
+/// let key = Key::parse(b"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=")?;
+/// let mut buffer = *b"gAAAAAAdwJ6wAAECAwQFBgcICQoLDA0ODy021cpGVWKZ_eEwCGM4BLLF_5CV9dOPmrhuVUPgJobwOz7JcbmrR64jVmpU4IwqDA==";
+/// assert_eq!(decrypt_in_place(&key, &mut buffer, TimePolicy::Unchecked)?, b"hello");
+/// # Ok::<(), aeschat_core::Error>(())
+/// ```
+pub fn decrypt_in_place<'b>(
+    key: &Key,
+    buffer: &'b mut [u8],
+    policy: TimePolicy,
+) -> Result<&'b [u8], Error> {
+    let raw_len = decoded_len(buffer)?;
+    let verified = stream_token(
+        key,
+        raw_len,
+        &mut InPlace {
+            buffer: &mut *buffer,
+        },
+    )?;
+    policy.check(verified.timestamp)?;
+    verified.authenticate()?;
+    verified.decrypt(key, buffer)
+}
+
+/// The timestamp of a token, after verifying its HMAC (as the reference's `extract_timestamp`):
+/// no buffer needed, nothing decrypted, no time policy applied.
+///
+/// ```
+/// use aeschat_core::{verified_timestamp, Key};
+///
+/// let key = Key::parse(b"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=")?;
+/// let token = b"gAAAAAAdwJ6wAAECAwQFBgcICQoLDA0ODy021cpGVWKZ_eEwCGM4BLLF_5CV9dOPmrhuVUPgJobwOz7JcbmrR64jVmpU4IwqDA==";
+/// assert_eq!(verified_timestamp(&key, token)?, 499162800);
+/// # Ok::<(), aeschat_core::Error>(())
+/// ```
+pub fn verified_timestamp(key: &Key, token: &[u8]) -> Result<u64, Error> {
+    let raw_len = decoded_len(token)?;
+    let verified = stream_token(
+        key,
+        raw_len,
+        &mut Separate {
+            text: token,
+            out: &mut [],
+        },
+    )?;
+    let timestamp = verified.timestamp;
+    verified.authenticate()?;
+    Ok(timestamp)
+}
+
+/// Decrypts into `out` and returns the timestamp too (for rotation).
+pub(crate) fn open<'o>(
+    key: &Key,
+    token: &[u8],
+    policy: TimePolicy,
+    out: &'o mut [u8],
+) -> Result<(u64, &'o [u8]), Error> {
+    let raw_len = decoded_len(token)?;
+    let required = raw_len.saturating_sub(OVERHEAD);
+    if out.len() < required {
+        return Err(Error::BufferTooSmall { required });
+    }
+    let verified = stream_token(
+        key,
+        raw_len,
+        &mut Separate {
+            text: token,
+            out: &mut *out,
+        },
+    )?;
+    let timestamp = verified.timestamp;
+    policy.check(timestamp)?;
+    verified.authenticate()?;
+    Ok((timestamp, verified.decrypt(key, out)?))
+}
+
+fn new_mac(key: &Key) -> HmacSha256 {
+    // HMAC accepts keys of any length, so this never takes the fallback.
+    HmacSha256::new_from_slice(key.signing()).unwrap_or_else(|_| HmacSha256::new(&[0; 64].into()))
+}
+
+/// The decoded length of a token's text, from its length and padding alone. Rejects text that
+/// cannot be canonical padded base64 by its length.
+fn decoded_len(text: &[u8]) -> Result<usize, Error> {
+    if text.is_empty() || text.len() % 4 != 0 {
+        return Err(Error::TokenEncoding);
+    }
+    let padding = text.iter().rev().take(2).filter(|&&c| c == b'=').count();
+    Ok((text.len() / 4 * 3).saturating_sub(padding))
+}
+
+/// Where a token's text comes from and its ciphertext goes.
+trait TokenIo {
+    fn text_len(&self) -> usize;
+    /// Copies text starting at `at` into `dst`, which it fills exactly.
+    fn read_text(&self, at: usize, dst: &mut [u8]) -> Result<(), Error>;
+    /// Stores ciphertext bytes at offset `at` of the ciphertext.
+    fn write_ciphertext(&mut self, at: usize, bytes: &[u8]) -> Result<(), Error>;
+}
+
+/// Text in one slice, ciphertext into another (an empty one when only verifying).
+struct Separate<'t, 'o> {
+    text: &'t [u8],
+    out: &'o mut [u8],
+}
+
+impl TokenIo for Separate<'_, '_> {
+    fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
+    fn read_text(&self, at: usize, dst: &mut [u8]) -> Result<(), Error> {
+        let src = self.text.get(at..).and_then(|rest| rest.get(..dst.len()));
+        dst.copy_from_slice(src.ok_or(Error::TokenEncoding)?);
+        Ok(())
+    }
+
+    fn write_ciphertext(&mut self, at: usize, bytes: &[u8]) -> Result<(), Error> {
+        if self.out.is_empty() {
+            return Ok(()); // verifying only: the ciphertext is not kept
+        }
+        let required = at.saturating_add(bytes.len());
+        let dst = self.out.get_mut(at..required);
+        dst.ok_or(Error::BufferTooSmall { required })?
+            .copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Text and ciphertext in the same buffer. Safe because every chunk of text is read before its
+/// ciphertext is written, and ciphertext offset `i` comes from text beyond offset `i`.
+struct InPlace<'b> {
+    buffer: &'b mut [u8],
+}
+
+impl TokenIo for InPlace<'_> {
+    fn text_len(&self) -> usize {
+        self.buffer.len()
+    }
+
+    fn read_text(&self, at: usize, dst: &mut [u8]) -> Result<(), Error> {
+        let src = self.buffer.get(at..).and_then(|rest| rest.get(..dst.len()));
+        dst.copy_from_slice(src.ok_or(Error::TokenEncoding)?);
+        Ok(())
+    }
+
+    fn write_ciphertext(&mut self, at: usize, bytes: &[u8]) -> Result<(), Error> {
+        let required = at.saturating_add(bytes.len());
+        let dst = self.buffer.get_mut(at..required);
+        dst.ok_or(Error::BufferTooSmall { required })?
+            .copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// A token whose structure has been checked and whose MAC has been computed, but not yet
+/// compared.
+struct Streamed {
+    timestamp: u64,
+    iv: [u8; IV_LEN],
+    ciphertext_len: usize,
+    mac: HmacSha256,
+    tag: [u8; TAG_LEN],
+}
+
+impl Streamed {
+    /// Compares the HMAC in constant time. Stops forgery: without the signing key no altered
+    /// or invented token gets past this point, and nothing is decrypted before it.
+    fn authenticate(&self) -> Result<(), Error> {
+        self.mac
+            .clone()
+            .verify_slice(&self.tag)
+            .map_err(|_| Error::InvalidToken)
+    }
+
+    /// Decrypts the ciphertext stored at the start of `buffer` and strips the padding. A bad
+    /// padding reports the same error as a bad MAC, so it cannot serve as a padding oracle.
+    fn decrypt<'b>(&self, key: &Key, buffer: &'b mut [u8]) -> Result<&'b [u8], Error> {
+        let cipher = cbc::Decryptor::<Aes128>::new_from_slices(key.encryption(), &self.iv)
+            .map_err(|_| Error::InvalidToken)?;
+        let ciphertext = buffer
+            .get_mut(..self.ciphertext_len)
+            .ok_or(Error::InvalidToken)?;
+        cipher
+            .decrypt_padded_mut::<NoPadding>(ciphertext)
+            .map_err(|_| Error::InvalidToken)?;
+        match pkcs7_unpadded_len(ciphertext) {
+            Some(len) => ciphertext.get(..len).ok_or(Error::InvalidToken),
+            None => {
+                // Wipe what the bad padding left behind; report it like a bad MAC.
+                zeroize::Zeroize::zeroize(ciphertext);
+                Err(Error::InvalidToken)
+            }
+        }
+    }
+}
+
+/// The length of the plaintext inside PKCS#7-padded bytes, or `None` if the padding is bad:
+/// the last byte `n` must be 1 to 16 and the last `n` bytes must all equal `n`.
+fn pkcs7_unpadded_len(padded: &[u8]) -> Option<usize> {
+    let &pad = padded.last()?;
+    let pad_len = usize::from(pad);
+    if pad_len == 0 || pad_len > BLOCK_LEN {
+        return None;
+    }
+    let start = padded.len().checked_sub(pad_len)?;
+    let padding = padded.get(start..)?;
+    padding.iter().all(|&b| b == pad).then_some(start)
+}
+
+/// Decodes a token's text in chunks, routing each decoded byte to where it belongs: the header,
+/// the MAC, the stored ciphertext, the tag. Then checks version and length.
+fn stream_token(key: &Key, raw_len: usize, io: &mut impl TokenIo) -> Result<Streamed, Error> {
+    let text_len = io.text_len();
+    let mac_end = raw_len.saturating_sub(TAG_LEN);
+    let mut header = [0u8; HEADER_LEN];
+    let mut tag = [0u8; TAG_LEN];
+    let mut mac = new_mac(key);
+    let mut text = [0u8; DECODE_TEXT_CHUNK];
+    let mut raw = [0u8; DECODE_RAW_CHUNK];
+    let mut text_at = 0;
+    let mut raw_at = 0;
+    while text_at < text_len {
+        let take = DECODE_TEXT_CHUNK.min(text_len - text_at);
+        let text = text.get_mut(..take).ok_or(Error::TokenEncoding)?;
+        io.read_text(text_at, text)?;
+        text_at += take;
+        // Only the final chunk may carry padding: '=' anywhere earlier is rejected.
+        let decoded = if text_at == text_len {
+            Base64Url::decode(&*text, &mut raw)
+        } else {
+            Base64UrlUnpadded::decode(&*text, &mut raw)
+        };
+        let decoded = decoded.map_err(|_| Error::TokenEncoding)?;
+
+        if let Some((at, bytes)) = overlap(raw_at, decoded, 0..HEADER_LEN) {
+            copy_into(&mut header, at, bytes)?;
+        }
+        if let Some((_, bytes)) = overlap(raw_at, decoded, 0..mac_end) {
+            mac.update(bytes);
+        }
+        if let Some((at, bytes)) = overlap(raw_at, decoded, HEADER_LEN..mac_end) {
+            io.write_ciphertext(at, bytes)?;
+        }
+        if let Some((at, bytes)) = overlap(raw_at, decoded, mac_end..raw_len) {
+            copy_into(&mut tag, at, bytes)?;
+        }
+        raw_at += decoded.len();
+    }
+    zeroize::Zeroize::zeroize(&mut text);
+    if raw_at != raw_len {
+        return Err(Error::TokenEncoding);
+    }
+
+    let [version, t0, t1, t2, t3, t4, t5, t6, t7, iv @ ..] = header;
+    // Stops downgrade to any other format: only version 0x80 is understood.
+    if version != VERSION {
+        return Err(Error::UnsupportedVersion);
+    }
+    // Stops truncation and extension: the body must be a whole number of AES blocks.
+    if raw_len < MIN_RAW_LEN || (raw_len - OVERHEAD) % BLOCK_LEN != 0 {
+        return Err(Error::TokenLength);
+    }
+    Ok(Streamed {
+        timestamp: u64::from_be_bytes([t0, t1, t2, t3, t4, t5, t6, t7]),
+        iv,
+        ciphertext_len: raw_len - OVERHEAD,
+        mac,
+        tag,
+    })
+}
+
+/// The part of `chunk` (which starts at offset `start` of the whole) inside `range`, with its
+/// offset relative to the range's start.
+fn overlap(start: usize, chunk: &[u8], range: Range<usize>) -> Option<(usize, &[u8])> {
+    let end = start.checked_add(chunk.len())?;
+    let from = start.max(range.start);
+    let to = end.min(range.end);
+    if from >= to {
+        return None;
+    }
+    let bytes = chunk.get(from - start..to - start)?;
+    Some((from - range.start, bytes))
+}
+
+fn copy_into(dst: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), Error> {
+    let end = at.checked_add(bytes.len()).ok_or(Error::TokenEncoding)?;
+    dst.get_mut(at..end)
+        .ok_or(Error::TokenEncoding)?
+        .copy_from_slice(bytes);
+    Ok(())
+}
+
+/// Base64url encoding that accepts bytes in pieces of any size and writes straight into the
+/// output, carrying at most two bytes between pieces.
+struct Base64Writer<'o> {
+    out: &'o mut [u8],
+    written: usize,
+    carry: [u8; 3],
+    carried: usize,
+}
+
+impl<'o> Base64Writer<'o> {
+    fn new(out: &'o mut [u8]) -> Self {
+        Base64Writer {
+            out,
+            written: 0,
+            carry: [0; 3],
+            carried: 0,
+        }
+    }
+
+    fn write(&mut self, mut bytes: &[u8]) -> Result<(), Error> {
+        while self.carried > 0 && self.carried < 3 {
+            let Some((&first, rest)) = bytes.split_first() else {
+                return Ok(());
+            };
+            self.carry[self.carried] = first;
+            self.carried += 1;
+            bytes = rest;
+        }
+        if self.carried == 3 {
+            let carry = self.carry;
+            self.emit(&carry)?;
+            self.carried = 0;
+        }
+        let whole = bytes.len() - bytes.len() % 3;
+        let (body, rest) = bytes.split_at_checked(whole).ok_or(self.overflow())?;
+        self.emit(body)?;
+        self.carry[..rest.len()].copy_from_slice(rest);
+        self.carried = rest.len();
+        Ok(())
+    }
+
+    /// Encodes bytes (padding only a final partial quantum) and returns the text length.
+    fn finish(mut self) -> Result<usize, Error> {
+        let carry = self.carry;
+        let tail = carry.get(..self.carried).ok_or(self.overflow())?;
+        self.emit(tail)?;
+        Ok(self.written)
+    }
+
+    fn emit(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let len = bytes.len().div_ceil(3) * 4;
+        let end = self.written + len;
+        let overflow = self.overflow();
+        let dst = self.out.get_mut(self.written..end).ok_or(overflow)?;
+        Base64Url::encode(bytes, dst).map_err(|_| overflow)?;
+        self.written = end;
+        Ok(())
+    }
+
+    fn overflow(&self) -> Error {
+        Error::BufferTooSmall {
+            required: self.out.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC_KEY: &[u8] = b"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=";
+    const SPEC_TOKEN: &[u8] = b"gAAAAAAdwJ6wAAECAwQFBgcICQoLDA0ODy021cpGVWKZ_eEwCGM4BLLF_5CV9dOPmrhuVUPgJobwOz7JcbmrR64jVmpU4IwqDA==";
+
+    fn key() -> Key {
+        Key::parse(SPEC_KEY).unwrap()
+    }
+
+    #[test]
+    fn round_trips_every_length_across_chunk_boundaries() {
+        let plaintext: [u8; 3000] = core::array::from_fn(|i| (i * 7) as u8);
+        let mut token = [0u8; token_len(3000)];
+        let mut out = [0u8; 3000 + 16];
+        for len in (0..100).chain([767, 768, 769, 1535, 1536, 1537, 2999, 3000]) {
+            let text = encrypt(
+                &key(),
+                &plaintext[..len],
+                77,
+                &Iv::from_bytes([1; 16]),
+                &mut token,
+            )
+            .unwrap();
+            assert_eq!(text.len(), token_len(len));
+            let decrypted =
+                decrypt(&key(), text.as_bytes(), TimePolicy::Unchecked, &mut out).unwrap();
+            assert_eq!(decrypted, &plaintext[..len]);
+        }
+    }
+
+    #[test]
+    fn in_place_matches_separate() {
+        let mut buffer = [0u8; token_len(2000)];
+        let plaintext = [0xA5u8; 2000];
+        let len = encrypt(&key(), &plaintext, 5, &Iv::from_bytes([2; 16]), &mut buffer)
+            .unwrap()
+            .len();
+        let decrypted =
+            decrypt_in_place(&key(), &mut buffer[..len], TimePolicy::Unchecked).unwrap();
+        assert_eq!(decrypted, &plaintext[..]);
+    }
+
+    #[test]
+    fn too_small_buffers_report_the_size_and_write_nothing() {
+        let mut out = [0xEEu8; 99];
+        let err = encrypt(&key(), b"hello", 0, &Iv::from_bytes([0; 16]), &mut out).unwrap_err();
+        assert_eq!(err, Error::BufferTooSmall { required: 100 });
+        assert!(out.iter().all(|&b| b == 0xEE));
+
+        let mut out = [0xEEu8; 15];
+        let err = decrypt(&key(), SPEC_TOKEN, TimePolicy::Unchecked, &mut out).unwrap_err();
+        assert_eq!(err, Error::BufferTooSmall { required: 16 });
+        assert!(out.iter().all(|&b| b == 0xEE));
+        let mut out = [0u8; 16];
+        assert_eq!(
+            decrypt(&key(), SPEC_TOKEN, TimePolicy::Unchecked, &mut out).unwrap(),
+            b"hello"
+        );
+    }
+
+    #[test]
+    fn time_boundaries_are_inclusive_and_overflow_free() {
+        let policy = |ttl, now| TimePolicy::MaxAge { ttl, now };
+        assert_eq!(policy(10, 110).check(100), Ok(()));
+        assert_eq!(policy(10, 111).check(100), Err(Error::Expired));
+        assert_eq!(policy(10, 40).check(100), Ok(()));
+        assert_eq!(policy(10, 39).check(100), Err(Error::FromTheFuture));
+        assert_eq!(policy(u64::MAX, u64::MAX).check(u64::MAX), Ok(()));
+        assert_eq!(policy(60, 0).check(u64::MAX), Err(Error::FromTheFuture));
+        assert_eq!(policy(u64::MAX, u64::MAX).check(0), Ok(()));
+        assert_eq!(policy(0, u64::MAX).check(0), Err(Error::Expired));
+    }
+
+    #[test]
+    fn padding_rules() {
+        assert_eq!(pkcs7_unpadded_len(&[1, 2, 3, 1]), Some(3));
+        assert_eq!(pkcs7_unpadded_len(&[16; 16]), Some(0));
+        assert_eq!(pkcs7_unpadded_len(&[0; 16]), None);
+        assert_eq!(pkcs7_unpadded_len(&[17; 16]), None);
+        assert_eq!(pkcs7_unpadded_len(&[3, 2, 3, 3]), None);
+        assert_eq!(pkcs7_unpadded_len(&[]), None);
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_rejected() {
+        let mut token = [0u8; 100];
+        token.copy_from_slice(SPEC_TOKEN);
+        let mut out = [0u8; 64];
+        for i in 0..token.len() {
+            for bit in 0..8 {
+                let mut forged = token;
+                forged[i] ^= 1 << bit;
+                assert!(
+                    decrypt(&key(), &forged, TimePolicy::Unchecked, &mut out).is_err(),
+                    "byte {i} bit {bit}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Host package for the cross-crate integration tests in `tests/tests/`.
