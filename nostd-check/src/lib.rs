@@ -1,0 +1,248 @@
+//! Proof that `aeschat-core` needs neither `std` nor `alloc`.
+//!
+//! This crate is `#![no_std]`, defines its own panic handler, defines no global allocator, and is
+//! built as a `staticlib` with `panic = "abort"`. A static library is a final artifact, so the
+//! compiler must resolve every lang item here: if anything in the dependency tree linked `std`,
+//! its `panic_impl` would clash with the one below; if anything linked `alloc`, the build would
+//! stop for want of a global allocator. The canary features link each on purpose (see
+//! `run.sh`), which shows that the check can fail.
+//!
+//! Each exported function exercises one area of the core's public API with real inputs, so the
+//! optimiser cannot discard it, and checks the results. It returns 0 on success or the number of
+//! the first failed step, so `driver.c` can run the library and say where it went wrong.
+//!
+//! To cover a new area of the core (the session protocol, say), add one function in the same
+//! shape: a private `fn area(..) -> Result<(), i32>` that numbers its steps, and an exported
+//! `aeschat_nostd_area` wrapper that calls `status(area(..))`; then call it from `driver.c`.
+#![no_std]
+// `#[no_mangle]` counts as unsafe code; it is allowed on the exported wrappers one by one.
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+use aeschat_core::{
+    decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string, token_len,
+    verified_timestamp, Error, Iv, Key, Keyring, TimePolicy,
+};
+use core::fmt::Write;
+
+/// The longest plaintext the checks encrypt; long enough to cross the core's internal chunks.
+const MAX_PLAINTEXT: usize = 1600;
+const TOKEN_CAPACITY: usize = token_len(MAX_PLAINTEXT);
+const PLAINTEXT_CAPACITY: usize = decrypt_buffer_len(TOKEN_CAPACITY);
+
+/// Halts on a panic. The core promises never to panic, so this only has to exist.
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Keys: parsing, writing as text, and the errors for malformed text.
+#[allow(unsafe_code)]
+#[no_mangle]
+pub extern "C" fn aeschat_nostd_keys(seed: u8) -> i32 {
+    status(keys(seed))
+}
+
+/// Tokens: encrypt (into a slice and into a fixed-capacity string), decrypt, decrypt in place,
+/// the verified timestamp, and the time policy, for a plaintext of `seed % 1601` bytes.
+#[allow(unsafe_code)]
+#[no_mangle]
+pub extern "C" fn aeschat_nostd_tokens(seed: u16, now: u64) -> i32 {
+    status(tokens(seed, now))
+}
+
+/// Key rotation: decrypting with an older key of a keyring, and re-encrypting under the primary.
+#[allow(unsafe_code)]
+#[no_mangle]
+pub extern "C" fn aeschat_nostd_keyring(seed: u8, now: u64) -> i32 {
+    status(keyring(seed, now))
+}
+
+/// Errors: every message is written without a heap, through `core::fmt`.
+#[allow(unsafe_code)]
+#[no_mangle]
+pub extern "C" fn aeschat_nostd_errors() -> i32 {
+    status(errors())
+}
+
+/// Randomness from the operating system (`getrandom` feature): a new key and IV, round-tripped.
+#[cfg(feature = "getrandom")]
+#[allow(unsafe_code)]
+#[no_mangle]
+pub extern "C" fn aeschat_nostd_random(now: u64) -> i32 {
+    status(random(now))
+}
+
+/// Calls into the canary dependency, which links `std` or `alloc`: this build must fail.
+#[cfg(any(feature = "canary-std", feature = "canary-alloc"))]
+#[allow(unsafe_code)]
+#[no_mangle]
+pub extern "C" fn aeschat_nostd_canary(seed: u8) -> usize {
+    aeschat_nostd_canary::touch(seed)
+}
+
+fn status(result: Result<(), i32>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(step) => step,
+    }
+}
+
+/// Fails with `step` unless `ok`.
+fn ensure(ok: bool, step: i32) -> Result<(), i32> {
+    if ok {
+        Ok(())
+    } else {
+        Err(step)
+    }
+}
+
+fn key_bytes(seed: u8) -> [u8; 32] {
+    core::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8))
+}
+
+fn plaintext(seed: u8) -> [u8; MAX_PLAINTEXT] {
+    core::array::from_fn(|i| seed ^ (i as u8))
+}
+
+fn keys(seed: u8) -> Result<(), i32> {
+    let key = Key::from_bytes(key_bytes(seed));
+    let text = key.to_text();
+    ensure(text.as_str().len() == 44, 1)?;
+    ensure(Key::parse(text.as_bytes()) == Ok(key.clone()), 2)?;
+    let short = text.as_bytes().get(..43).ok_or(3)?;
+    ensure(Key::parse(short).err() == Some(Error::KeyLength), 4)?;
+    let mut bad = [0u8; 44];
+    bad.copy_from_slice(text.as_bytes());
+    bad[0] = b'+';
+    ensure(Key::parse(&bad).err() == Some(Error::KeyEncoding), 5)
+}
+
+fn tokens(seed: u16, now: u64) -> Result<(), i32> {
+    let byte = seed as u8;
+    let len = usize::from(seed) % (MAX_PLAINTEXT + 1);
+    let key = Key::from_bytes(key_bytes(byte));
+    let iv = Iv::from_bytes([byte ^ 0x5a; 16]);
+    let source = plaintext(byte);
+    let message = source.get(..len).ok_or(1)?;
+
+    let mut buffer = [0u8; TOKEN_CAPACITY];
+    let token = encrypt(&key, message, now, &iv, &mut buffer).map_err(|_| 2)?;
+    ensure(token.len() == token_len(len), 3)?;
+    let string = encrypt_to_string::<TOKEN_CAPACITY>(&key, message, now, &iv).map_err(|_| 4)?;
+    ensure(string.as_str() == token, 5)?;
+    let token_len = token.len();
+
+    let policy = TimePolicy::MaxAge { ttl: 60, now };
+    let mut out = [0u8; PLAINTEXT_CAPACITY];
+    let decrypted = decrypt(&key, string.as_bytes(), policy, &mut out).map_err(|_| 6)?;
+    ensure(decrypted == message, 7)?;
+    ensure(verified_timestamp(&key, string.as_bytes()) == Ok(now), 8)?;
+
+    let late = TimePolicy::MaxAge {
+        ttl: 0,
+        now: now.wrapping_add(1),
+    };
+    let expired = decrypt(&key, string.as_bytes(), late, &mut out);
+    ensure(now == u64::MAX || expired == Err(Error::Expired), 9)?;
+    let wrong_key = Key::from_bytes(key_bytes(byte.wrapping_add(1)));
+    let forged = decrypt(&wrong_key, string.as_bytes(), policy, &mut out);
+    ensure(forged == Err(Error::InvalidToken), 10)?;
+
+    let in_place = buffer.get_mut(..token_len).ok_or(11)?;
+    let decrypted = decrypt_in_place(&key, in_place, policy).map_err(|_| 12)?;
+    ensure(decrypted == message, 13)
+}
+
+fn keyring(seed: u8, now: u64) -> Result<(), i32> {
+    let old = Key::from_bytes(key_bytes(seed));
+    let new = Key::from_bytes(key_bytes(seed.wrapping_add(1)));
+    let stranger = Key::from_bytes(key_bytes(seed.wrapping_add(2)));
+    let source = plaintext(seed);
+    let message = source.get(..usize::from(seed)).ok_or(1)?;
+
+    let mut buffer = [0u8; TOKEN_CAPACITY];
+    let token = encrypt(&old, message, now, &Iv::from_bytes([seed; 16]), &mut buffer);
+    let token = token.map_err(|_| 2)?;
+
+    let older = [stranger.clone(), old];
+    let ring = Keyring::new(&new, &older);
+    let mut out = [0u8; PLAINTEXT_CAPACITY];
+    let decrypted = ring.decrypt(token.as_bytes(), TimePolicy::Unchecked, &mut out);
+    ensure(decrypted == Ok(message), 3)?;
+
+    let mut scratch = [0u8; PLAINTEXT_CAPACITY];
+    let mut rotated = [0u8; TOKEN_CAPACITY];
+    let iv = Iv::from_bytes([!seed; 16]);
+    let rotated = ring
+        .rotate(token.as_bytes(), &iv, &mut scratch, &mut rotated)
+        .map_err(|_| 4)?;
+    ensure(verified_timestamp(&new, rotated.as_bytes()) == Ok(now), 5)?;
+    ensure(
+        verified_timestamp(&older[1], rotated.as_bytes()).is_err(),
+        6,
+    )?;
+
+    let none = [stranger];
+    let outsider =
+        Keyring::new(&new, &none).decrypt(token.as_bytes(), TimePolicy::Unchecked, &mut out);
+    ensure(outsider == Err(Error::InvalidToken), 7)
+}
+
+/// A fixed buffer that `core::fmt` writes into.
+struct Text {
+    bytes: [u8; 256],
+    len: usize,
+}
+
+impl Write for Text {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(core::fmt::Error)?;
+        let dst = self.bytes.get_mut(self.len..end).ok_or(core::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+fn errors() -> Result<(), i32> {
+    let all = [
+        Error::KeyLength,
+        Error::KeyEncoding,
+        Error::TokenEncoding,
+        Error::TokenLength,
+        Error::UnsupportedVersion,
+        Error::Expired,
+        Error::FromTheFuture,
+        Error::InvalidToken,
+        Error::BufferTooSmall { required: 100 },
+        Error::MessageTooLong { max: 100 },
+        Error::Randomness,
+    ];
+    for (step, error) in (1..).zip(all) {
+        let mut text = Text {
+            bytes: [0; 256],
+            len: 0,
+        };
+        write!(text, "{error}").map_err(|_| step)?;
+        ensure(
+            text.len > 20 && text.bytes.get(text.len - 1) == Some(&b'.'),
+            step,
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "getrandom")]
+fn random(now: u64) -> Result<(), i32> {
+    let key = Key::generate().map_err(|_| 1)?;
+    let iv = Iv::random().map_err(|_| 2)?;
+    ensure(key != Key::generate().map_err(|_| 3)?, 4)?;
+    let mut buffer = [0u8; token_len(5)];
+    let token = encrypt(&key, b"hello", now, &iv, &mut buffer).map_err(|_| 5)?;
+    let mut out = [0u8; decrypt_buffer_len(token_len(5))];
+    let decrypted = decrypt(&key, token.as_bytes(), TimePolicy::Unchecked, &mut out);
+    ensure(decrypted == Ok(b"hello".as_slice()), 6)
+}
