@@ -48,6 +48,67 @@ pub enum Error {
     },
     /// The operating system's random number generator failed.
     Randomness,
+    /// A frame announced a body longer than the receiver's capacity; its body was not read.
+    FrameTooLong {
+        /// The longest frame body the receiver accepts.
+        max: usize,
+    },
+    /// The peer sent a message that is malformed or does not belong at this point.
+    UnexpectedMessage,
+    /// The peer speaks the old raw-token protocol of the project aeschat replaces.
+    LegacyPeer,
+    /// The peer does not speak the aeschat protocol at all.
+    NotAeschat,
+    /// The peer speaks a protocol version this side does not: there is no fallback.
+    UnsupportedProtocol {
+        /// The version the peer announced.
+        version: u8,
+    },
+    /// One side uses a password and the other a key file.
+    ModeMismatch,
+    /// The server announced fewer PBKDF2 iterations than this side's minimum: a downgrade.
+    IterationsTooLow {
+        /// The count the server announced.
+        announced: u32,
+        /// This side's minimum.
+        minimum: u32,
+    },
+    /// The server announced more PBKDF2 iterations than any sane setting: a denial of service.
+    IterationsTooHigh {
+        /// The count the server announced.
+        announced: u32,
+        /// The largest count accepted.
+        maximum: u32,
+    },
+    /// Key confirmation failed: the sides hold different secrets, or someone interfered.
+    AuthenticationFailed,
+    /// The server is already in a conversation and refused this connection.
+    PeerBusy,
+    /// The peer does not support this side's protocol version.
+    VersionRefused,
+    /// The client refused this server's PBKDF2 iteration count.
+    IterationsRefused,
+    /// The peer ended the handshake with an alert this side does not know.
+    PeerAborted,
+    /// A record arrived out of sequence: replayed, reordered, or one before it was lost.
+    RecordOutOfOrder {
+        /// The sequence number this side expected.
+        expected: u64,
+        /// The sequence number the record carried.
+        received: u64,
+    },
+    /// A record failed authentication: altered, from another session, or reflected back.
+    RecordRejected,
+    /// The connection ended without the peer's authenticated close.
+    Truncated,
+    /// The connection ended during the handshake.
+    HandshakeInterrupted,
+    /// The transport accepted no more bytes.
+    ConnectionClosed,
+    /// The session already ended (closed or failed); nothing more can be sent or received.
+    SessionEnded,
+    /// A call came at the wrong point of the handshake (a programming error in the caller).
+    OutOfOrderCall,
 }
 
 impl fmt::Display for Error {
@@ -92,6 +153,76 @@ impl fmt::Display for Error {
             ),
             Error::Randomness => {
                 f.write_str("The operating system's random number generator failed.")
+            }
+            Error::FrameTooLong { max } => write!(
+                f,
+                "The peer sent a message longer than the {max} bytes this side accepts; it was \
+                 not read."
+            ),
+            Error::UnexpectedMessage => f.write_str(
+                "The peer sent a malformed or unexpected message: it is not a compatible aeschat, \
+                 or someone interfered with the connection.",
+            ),
+            Error::LegacyPeer => f.write_str(
+                "The peer speaks the old raw-token chat protocol, which is insecure: upgrade it \
+                 to aeschat.",
+            ),
+            Error::NotAeschat => f.write_str("The peer does not speak the aeschat protocol."),
+            Error::UnsupportedProtocol { version } => write!(
+                f,
+                "The peer speaks aeschat protocol version {version}, which this side does not \
+                 support: use the same aeschat version on both sides."
+            ),
+            Error::ModeMismatch => f.write_str(
+                "One side uses a password and the other a key file: both must use the same kind \
+                 of secret.",
+            ),
+            Error::IterationsTooLow { announced, minimum } => write!(
+                f,
+                "The server asked for only {announced} PBKDF2 iterations, below this side's \
+                 minimum of {minimum}: refused as a possible downgrade attack."
+            ),
+            Error::IterationsTooHigh { announced, maximum } => write!(
+                f,
+                "The server asked for {announced} PBKDF2 iterations, above the maximum of \
+                 {maximum}: refused."
+            ),
+            Error::AuthenticationFailed => f.write_str(
+                "Authentication failed: the other side used a different password or key, or \
+                 someone interfered with the connection. Restart both sides with the same \
+                 password.",
+            ),
+            Error::PeerBusy => f.write_str(
+                "The server is busy with another conversation: try again when it is free.",
+            ),
+            Error::VersionRefused => f.write_str(
+                "The peer does not support this side's aeschat protocol version: use the same \
+                 aeschat version on both sides.",
+            ),
+            Error::IterationsRefused => f.write_str(
+                "The client refused this server's PBKDF2 iteration count: both sides must use \
+                 the same work factor setting.",
+            ),
+            Error::PeerAborted => f.write_str("The peer aborted the handshake."),
+            Error::RecordOutOfOrder { expected, received } => write!(
+                f,
+                "A message arrived out of order (expected number {expected}, got {received}): \
+                 it was replayed, reordered or one was lost; the session is ended."
+            ),
+            Error::RecordRejected => f.write_str(
+                "A message failed authentication: it was altered, replayed from another session \
+                 or reflected back; the session is ended.",
+            ),
+            Error::Truncated => f.write_str(
+                "The connection ended without the peer's close: messages may be missing.",
+            ),
+            Error::HandshakeInterrupted => {
+                f.write_str("The connection ended during the handshake.")
+            }
+            Error::ConnectionClosed => f.write_str("The connection was closed."),
+            Error::SessionEnded => f.write_str("The session has already ended."),
+            Error::OutOfOrderCall => {
+                f.write_str("A handshake step was called out of order (a bug in the caller).")
             }
         }
     }

@@ -95,6 +95,11 @@ impl Key {
         text
     }
 
+    /// All 32 bytes, for key derivation.
+    pub(crate) fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.bytes
+    }
+
     /// The 16-byte HMAC-SHA256 signing key.
     pub(crate) fn signing(&self) -> &[u8] {
         self.bytes.get(..16).unwrap_or(&[])

@@ -23,10 +23,28 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod driver;
 mod error;
+mod frame;
+mod handshake;
+mod kdf;
 mod key;
 mod keyring;
+mod session;
 mod token;
+mod transport;
+
+pub use driver::{handshake, read_frame, receive, send_close, send_text, SessionError};
+pub use frame::{write_frame, Frame, FrameKind, FrameReader, FRAME_HEADER_LEN};
+pub use handshake::{
+    Alert, Config, Handshake, HandshakeState, Role, Secret, DEFAULT_ITERATIONS,
+    HANDSHAKE_FRAME_LEN, MAX_ITERATIONS, NONCE_LEN, PROTOCOL_MAGIC, PROTOCOL_VERSION,
+};
+pub use session::{
+    frame_capacity, record_frame_len, Incoming, Receiver, Sender, Session, DEFAULT_FRAME_CAPACITY,
+    MAX_MESSAGE_LEN, RECORD_HEADER_LEN,
+};
+pub use transport::{Read, Write};
 
 pub use error::Error;
 pub use key::{Key, KeyText, KEY_LEN, KEY_TEXT_LEN};

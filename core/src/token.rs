@@ -179,7 +179,21 @@ pub fn encrypt<'o>(
     iv: &Iv,
     out: &'o mut [u8],
 ) -> Result<&'o str, Error> {
-    let required = token_len(plaintext.len());
+    encrypt_parts(key, &[plaintext], timestamp, iv, out)
+}
+
+/// Encrypts the concatenation of `parts` as one plaintext, without copying it together first.
+pub(crate) fn encrypt_parts<'o>(
+    key: &Key,
+    parts: &[&[u8]],
+    timestamp: u64,
+    iv: &Iv,
+    out: &'o mut [u8],
+) -> Result<&'o str, Error> {
+    let plaintext_len = parts
+        .iter()
+        .fold(0usize, |sum, part| sum.saturating_add(part.len()));
+    let required = token_len(plaintext_len);
     let too_small = Error::BufferTooSmall { required };
     let out = out.get_mut(..required).ok_or(too_small)?;
 
@@ -195,32 +209,67 @@ pub fn encrypt<'o>(
     mac.update(&header);
     text.write(&header)?;
 
-    let whole_blocks = plaintext.len() - plaintext.len() % BLOCK_LEN;
-    let (body, last) = plaintext.split_at_checked(whole_blocks).ok_or(too_small)?;
+    let mut gather = Gather { parts, offset: 0 };
     let mut chunk = [0u8; ENCRYPT_CHUNK];
-    for piece in body.chunks(ENCRYPT_CHUNK) {
-        let blocks = chunk.get_mut(..piece.len()).ok_or(too_small)?;
-        blocks.copy_from_slice(piece);
+    loop {
+        let filled = gather.fill(&mut chunk);
+        // A short chunk is the last: PKCS#7 pads it to a whole block with 1 to 16 bytes, each
+        // holding the padding length (a whole block of 16 when the plaintext fills its blocks).
+        let last = filled < ENCRYPT_CHUNK;
+        let len = if last {
+            let pad = BLOCK_LEN - filled % BLOCK_LEN;
+            let padded = filled + pad;
+            chunk
+                .get_mut(filled..padded)
+                .ok_or(too_small)?
+                .fill(pad as u8);
+            padded
+        } else {
+            filled
+        };
+        let blocks = chunk.get_mut(..len).ok_or(too_small)?;
         let (blocks_inout, _) = InOutBuf::from(&mut *blocks).into_chunks();
         cipher.encrypt_blocks_inout_mut(blocks_inout);
         mac.update(blocks);
         text.write(blocks)?;
+        if last {
+            break;
+        }
     }
-    // PKCS#7: the final block always exists and is filled with the count of padding bytes.
-    let pad = (BLOCK_LEN - last.len()) as u8;
-    let mut final_block = [pad; BLOCK_LEN];
-    final_block
-        .get_mut(..last.len())
-        .ok_or(too_small)?
-        .copy_from_slice(last);
-    cipher.encrypt_block_mut((&mut final_block).into());
-    mac.update(&final_block);
-    text.write(&final_block)?;
     text.write(&mac.finalize().into_bytes())?;
     let written = text.finish()?;
 
     let token = out.get(..written).ok_or(too_small)?;
     core::str::from_utf8(token).map_err(|_| too_small)
+}
+
+/// Reads the concatenation of several slices in pieces.
+struct Gather<'p, 'b> {
+    parts: &'p [&'b [u8]],
+    offset: usize,
+}
+
+impl Gather<'_, '_> {
+    /// Copies as many bytes as fit into `dst` and returns how many.
+    fn fill(&mut self, dst: &mut [u8]) -> usize {
+        let mut filled = 0;
+        while let Some((part, rest)) = self.parts.split_first() {
+            let available = part.get(self.offset..).unwrap_or(&[]);
+            let space = dst.get_mut(filled..).unwrap_or(&mut []);
+            let take = available.len().min(space.len());
+            if let (Some(dst), Some(src)) = (space.get_mut(..take), available.get(..take)) {
+                dst.copy_from_slice(src);
+            }
+            filled += take;
+            self.offset += take;
+            if self.offset < part.len() {
+                break; // dst is full
+            }
+            self.parts = rest;
+            self.offset = 0;
+        }
+        filled
+    }
 }
 
 /// Like [`encrypt`], but returns the token in a `heapless::String` of capacity `N`, fixed at

@@ -1,0 +1,603 @@
+//! The aeschat handshake: a sans-IO state machine that agrees on fresh session keys from a
+//! shared password (or pre-shared key) and two random nonces, and proves both sides hold the
+//! same secret before any chat text moves. `docs/PROTOCOL.md` specifies it byte by byte.
+//!
+//! Messages, in order: ClientHello → ServerHello → ClientFinished → ServerFinished.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+use crate::frame::{write_frame, Frame, FrameKind, FRAME_HEADER_LEN};
+use crate::kdf::{hkdf_expand, hkdf_extract, hmac_sha256, pbkdf2_sha256, HASH_LEN};
+use crate::session::{Receiver, Sender, Session, MAX_MESSAGE_LEN};
+use crate::{Error, Key};
+
+/// The bytes every hello starts with, so a stranger is recognised as one.
+pub const PROTOCOL_MAGIC: &[u8; 7] = b"AESCHAT";
+/// The one protocol version this implementation speaks. There is no negotiation.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// The default and minimum PBKDF2-HMAC-SHA256 iteration count (OWASP's current figure).
+pub const DEFAULT_ITERATIONS: u32 = 600_000;
+/// The largest iteration count a client accepts: a bound against denial of service.
+pub const MAX_ITERATIONS: u32 = 10_000_000;
+/// The length of each side's random nonce.
+pub const NONCE_LEN: usize = 32;
+
+const CLIENT_HELLO_LEN: usize = PROTOCOL_MAGIC.len() + 1 + 1 + NONCE_LEN + 8 + 4;
+const SERVER_HELLO_LEN: usize = CLIENT_HELLO_LEN + 4;
+const FINISHED_LEN: usize = HASH_LEN;
+/// The largest handshake frame: a buffer of this size holds any message the handshake writes.
+pub const HANDSHAKE_FRAME_LEN: usize = FRAME_HEADER_LEN + SERVER_HELLO_LEN;
+
+/// Labels for the key schedule. Every key has one purpose and one direction.
+const PBKDF2_SALT_LABEL: &[u8] = b"aeschat/1 pbkdf2 salt";
+const CLIENT_WRITE_LABEL: &[u8] = b"aeschat/1 client write key";
+const SERVER_WRITE_LABEL: &[u8] = b"aeschat/1 server write key";
+const CLIENT_CONFIRM_LABEL: &[u8] = b"aeschat/1 client confirm key";
+const SERVER_CONFIRM_LABEL: &[u8] = b"aeschat/1 server confirm key";
+
+/// Which end of the connection this side is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The side that connects; it sends the first message and checks the work factor.
+    Client,
+    /// The side that listens; it announces the work factor.
+    Server,
+}
+
+/// The shared secret both people hold.
+#[derive(Clone, Copy)]
+pub enum Secret<'a> {
+    /// A password, stretched with PBKDF2 over a salt made fresh for each session.
+    Password(&'a [u8]),
+    /// A 32-byte key from a key file: no PBKDF2, for boards where it would take minutes.
+    PreSharedKey(&'a Key),
+}
+
+impl Secret<'_> {
+    fn mode_byte(&self) -> u8 {
+        match self {
+            Secret::Password(_) => 1,
+            Secret::PreSharedKey(_) => 2,
+        }
+    }
+}
+
+impl core::fmt::Debug for Secret<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Secret::Password(_) => f.write_str("Password(..)"),
+            Secret::PreSharedKey(_) => f.write_str("PreSharedKey(..)"),
+        }
+    }
+}
+
+/// One side's settings for a handshake.
+///
+/// ```
+/// use aeschat_core::{Config, Role, Secret, DEFAULT_ITERATIONS};
+///
+/// let config = Config::new(Role::Client, Secret::Password(b"correct horse battery staple"));
+/// assert_eq!(config.iterations(), DEFAULT_ITERATIONS);
+/// let fast = config.with_insecure_iterations(1_000); // tests and benchmarks only
+/// assert_eq!(fast.iterations(), 1_000);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Config<'a> {
+    role: Role,
+    secret: Secret<'a>,
+    iterations: u32,
+    max_message_len: usize,
+}
+
+impl<'a> Config<'a> {
+    /// Settings with the default work factor (600,000 iterations, which is also the minimum a
+    /// client accepts) and the default maximum message length.
+    pub const fn new(role: Role, secret: Secret<'a>) -> Config<'a> {
+        Config {
+            role,
+            secret,
+            iterations: DEFAULT_ITERATIONS,
+            max_message_len: MAX_MESSAGE_LEN,
+        }
+    }
+
+    /// Sets the work factor a server announces and the minimum a client accepts, below the
+    /// safe default. For tests and benchmarks only: it makes offline password guessing
+    /// cheaper. Only this local call lowers the minimum; nothing received can.
+    pub const fn with_insecure_iterations(mut self, iterations: u32) -> Config<'a> {
+        self.iterations = iterations;
+        self
+    }
+
+    /// Sets the longest message this side accepts (announced to the peer, which will not send
+    /// longer ones). It must fit the frame reader's capacity: see [`crate::frame_capacity`].
+    pub const fn with_max_message_len(mut self, max_message_len: usize) -> Config<'a> {
+        self.max_message_len = max_message_len;
+        self
+    }
+
+    /// The work factor this side announces (server) or requires at least (client).
+    pub const fn iterations(&self) -> u32 {
+        self.iterations
+    }
+
+    /// This side's role.
+    pub const fn role(&self) -> Role {
+        self.role
+    }
+}
+
+/// Where a handshake stands: what it needs next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandshakeState {
+    /// Call [`Handshake::write_message`]: this side sends its hello.
+    SendHello,
+    /// Call [`Handshake::read_message`] with the peer's hello.
+    AwaitHello,
+    /// Call [`Handshake::derive_keys`]: the slow step (PBKDF2 in password mode).
+    DeriveKeys,
+    /// Call [`Handshake::write_message`]: this side sends its key confirmation.
+    SendFinished,
+    /// Call [`Handshake::read_message`] with the peer's key confirmation.
+    AwaitFinished,
+    /// Done: call [`Handshake::into_session`].
+    Established,
+    /// The handshake failed; it cannot continue.
+    Failed,
+}
+
+/// The reason one side gives up, sent unauthenticated in an alert frame. An alert can only end
+/// a handshake, never change its parameters, so forging one gains an attacker nothing beyond
+/// cutting the connection, which it can do anyway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Alert {
+    /// Key confirmation failed.
+    AuthenticationFailed = 1,
+    /// The client's protocol version is not supported.
+    UnsupportedVersion = 2,
+    /// One side uses a password, the other a key file.
+    ModeMismatch = 3,
+    /// The client refused the server's work factor.
+    IterationsRefused = 4,
+    /// The server is in another conversation.
+    Busy = 5,
+    /// A malformed or unexpected message.
+    UnexpectedMessage = 6,
+}
+
+impl Alert {
+    /// The alert to send the peer when this side fails with `error`, if the peer should hear
+    /// of it.
+    ///
+    /// ```
+    /// use aeschat_core::{Alert, Error};
+    /// assert_eq!(Alert::for_error(Error::AuthenticationFailed), Some(Alert::AuthenticationFailed));
+    /// assert_eq!(Alert::for_error(Error::LegacyPeer), None);
+    /// ```
+    pub const fn for_error(error: Error) -> Option<Alert> {
+        match error {
+            Error::AuthenticationFailed => Some(Alert::AuthenticationFailed),
+            Error::UnsupportedProtocol { .. } => Some(Alert::UnsupportedVersion),
+            Error::ModeMismatch => Some(Alert::ModeMismatch),
+            Error::IterationsTooLow { .. } | Error::IterationsTooHigh { .. } => {
+                Some(Alert::IterationsRefused)
+            }
+            Error::UnexpectedMessage | Error::NotAeschat | Error::FrameTooLong { .. } => {
+                Some(Alert::UnexpectedMessage)
+            }
+            _ => None,
+        }
+    }
+
+    /// The error this side reports when it receives an alert body.
+    pub(crate) fn received(body: &[u8]) -> Error {
+        match body {
+            [1] => Error::AuthenticationFailed,
+            [2] => Error::VersionRefused,
+            [3] => Error::ModeMismatch,
+            [4] => Error::IterationsRefused,
+            [5] => Error::PeerBusy,
+            _ => Error::PeerAborted,
+        }
+    }
+
+    /// Writes this alert as a frame into `out` (which needs 6 bytes).
+    ///
+    /// ```
+    /// use aeschat_core::Alert;
+    /// let mut out = [0u8; 6];
+    /// assert_eq!(Alert::Busy.write(&mut out)?, &[6, 0, 0, 0, 1, 5][..]);
+    /// # Ok::<(), aeschat_core::Error>(())
+    /// ```
+    pub fn write(self, out: &mut [u8]) -> Result<&[u8], Error> {
+        write_frame(FrameKind::Alert, &[self as u8], out)
+    }
+}
+
+/// The keys one session derives. Each has one purpose and one direction.
+struct SessionKeys {
+    client_write: Key,
+    server_write: Key,
+    client_confirm: [u8; HASH_LEN],
+    server_confirm: [u8; HASH_LEN],
+}
+
+impl Drop for SessionKeys {
+    fn drop(&mut self) {
+        self.client_confirm.zeroize();
+        self.server_confirm.zeroize();
+    }
+}
+
+/// One side of a handshake, driven by its [`HandshakeState`].
+///
+/// ```
+/// use aeschat_core::{Config, FrameReader, Handshake, HandshakeState, Role, Secret, HANDSHAKE_FRAME_LEN};
+///
+/// let password = Secret::Password(b"a long random passphrase");
+/// let mut client = Handshake::new(Config::new(Role::Client, password).with_insecure_iterations(1), [1; 32], 0);
+/// let mut server = Handshake::new(Config::new(Role::Server, password).with_insecure_iterations(1), [2; 32], 0);
+/// let mut wire = [0u8; HANDSHAKE_FRAME_LEN];
+/// let mut frames = FrameReader::<HANDSHAKE_FRAME_LEN>::new();
+///
+/// // Move each message from one side to the other until both are established.
+/// let mut pass = |from: &mut Handshake, to: &mut Handshake| -> Result<(), aeschat_core::Error> {
+///     let bytes = from.write_message(&mut wire)?;
+///     frames.push(bytes)?;
+///     to.read_message(frames.frame().unwrap())
+/// };
+/// pass(&mut client, &mut server)?;              // ClientHello
+/// pass(&mut server, &mut client)?;              // ServerHello
+/// client.derive_keys()?;
+/// server.derive_keys()?;
+/// pass(&mut client, &mut server)?;              // ClientFinished
+/// pass(&mut server, &mut client)?;              // ServerFinished
+/// assert_eq!(client.state(), HandshakeState::Established);
+/// assert_eq!(server.state(), HandshakeState::Established);
+/// # Ok::<(), aeschat_core::Error>(())
+/// ```
+pub struct Handshake<'a> {
+    config: Config<'a>,
+    state: HandshakeState,
+    own_nonce: [u8; NONCE_LEN],
+    own_time: u64,
+    peer_nonce: [u8; NONCE_LEN],
+    peer_time: u64,
+    peer_max_message_len: usize,
+    /// The server's announced count, once known (0 in pre-shared key mode).
+    iterations: u32,
+    /// SHA-256 over both hello frames, then its result.
+    transcript: Sha256,
+    transcript_hash: [u8; HASH_LEN],
+    keys: Option<SessionKeys>,
+}
+
+impl<'a> Handshake<'a> {
+    /// Starts a handshake. `nonce` must be fresh random bytes (never reused); `now` is this
+    /// side's clock in Unix seconds, or 0 on a board without one.
+    pub fn new(config: Config<'a>, nonce: [u8; NONCE_LEN], now: u64) -> Handshake<'a> {
+        let state = match config.role {
+            Role::Client => HandshakeState::SendHello,
+            Role::Server => HandshakeState::AwaitHello,
+        };
+        let iterations = match (config.role, config.secret) {
+            (Role::Server, Secret::Password(_)) => config.iterations,
+            _ => 0,
+        };
+        Handshake {
+            config,
+            state,
+            own_nonce: nonce,
+            own_time: now,
+            peer_nonce: [0; NONCE_LEN],
+            peer_time: 0,
+            peer_max_message_len: 0,
+            iterations,
+            transcript: Sha256::new(),
+            transcript_hash: [0; HASH_LEN],
+            keys: None,
+        }
+    }
+
+    /// What the handshake needs next.
+    pub fn state(&self) -> HandshakeState {
+        self.state
+    }
+
+    /// Writes this side's next message as a frame into `out` (at least
+    /// [`HANDSHAKE_FRAME_LEN`] bytes) and returns it.
+    pub fn write_message<'o>(&mut self, out: &'o mut [u8]) -> Result<&'o [u8], Error> {
+        let result = self.write_inner(out);
+        if let Err(error) = result {
+            if !matches!(error, Error::BufferTooSmall { .. }) {
+                self.state = HandshakeState::Failed;
+            }
+        }
+        result
+    }
+
+    /// Takes the peer's next message. Any error ends the handshake; [`Alert::for_error`] says
+    /// whether to tell the peer.
+    pub fn read_message(&mut self, frame: Frame<'_>) -> Result<(), Error> {
+        let result = self.read_inner(frame);
+        if result.is_err() {
+            self.state = HandshakeState::Failed;
+        }
+        result
+    }
+
+    /// Derives the session keys: PBKDF2 over the password (the slow part, about 0.1 s at the
+    /// default work factor on a desktop) or the pre-shared key, then HKDF over the transcript.
+    pub fn derive_keys(&mut self) -> Result<(), Error> {
+        if self.state != HandshakeState::DeriveKeys {
+            return Err(Error::OutOfOrderCall);
+        }
+        let (client_nonce, server_nonce) = match self.config.role {
+            Role::Client => (&self.own_nonce, &self.peer_nonce),
+            Role::Server => (&self.peer_nonce, &self.own_nonce),
+        };
+        let mut stretched = [0u8; HASH_LEN];
+        let master: &[u8] = match self.config.secret {
+            Secret::Password(password) => {
+                // Fresh salt per session: both nonces, so no precomputed table applies.
+                let mut salt = [0u8; PBKDF2_SALT_LABEL.len() + 2 * NONCE_LEN];
+                let (label, nonces) = salt.split_at_mut(PBKDF2_SALT_LABEL.len());
+                let (client, server) = nonces.split_at_mut(NONCE_LEN);
+                label.copy_from_slice(PBKDF2_SALT_LABEL);
+                client.copy_from_slice(client_nonce);
+                server.copy_from_slice(server_nonce);
+                stretched = pbkdf2_sha256(password, &salt, self.iterations);
+                &stretched
+            }
+            Secret::PreSharedKey(key) => key.as_bytes(),
+        };
+        let mut prk = hkdf_extract(&self.transcript_hash, master);
+        stretched.zeroize();
+        let derive = |label: &[u8]| {
+            let mut okm = [0u8; HASH_LEN];
+            hkdf_expand(&prk, label, &mut okm);
+            okm
+        };
+        let mut client_write = derive(CLIENT_WRITE_LABEL);
+        let mut server_write = derive(SERVER_WRITE_LABEL);
+        self.keys = Some(SessionKeys {
+            client_write: Key::from_bytes(client_write),
+            server_write: Key::from_bytes(server_write),
+            client_confirm: derive(CLIENT_CONFIRM_LABEL),
+            server_confirm: derive(SERVER_CONFIRM_LABEL),
+        });
+        client_write.zeroize();
+        server_write.zeroize();
+        prk.zeroize();
+        self.state = match self.config.role {
+            Role::Client => HandshakeState::SendFinished,
+            Role::Server => HandshakeState::AwaitFinished,
+        };
+        Ok(())
+    }
+
+    /// The established session, ready to split into a sending and a receiving half.
+    pub fn into_session(self) -> Result<Session, Error> {
+        if self.state != HandshakeState::Established {
+            return Err(Error::OutOfOrderCall);
+        }
+        let keys = self.keys.as_ref().ok_or(Error::OutOfOrderCall)?;
+        let (send_key, receive_key) = match self.config.role {
+            Role::Client => (&keys.client_write, &keys.server_write),
+            Role::Server => (&keys.server_write, &keys.client_write),
+        };
+        // Zero means "no clock" on either side: then there is no offset to report.
+        let peer_clock_offset = if self.own_time == 0 || self.peer_time == 0 {
+            None
+        } else {
+            let offset = i128::from(self.peer_time) - i128::from(self.own_time);
+            Some(i64::try_from(offset).unwrap_or(if offset < 0 { i64::MIN } else { i64::MAX }))
+        };
+        Ok(Session::new(
+            Sender::new(send_key.clone(), self.peer_max_message_len),
+            Receiver::new(receive_key.clone()),
+            peer_clock_offset,
+        ))
+    }
+
+    fn write_inner<'o>(&mut self, out: &'o mut [u8]) -> Result<&'o [u8], Error> {
+        match (self.state, self.config.role) {
+            (HandshakeState::SendHello, role) => {
+                let mut body = [0u8; SERVER_HELLO_LEN];
+                let len = self.hello_body(role, &mut body);
+                let hello_kind = match role {
+                    Role::Client => FrameKind::ClientHello,
+                    Role::Server => FrameKind::ServerHello,
+                };
+                let frame = write_frame(hello_kind, body.get(..len).unwrap_or(&[]), out)?;
+                self.transcript.update(frame);
+                self.state = match role {
+                    Role::Client => HandshakeState::AwaitHello,
+                    Role::Server => {
+                        self.finish_transcript();
+                        HandshakeState::DeriveKeys
+                    }
+                };
+                Ok(frame)
+            }
+            (HandshakeState::SendFinished, role) => {
+                let keys = self.keys.as_ref().ok_or(Error::OutOfOrderCall)?;
+                let (confirm_key, kind) = match role {
+                    Role::Client => (&keys.client_confirm, FrameKind::ClientFinished),
+                    Role::Server => (&keys.server_confirm, FrameKind::ServerFinished),
+                };
+                let proof = hmac_sha256(confirm_key, &[&self.transcript_hash]);
+                let frame = write_frame(kind, &proof, out)?;
+                self.state = match role {
+                    Role::Client => HandshakeState::AwaitFinished,
+                    Role::Server => HandshakeState::Established,
+                };
+                Ok(frame)
+            }
+            _ => Err(Error::OutOfOrderCall),
+        }
+    }
+
+    fn read_inner(&mut self, frame: Frame<'_>) -> Result<(), Error> {
+        let expected = match (self.state, self.config.role) {
+            (HandshakeState::AwaitHello, Role::Client) => FrameKind::ServerHello,
+            (HandshakeState::AwaitHello, Role::Server) => FrameKind::ClientHello,
+            (HandshakeState::AwaitFinished, Role::Client) => FrameKind::ServerFinished,
+            (HandshakeState::AwaitFinished, Role::Server) => FrameKind::ClientFinished,
+            _ => return Err(Error::OutOfOrderCall),
+        };
+        if frame.kind == FrameKind::Alert {
+            return Err(Alert::received(frame.body));
+        }
+        if frame.kind != expected {
+            return Err(Error::UnexpectedMessage);
+        }
+        match expected {
+            FrameKind::ClientHello | FrameKind::ServerHello => {
+                self.read_hello(frame.body)?;
+                self.transcript.update([expected as u8]);
+                self.transcript.update(frame_length(frame.body)?);
+                self.transcript.update(&*frame.body);
+                self.state = match self.config.role {
+                    Role::Client => {
+                        self.finish_transcript();
+                        HandshakeState::DeriveKeys
+                    }
+                    Role::Server => HandshakeState::SendHello,
+                };
+            }
+            _ => {
+                self.check_finished(frame.body)?;
+                self.state = match self.config.role {
+                    Role::Client => HandshakeState::Established,
+                    Role::Server => HandshakeState::SendFinished,
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes this side's hello body and returns its length.
+    fn hello_body(&self, role: Role, body: &mut [u8; SERVER_HELLO_LEN]) -> usize {
+        let (magic, rest) = body.split_at_mut(PROTOCOL_MAGIC.len());
+        magic.copy_from_slice(PROTOCOL_MAGIC);
+        let (fixed, rest) = rest.split_at_mut(2);
+        fixed.copy_from_slice(&[PROTOCOL_VERSION, self.config.secret.mode_byte()]);
+        let (nonce, rest) = rest.split_at_mut(NONCE_LEN);
+        nonce.copy_from_slice(&self.own_nonce);
+        let (time, rest) = rest.split_at_mut(8);
+        time.copy_from_slice(&self.own_time.to_be_bytes());
+        let (max_message, rest) = rest.split_at_mut(4);
+        let announced = u32::try_from(self.config.max_message_len).unwrap_or(u32::MAX);
+        max_message.copy_from_slice(&announced.to_be_bytes());
+        match role {
+            Role::Client => CLIENT_HELLO_LEN,
+            Role::Server => {
+                rest.copy_from_slice(&self.iterations.to_be_bytes());
+                SERVER_HELLO_LEN
+            }
+        }
+    }
+
+    fn read_hello(&mut self, body: &[u8]) -> Result<(), Error> {
+        let Some((magic, rest)) = body.split_first_chunk::<7>() else {
+            return Err(Error::NotAeschat);
+        };
+        if magic != PROTOCOL_MAGIC {
+            return Err(Error::NotAeschat);
+        }
+        // The version comes before anything whose layout a later version might change, and is
+        // matched exactly: no negotiation an attacker could steer to a weaker version.
+        let Some((&version, rest)) = rest.split_first() else {
+            return Err(Error::UnexpectedMessage);
+        };
+        if version != PROTOCOL_VERSION {
+            return Err(Error::UnsupportedProtocol { version });
+        }
+        let expected_len = match self.config.role {
+            Role::Client => SERVER_HELLO_LEN,
+            Role::Server => CLIENT_HELLO_LEN,
+        };
+        if body.len() != expected_len {
+            return Err(Error::UnexpectedMessage);
+        }
+        let Some((&mode, rest)) = rest.split_first() else {
+            return Err(Error::UnexpectedMessage);
+        };
+        // Stops silent fallback: a password side never talks to a key-file side.
+        if mode != self.config.secret.mode_byte() {
+            return Err(Error::ModeMismatch);
+        }
+        let (nonce, rest) = rest
+            .split_first_chunk::<NONCE_LEN>()
+            .ok_or(Error::UnexpectedMessage)?;
+        let (time, rest) = rest
+            .split_first_chunk::<8>()
+            .ok_or(Error::UnexpectedMessage)?;
+        let (max_message, rest) = rest
+            .split_first_chunk::<4>()
+            .ok_or(Error::UnexpectedMessage)?;
+        self.peer_nonce = *nonce;
+        self.peer_time = u64::from_be_bytes(*time);
+        self.peer_max_message_len =
+            usize::try_from(u32::from_be_bytes(*max_message)).unwrap_or(usize::MAX);
+        if self.config.role == Role::Client {
+            let announced = rest
+                .first_chunk::<4>()
+                .map(|b| u32::from_be_bytes(*b))
+                .ok_or(Error::UnexpectedMessage)?;
+            self.check_work_factor(announced)?;
+            self.iterations = announced;
+        }
+        Ok(())
+    }
+
+    /// Stops downgrade: the client refuses, before deriving or sending anything from the
+    /// password, a work factor below its own minimum; and a denial of service, one absurdly
+    /// above any sane setting.
+    fn check_work_factor(&self, announced: u32) -> Result<(), Error> {
+        match self.config.secret {
+            Secret::PreSharedKey(_) if announced != 0 => Err(Error::UnexpectedMessage),
+            Secret::PreSharedKey(_) => Ok(()),
+            Secret::Password(_) if announced < self.config.iterations => {
+                Err(Error::IterationsTooLow {
+                    announced,
+                    minimum: self.config.iterations,
+                })
+            }
+            Secret::Password(_) if announced > MAX_ITERATIONS => Err(Error::IterationsTooHigh {
+                announced,
+                maximum: MAX_ITERATIONS,
+            }),
+            Secret::Password(_) => Ok(()),
+        }
+    }
+
+    /// Key confirmation: stops a side without the secret (wrong password, or an attacker) from
+    /// reaching the chat. The MAC is compared in constant time.
+    fn check_finished(&self, body: &[u8]) -> Result<(), Error> {
+        let keys = self.keys.as_ref().ok_or(Error::OutOfOrderCall)?;
+        let peer_confirm = match self.config.role {
+            Role::Client => &keys.server_confirm,
+            Role::Server => &keys.client_confirm,
+        };
+        let expected = hmac_sha256(peer_confirm, &[&self.transcript_hash]);
+        if body.len() != FINISHED_LEN || !bool::from(expected.ct_eq(body)) {
+            return Err(Error::AuthenticationFailed);
+        }
+        Ok(())
+    }
+
+    fn finish_transcript(&mut self) {
+        self.transcript_hash = self.transcript.clone().finalize().into();
+    }
+}
+
+fn frame_length(body: &[u8]) -> Result<[u8; 4], Error> {
+    u32::try_from(body.len())
+        .map(u32::to_be_bytes)
+        .map_err(|_| Error::UnexpectedMessage)
+}

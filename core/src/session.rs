@@ -1,0 +1,255 @@
+//! The established session: records that carry chat text, each one Fernet token under its
+//! direction's key, numbered so that nothing can be replayed, reordered or dropped unnoticed.
+//!
+//! A record's plaintext is `type: u8 ‖ sequence: u64 big-endian ‖ body`. The session splits into
+//! a [`Sender`] and a [`Receiver`] that share nothing, so two threads can own one each.
+
+use crate::frame::{Frame, FrameKind, FRAME_HEADER_LEN};
+use crate::handshake::{Alert, HANDSHAKE_FRAME_LEN};
+use crate::token::{decrypt_in_place, encrypt_parts, token_len, Iv, TimePolicy};
+use crate::{Error, Key};
+
+/// The default longest message: 64 KiB, so a pasted block of text fits.
+pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
+/// The bytes a record adds before the message: type and sequence number.
+pub const RECORD_HEADER_LEN: usize = 1 + 8;
+
+const RECORD_TEXT: u8 = 1;
+const RECORD_CLOSE: u8 = 2;
+
+/// The frame length of a record carrying a message of `message_len` bytes: the size of the
+/// buffer [`Sender::seal_text`] writes into.
+///
+/// ```
+/// assert_eq!(aeschat_core::record_frame_len(0), 5 + 100);
+/// ```
+pub const fn record_frame_len(message_len: usize) -> usize {
+    FRAME_HEADER_LEN.saturating_add(token_len(RECORD_HEADER_LEN.saturating_add(message_len)))
+}
+
+/// The buffer size a frame reader needs to receive messages of up to `max_message_len` bytes
+/// (and every handshake message).
+///
+/// ```
+/// use aeschat_core::{frame_capacity, FrameReader};
+/// static READER: FrameReader<{ frame_capacity(256) }> = FrameReader::new();
+/// assert!(frame_capacity(256) < 512);
+/// ```
+pub const fn frame_capacity(max_message_len: usize) -> usize {
+    let record = record_frame_len(max_message_len);
+    if record > HANDSHAKE_FRAME_LEN {
+        record
+    } else {
+        HANDSHAKE_FRAME_LEN
+    }
+}
+
+/// The frame capacity for the default maximum message length.
+pub const DEFAULT_FRAME_CAPACITY: usize = frame_capacity(MAX_MESSAGE_LEN);
+
+const _: () = assert!(DEFAULT_FRAME_CAPACITY >= HANDSHAKE_FRAME_LEN);
+const _: () = assert!(record_frame_len(MAX_MESSAGE_LEN) <= u32::MAX as usize);
+
+/// An established session, before it is split.
+#[derive(Debug)]
+pub struct Session {
+    sender: Sender,
+    receiver: Receiver,
+    peer_clock_offset: Option<i64>,
+}
+
+impl Session {
+    pub(crate) fn new(sender: Sender, receiver: Receiver, peer_clock_offset: Option<i64>) -> Self {
+        Session {
+            sender,
+            receiver,
+            peer_clock_offset,
+        }
+    }
+
+    /// How far the peer's clock is ahead of this side's (negative: behind), in seconds, as the
+    /// hellos reported them; `None` if either side has no clock. Records are not rejected for
+    /// their time, so a wrong clock is diagnosed here, never mistaken for tampering.
+    pub fn peer_clock_offset(&self) -> Option<i64> {
+        self.peer_clock_offset
+    }
+
+    /// Splits into a sending and a receiving half that share nothing mutable.
+    pub fn split(self) -> (Sender, Receiver) {
+        (self.sender, self.receiver)
+    }
+}
+
+/// The sending half: seals text and the final close into record frames.
+#[derive(Debug)]
+pub struct Sender {
+    key: Key,
+    next_sequence: u64,
+    max_message_len: usize,
+    ended: bool,
+}
+
+impl Sender {
+    pub(crate) fn new(key: Key, max_message_len: usize) -> Self {
+        Sender {
+            key,
+            next_sequence: 0,
+            max_message_len,
+            ended: false,
+        }
+    }
+
+    /// The longest message the peer accepts.
+    pub fn max_message_len(&self) -> usize {
+        self.max_message_len
+    }
+
+    /// Seals `text` into a record frame in `out` ([`record_frame_len`] of its length), dated
+    /// `now`, encrypted with `iv` (fresh random bytes). A longer text than the peer accepts is
+    /// refused whole, never cut; a too-small `out` changes nothing and can be retried.
+    pub fn seal_text<'o>(
+        &mut self,
+        text: &[u8],
+        now: u64,
+        iv: &Iv,
+        out: &'o mut [u8],
+    ) -> Result<&'o [u8], Error> {
+        if text.len() > self.max_message_len {
+            return Err(Error::MessageTooLong {
+                max: self.max_message_len,
+            });
+        }
+        self.seal(RECORD_TEXT, text, now, iv, out)
+    }
+
+    /// Seals the authenticated close, after which this half sends nothing more. The peer
+    /// knows the conversation ended here and nothing after it was cut off.
+    pub fn seal_close<'o>(
+        &mut self,
+        now: u64,
+        iv: &Iv,
+        out: &'o mut [u8],
+    ) -> Result<&'o [u8], Error> {
+        let frame = self.seal(RECORD_CLOSE, &[], now, iv, out)?;
+        self.ended = true;
+        Ok(frame)
+    }
+
+    fn seal<'o>(
+        &mut self,
+        record_type: u8,
+        body: &[u8],
+        now: u64,
+        iv: &Iv,
+        out: &'o mut [u8],
+    ) -> Result<&'o [u8], Error> {
+        if self.ended {
+            return Err(Error::SessionEnded);
+        }
+        let required = record_frame_len(body.len());
+        let frame = out
+            .get_mut(..required)
+            .ok_or(Error::BufferTooSmall { required })?;
+        let (header, token_out) = frame.split_at_mut(FRAME_HEADER_LEN);
+        let mut record_header = [0u8; RECORD_HEADER_LEN];
+        record_header[0] = record_type;
+        record_header[1..].copy_from_slice(&self.next_sequence.to_be_bytes());
+        let token_len =
+            encrypt_parts(&self.key, &[&record_header, body], now, iv, token_out)?.len();
+        let token_len = u32::try_from(token_len).map_err(|_| Error::MessageTooLong {
+            max: self.max_message_len,
+        })?;
+        header[0] = FrameKind::Record as u8;
+        header[1..].copy_from_slice(&token_len.to_be_bytes());
+        // A session cannot send 2^64 records; if it ever did, numbers must not repeat.
+        match self.next_sequence.checked_add(1) {
+            Some(next) => self.next_sequence = next,
+            None => self.ended = true,
+        }
+        Ok(frame)
+    }
+}
+
+/// What a received record carried.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming<'b> {
+    /// A chat message (bytes as sent; the chat sends UTF-8).
+    Text(&'b [u8]),
+    /// The peer's authenticated close: the conversation ended cleanly, nothing is missing.
+    Closed,
+}
+
+/// The receiving half: opens record frames in order.
+#[derive(Debug)]
+pub struct Receiver {
+    key: Key,
+    next_sequence: u64,
+    ended: bool,
+}
+
+impl Receiver {
+    pub(crate) fn new(key: Key) -> Self {
+        Receiver {
+            key,
+            next_sequence: 0,
+            ended: false,
+        }
+    }
+
+    /// Verifies and decrypts a record frame in place. Any failure ends the session: skipping a
+    /// bad record would let an attacker delete messages.
+    pub fn open<'b>(&mut self, frame: Frame<'b>) -> Result<Incoming<'b>, Error> {
+        if self.ended {
+            return Err(Error::SessionEnded);
+        }
+        let result = self.open_record(frame);
+        if !matches!(result, Ok(Incoming::Text(_))) {
+            self.ended = true;
+        }
+        result
+    }
+
+    /// The error for an end of stream: a truncation unless the peer closed first.
+    pub fn end_of_stream(&mut self) -> Error {
+        if self.ended {
+            Error::SessionEnded
+        } else {
+            self.ended = true;
+            Error::Truncated
+        }
+    }
+
+    fn open_record<'b>(&mut self, frame: Frame<'b>) -> Result<Incoming<'b>, Error> {
+        match frame.kind {
+            FrameKind::Record => {}
+            FrameKind::Alert => return Err(Alert::received(frame.body)),
+            _ => return Err(Error::UnexpectedMessage),
+        }
+        // Stops tampering, records from other sessions and reflection: each direction has
+        // its own key, fresh for every session, so all of these fail authentication here.
+        // Record times are not checked: freshness comes from the keys and sequence numbers.
+        let plaintext = decrypt_in_place(&self.key, frame.body, TimePolicy::Unchecked)
+            .map_err(|_| Error::RecordRejected)?;
+        let (header, body) = plaintext
+            .split_first_chunk::<RECORD_HEADER_LEN>()
+            .ok_or(Error::UnexpectedMessage)?;
+        let [record_type, sequence @ ..] = *header;
+        let sequence = u64::from_be_bytes(sequence);
+        // Stops replay, reordering and deletion: only the exact next number is accepted.
+        if sequence != self.next_sequence {
+            return Err(Error::RecordOutOfOrder {
+                expected: self.next_sequence,
+                received: sequence,
+            });
+        }
+        self.next_sequence = self
+            .next_sequence
+            .checked_add(1)
+            .ok_or(Error::SessionEnded)?;
+        match (record_type, body) {
+            (RECORD_TEXT, text) => Ok(Incoming::Text(text)),
+            (RECORD_CLOSE, []) => Ok(Incoming::Closed),
+            _ => Err(Error::UnexpectedMessage),
+        }
+    }
+}
