@@ -4,6 +4,9 @@
 //! anything else, so a frame longer than its capacity is refused before one byte of its body is
 //! read, and it never reads past the end of the current frame, so no byte of the next is lost.
 
+// This module parses attacker-controlled bytes: no indexing that could panic, no unchecked arithmetic.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use crate::Error;
 
 /// The length of a frame header: one byte of kind, four of body length.
@@ -61,9 +64,11 @@ pub fn write_frame<'o>(kind: FrameKind, body: &[u8], out: &'o mut [u8]) -> Resul
     let too_small = Error::BufferTooSmall { required };
     let body_len = u32::try_from(body.len()).map_err(|_| too_small)?;
     let frame = out.get_mut(..required).ok_or(too_small)?;
-    let (header, rest) = frame.split_at_mut(FRAME_HEADER_LEN);
-    header[0] = kind as u8;
-    header[1..].copy_from_slice(&body_len.to_be_bytes());
+    let (header, rest) = frame
+        .split_first_chunk_mut::<FRAME_HEADER_LEN>()
+        .ok_or(too_small)?;
+    let [l0, l1, l2, l3] = body_len.to_be_bytes();
+    *header = [kind as u8, l0, l1, l2, l3];
     rest.copy_from_slice(body);
     Ok(frame)
 }
@@ -161,7 +166,7 @@ impl<const N: usize> FrameReader<N> {
                 dst.copy_from_slice(src);
             }
             self.advance(take);
-            taken += take;
+            taken = taken.saturating_add(take);
         }
     }
 
@@ -188,13 +193,13 @@ impl<const N: usize> FrameReader<N> {
     /// How many bytes the current frame needs in all: the header until it is complete, then
     /// the header and body it announces.
     fn wanted_len(&self) -> Result<usize, Error> {
-        let Some(header) = self.buffer.get(..FRAME_HEADER_LEN) else {
+        let Some(header) = self.buffer.first_chunk::<FRAME_HEADER_LEN>() else {
             return Err(Error::FrameTooLong { max: 0 });
         };
         if self.filled < FRAME_HEADER_LEN {
             return Ok(FRAME_HEADER_LEN);
         }
-        let [kind, length @ ..] = [header[0], header[1], header[2], header[3], header[4]];
+        let [kind, length @ ..] = *header;
         // The old raw-token chat sent bare Fernet tokens, which begin "gAAAA" (0x80 and a
         // timestamp's zero high bytes, in base64url): recognise it to say so plainly.
         if header == b"gAAAA" {
@@ -210,11 +215,12 @@ impl<const N: usize> FrameReader<N> {
                 max: Self::max_body_len(),
             });
         }
-        Ok(FRAME_HEADER_LEN + body_len)
+        Ok(FRAME_HEADER_LEN.saturating_add(body_len))
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

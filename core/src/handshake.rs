@@ -4,6 +4,9 @@
 //!
 //! Messages, in order: ClientHello → ServerHello → ClientFinished → ServerFinished.
 
+// This module parses attacker-controlled bytes: no indexing that could panic, no unchecked arithmetic.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
@@ -393,7 +396,7 @@ impl<'a> Handshake<'a> {
         let peer_clock_offset = if self.own_time == 0 || self.peer_time == 0 {
             None
         } else {
-            let offset = i128::from(self.peer_time) - i128::from(self.own_time);
+            let offset = i128::from(self.peer_time).saturating_sub(i128::from(self.own_time));
             Some(i64::try_from(offset).unwrap_or(if offset < 0 { i64::MIN } else { i64::MAX }))
         };
         Ok(Session::new(

@@ -1,5 +1,8 @@
 //! Key derivation: PBKDF2-HMAC-SHA256 from a password, HKDF-SHA256 (RFC 5869) for working keys.
 
+// This module parses attacker-controlled bytes: no indexing that could panic, no unchecked arithmetic.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroize;
@@ -57,6 +60,7 @@ pub(crate) fn hkdf_expand(prk: &[u8; HASH_LEN], info: &[u8], okm: &mut [u8]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

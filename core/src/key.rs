@@ -1,5 +1,8 @@
 //! Fernet keys: 32 bytes, a signing half and an encryption half, written as base64url.
 
+// This module parses attacker-controlled bytes: no indexing that could panic, no unchecked arithmetic.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use base64ct::{Base64Url, Encoding};
 use core::fmt;
 use subtle::ConstantTimeEq;

@@ -4,6 +4,9 @@
 //! A record's plaintext is `type: u8 ‖ sequence: u64 big-endian ‖ body`. The session splits into
 //! a [`Sender`] and a [`Receiver`] that share nothing, so two threads can own one each.
 
+// This module parses attacker-controlled bytes: no indexing that could panic, no unchecked arithmetic.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use crate::frame::{Frame, FrameKind, FRAME_HEADER_LEN};
 use crate::handshake::{Alert, HANDSHAKE_FRAME_LEN};
 use crate::token::{decrypt_in_place, encrypt_parts, token_len, Iv, TimePolicy};
@@ -150,17 +153,18 @@ impl Sender {
         let frame = out
             .get_mut(..required)
             .ok_or(Error::BufferTooSmall { required })?;
-        let (header, token_out) = frame.split_at_mut(FRAME_HEADER_LEN);
-        let mut record_header = [0u8; RECORD_HEADER_LEN];
-        record_header[0] = record_type;
-        record_header[1..].copy_from_slice(&self.next_sequence.to_be_bytes());
+        let (header, token_out) = frame
+            .split_first_chunk_mut::<FRAME_HEADER_LEN>()
+            .ok_or(Error::BufferTooSmall { required })?;
+        let [s0, s1, s2, s3, s4, s5, s6, s7] = self.next_sequence.to_be_bytes();
+        let record_header = [record_type, s0, s1, s2, s3, s4, s5, s6, s7];
         let token_len =
             encrypt_parts(&self.key, &[&record_header, body], now, iv, token_out)?.len();
         let token_len = u32::try_from(token_len).map_err(|_| Error::MessageTooLong {
             max: self.max_message_len,
         })?;
-        header[0] = FrameKind::Record as u8;
-        header[1..].copy_from_slice(&token_len.to_be_bytes());
+        let [l0, l1, l2, l3] = token_len.to_be_bytes();
+        *header = [FrameKind::Record as u8, l0, l1, l2, l3];
         // A session cannot send 2^64 records; if it ever did, numbers must not repeat.
         match self.next_sequence.checked_add(1) {
             Some(next) => self.next_sequence = next,

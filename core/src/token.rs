@@ -5,6 +5,9 @@
 //! Both directions stream: encryption writes base64 straight into the output, and decryption
 //! decodes, authenticates and stores the ciphertext in one pass, so neither needs a second buffer.
 
+// This module parses attacker-controlled bytes: no indexing that could panic, no unchecked arithmetic.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use aes::Aes128;
 use base64ct::{Base64Url, Base64UrlUnpadded, Encoding};
 use cbc::cipher::block_padding::NoPadding;
@@ -30,8 +33,6 @@ const BLOCK_LEN: usize = 16;
 const HEADER_LEN: usize = 1 + 8 + IV_LEN;
 const TAG_LEN: usize = 32;
 const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
-/// The shortest possible token: an empty plaintext still has one block of padding.
-const MIN_RAW_LEN: usize = OVERHEAD + BLOCK_LEN;
 
 /// Bytes of plaintext encrypted per step: a multiple of the AES block (16) and of a base64
 /// quantum (3), so whole chunks encode without carrying bytes over.
@@ -72,7 +73,7 @@ pub const fn token_len(plaintext_len: usize) -> usize {
 /// assert!(decrypt_buffer_len(token_len(1000)) >= 1000);
 /// ```
 pub const fn decrypt_buffer_len(token_len: usize) -> usize {
-    (token_len / 4 * 3).saturating_sub(OVERHEAD)
+    (token_len / 4).saturating_mul(3).saturating_sub(OVERHEAD)
 }
 
 /// An AES-CBC initialisation vector. It must be unpredictable: draw it from a secure random
@@ -217,8 +218,8 @@ pub(crate) fn encrypt_parts<'o>(
         // holding the padding length (a whole block of 16 when the plaintext fills its blocks).
         let last = filled < ENCRYPT_CHUNK;
         let len = if last {
-            let pad = BLOCK_LEN - filled % BLOCK_LEN;
-            let padded = filled + pad;
+            let pad = BLOCK_LEN.saturating_sub(filled % BLOCK_LEN);
+            let padded = filled.saturating_add(pad);
             chunk
                 .get_mut(filled..padded)
                 .ok_or(too_small)?
@@ -260,8 +261,8 @@ impl Gather<'_, '_> {
             if let (Some(dst), Some(src)) = (space.get_mut(..take), available.get(..take)) {
                 dst.copy_from_slice(src);
             }
-            filled += take;
-            self.offset += take;
+            filled = filled.saturating_add(take);
+            self.offset = self.offset.saturating_add(take);
             if self.offset < part.len() {
                 break; // dst is full
             }
@@ -418,7 +419,7 @@ fn decoded_len(text: &[u8]) -> Result<usize, Error> {
         return Err(Error::TokenEncoding);
     }
     let padding = text.iter().rev().take(2).filter(|&&c| c == b'=').count();
-    Ok((text.len() / 4 * 3).saturating_sub(padding))
+    Ok((text.len() / 4).saturating_mul(3).saturating_sub(padding))
 }
 
 /// Where a token's text comes from and its ciphertext goes.
@@ -553,10 +554,10 @@ fn stream_token(key: &Key, raw_len: usize, io: &mut impl TokenIo) -> Result<Stre
     let mut text_at = 0;
     let mut raw_at = 0;
     while text_at < text_len {
-        let take = DECODE_TEXT_CHUNK.min(text_len - text_at);
+        let take = DECODE_TEXT_CHUNK.min(text_len.saturating_sub(text_at));
         let text = text.get_mut(..take).ok_or(Error::TokenEncoding)?;
         io.read_text(text_at, text)?;
-        text_at += take;
+        text_at = text_at.saturating_add(take);
         // Only the final chunk may carry padding: '=' anywhere earlier is rejected.
         let decoded = if text_at == text_len {
             Base64Url::decode(&*text, &mut raw)
@@ -577,7 +578,7 @@ fn stream_token(key: &Key, raw_len: usize, io: &mut impl TokenIo) -> Result<Stre
         if let Some((at, bytes)) = overlap(raw_at, decoded, mac_end..raw_len) {
             copy_into(&mut tag, at, bytes)?;
         }
-        raw_at += decoded.len();
+        raw_at = raw_at.saturating_add(decoded.len());
     }
     zeroize::Zeroize::zeroize(&mut text);
     if raw_at != raw_len {
@@ -590,13 +591,16 @@ fn stream_token(key: &Key, raw_len: usize, io: &mut impl TokenIo) -> Result<Stre
         return Err(Error::UnsupportedVersion);
     }
     // Stops truncation and extension: the body must be a whole number of AES blocks.
-    if raw_len < MIN_RAW_LEN || (raw_len - OVERHEAD) % BLOCK_LEN != 0 {
+    let Some(ciphertext_len) = raw_len
+        .checked_sub(OVERHEAD)
+        .filter(|&len| len >= BLOCK_LEN && len % BLOCK_LEN == 0)
+    else {
         return Err(Error::TokenLength);
-    }
+    };
     Ok(Streamed {
         timestamp: u64::from_be_bytes([t0, t1, t2, t3, t4, t5, t6, t7]),
         iv,
-        ciphertext_len: raw_len - OVERHEAD,
+        ciphertext_len,
         mac,
         tag,
     })
@@ -611,8 +615,8 @@ fn overlap(start: usize, chunk: &[u8], range: Range<usize>) -> Option<(usize, &[
     if from >= to {
         return None;
     }
-    let bytes = chunk.get(from - start..to - start)?;
-    Some((from - range.start, bytes))
+    let bytes = chunk.get(from.checked_sub(start)?..to.checked_sub(start)?)?;
+    Some((from.checked_sub(range.start)?, bytes))
 }
 
 fn copy_into(dst: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), Error> {
@@ -647,8 +651,9 @@ impl<'o> Base64Writer<'o> {
             let Some((&first, rest)) = bytes.split_first() else {
                 return Ok(());
             };
-            self.carry[self.carried] = first;
-            self.carried += 1;
+            let overflow = self.overflow();
+            *self.carry.get_mut(self.carried).ok_or(overflow)? = first;
+            self.carried = self.carried.saturating_add(1);
             bytes = rest;
         }
         if self.carried == 3 {
@@ -656,10 +661,14 @@ impl<'o> Base64Writer<'o> {
             self.emit(&carry)?;
             self.carried = 0;
         }
-        let whole = bytes.len() - bytes.len() % 3;
+        let whole = bytes.len().saturating_sub(bytes.len() % 3);
         let (body, rest) = bytes.split_at_checked(whole).ok_or(self.overflow())?;
         self.emit(body)?;
-        self.carry[..rest.len()].copy_from_slice(rest);
+        let overflow = self.overflow();
+        self.carry
+            .get_mut(..rest.len())
+            .ok_or(overflow)?
+            .copy_from_slice(rest);
         self.carried = rest.len();
         Ok(())
     }
@@ -673,8 +682,8 @@ impl<'o> Base64Writer<'o> {
     }
 
     fn emit(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let len = bytes.len().div_ceil(3) * 4;
-        let end = self.written + len;
+        let len = bytes.len().div_ceil(3).saturating_mul(4);
+        let end = self.written.saturating_add(len);
         let overflow = self.overflow();
         let dst = self.out.get_mut(self.written..end).ok_or(overflow)?;
         Base64Url::encode(bytes, dst).map_err(|_| overflow)?;
@@ -690,6 +699,7 @@ impl<'o> Base64Writer<'o> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
