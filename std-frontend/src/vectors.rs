@@ -296,14 +296,14 @@ impl Case {
         let src = match (raw.src, raw.src_hex) {
             (Some(text), _) => Some(text.into_bytes()),
             (None, Some(hex)) => {
-                Some(decode_hex(&hex).map_err(|p| format!("malformed src_hex: {p}"))?)
+                Some(decode_hex(&hex).map_err(|p| format!("malformed case: `src_hex`: {p}"))?)
             }
             (None, None) => None,
         };
         let iv = match (raw.iv, raw.iv_hex) {
             (Some(bytes), _) => Some(bytes),
             (None, Some(hex)) => {
-                Some(decode_hex(&hex).map_err(|p| format!("malformed iv_hex: {p}"))?)
+                Some(decode_hex(&hex).map_err(|p| format!("malformed case: `iv_hex`: {p}"))?)
             }
             (None, None) => None,
         };
@@ -439,12 +439,12 @@ fn decode_hex(hex: &str) -> Result<Vec<u8>, &'static str> {
             b'0'..=b'9' => Ok(digit - b'0'),
             b'a'..=b'f' => Ok(digit - b'a' + 10),
             b'A'..=b'F' => Ok(digit - b'A' + 10),
-            _ => Err("not a hex digit"),
+            _ => Err("it holds a character that is not a hex digit"),
         }
     }
     let digits = hex.as_bytes();
     if digits.len() % 2 != 0 {
-        return Err("an odd number of hex digits");
+        return Err("it has an odd number of hex digits");
     }
     digits
         .chunks_exact(2)
