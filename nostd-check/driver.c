@@ -7,6 +7,7 @@ int32_t aeschat_nostd_keys(uint8_t seed);
 int32_t aeschat_nostd_tokens(uint16_t seed, uint64_t now);
 int32_t aeschat_nostd_keyring(uint8_t seed, uint64_t now);
 int32_t aeschat_nostd_errors(void);
+int32_t aeschat_nostd_session(uint8_t seed, _Bool password);
 #ifdef AESCHAT_GETRANDOM
 int32_t aeschat_nostd_random(uint64_t now);
 #endif
@@ -33,6 +34,10 @@ int main(void) {
     }
     expect("tokens", 1600, aeschat_nostd_tokens(1600, 1700000000u));
     expect("errors", 0, aeschat_nostd_errors());
+    for (unsigned seed = 0; seed < 8; seed++) {
+        expect("session (key file)", seed, aeschat_nostd_session((uint8_t)seed, 0));
+        expect("session (password)", seed, aeschat_nostd_session((uint8_t)seed, 1));
+    }
 #ifdef AESCHAT_GETRANDOM
     for (unsigned i = 0; i < 16; i++) {
         expect("random", i, aeschat_nostd_random(times[i % 5]));

@@ -48,8 +48,10 @@ impl<'k> Keyring<'k> {
     }
 
     /// Re-encrypts a token under the primary key with a fresh IV, keeping its original timestamp
-    /// (no time check, as in the reference). `scratch` holds the plaintext meanwhile and is wiped
-    /// afterwards; `out` receives the new token.
+    /// (no time check, as in the reference). `scratch` holds the plaintext meanwhile (it needs
+    /// [`crate::decrypt_buffer_len`]`(token.len())` bytes) and is wiped afterwards; `out`
+    /// receives the new token ([`crate::token_len`] of the plaintext length; at most
+    /// `token_len(decrypt_buffer_len(token.len()))` bytes, so that size always suffices).
     ///
     /// ```
     /// use aeschat_core::{encrypt, token_len, verified_timestamp, Iv, Key, Keyring};
@@ -73,9 +75,10 @@ impl<'k> Keyring<'k> {
         out: &'o mut [u8],
     ) -> Result<&'o str, Error> {
         let (timestamp, range) = self.open(token, TimePolicy::Unchecked, scratch)?;
-        let plaintext = scratch.get(range.clone()).ok_or(Error::InvalidToken)?;
+        let plaintext = scratch.get(range).ok_or(Error::InvalidToken)?;
         let rotated = token::encrypt(self.primary, plaintext, timestamp, iv, out);
-        zeroize::Zeroize::zeroize(scratch.get_mut(range).unwrap_or(&mut []));
+        // Wipe all of it: the padding bytes after the plaintext were decrypted there too.
+        zeroize::Zeroize::zeroize(scratch);
         rotated
     }
 

@@ -290,13 +290,14 @@ pub fn encrypt_to_string<const N: usize>(
     timestamp: u64,
     iv: &Iv,
 ) -> Result<heapless::String<N>, Error> {
-    let mut buffer = [0u8; N];
-    let token = encrypt(key, plaintext, timestamp, iv, &mut buffer)?;
-    let mut string = heapless::String::new();
-    string.push_str(token).map_err(|_| Error::BufferTooSmall {
-        required: token.len(),
-    })?;
-    Ok(string)
+    // Encrypt straight into the string's own storage: no second N-byte buffer on the stack.
+    let mut bytes = heapless::Vec::<u8, N>::new();
+    bytes
+        .resize(N, 0)
+        .map_err(|()| Error::BufferTooSmall { required: N })?;
+    let len = encrypt(key, plaintext, timestamp, iv, &mut bytes)?.len();
+    bytes.truncate(len);
+    heapless::String::from_utf8(bytes).map_err(|_| Error::BufferTooSmall { required: len })
 }
 
 /// Verifies `token` and decrypts it into `out`, returning the plaintext at the start of `out`.
@@ -327,7 +328,9 @@ pub fn decrypt<'o>(
 }
 
 /// Verifies and decrypts the token held in `buffer` in place, returning the plaintext at the
-/// start of `buffer`. For callers who can afford only one buffer.
+/// start of `buffer`. For callers who can afford only one buffer. The token text is consumed:
+/// after any failure past the encoding check the buffer holds intermediate bytes, so a caller
+/// who wants to try another key keeps a copy or uses [`decrypt`].
 ///
 /// ```
 /// use aeschat_core::{decrypt_in_place, Key, TimePolicy};

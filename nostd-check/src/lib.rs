@@ -20,8 +20,9 @@
 #![deny(missing_docs)]
 
 use aeschat_core::{
-    decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string, token_len,
-    verified_timestamp, Error, Iv, Key, Keyring, TimePolicy,
+    decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string, frame_capacity,
+    record_frame_len, token_len, verified_timestamp, Config, Error, FrameReader, Handshake,
+    HandshakeState, Incoming, Iv, Key, Keyring, Role, Secret, TimePolicy, HANDSHAKE_FRAME_LEN,
 };
 use core::fmt::Write;
 
@@ -58,6 +59,15 @@ pub extern "C" fn aeschat_nostd_tokens(seed: u16, now: u64) -> i32 {
 #[no_mangle]
 pub extern "C" fn aeschat_nostd_keyring(seed: u8, now: u64) -> i32 {
     status(keyring(seed, now))
+}
+
+/// The session protocol: a whole handshake between a client and a server driven sans-IO in
+/// one thread, then text records both ways and the authenticated close. `password` selects a
+/// password (at a low work factor) rather than a pre-shared key.
+#[allow(unsafe_code)]
+#[no_mangle]
+pub extern "C" fn aeschat_nostd_session(seed: u8, password: bool) -> i32 {
+    status(session(seed, password))
 }
 
 /// Errors: every message is written without a heap, through `core::fmt`.
@@ -245,4 +255,84 @@ fn random(now: u64) -> Result<(), i32> {
     let mut out = [0u8; decrypt_buffer_len(token_len(5))];
     let decrypted = decrypt(&key, token.as_bytes(), TimePolicy::Unchecked, &mut out);
     ensure(decrypted == Ok(b"hello".as_slice()), 6)
+}
+
+/// The longest message the session check sends: a small board's limit.
+const SESSION_MESSAGE: usize = 256;
+const SESSION_FRAME: usize = frame_capacity(SESSION_MESSAGE);
+
+/// Moves one handshake message from `from` to `to` through a frame reader, as a wire would.
+fn pass(
+    from: &mut Handshake<'_>,
+    to: &mut Handshake<'_>,
+    frames: &mut FrameReader<SESSION_FRAME>,
+    step: i32,
+) -> Result<(), i32> {
+    let mut wire = [0u8; HANDSHAKE_FRAME_LEN];
+    let message = from.write_message(&mut wire).map_err(|_| step)?;
+    ensure(frames.push(message) == Ok(message.len()), step)?;
+    let frame = frames.frame().ok_or(step)?;
+    to.read_message(frame).map_err(|_| step)
+}
+
+fn session(seed: u8, password: bool) -> Result<(), i32> {
+    let key = Key::from_bytes(key_bytes(seed));
+    let secret = if password {
+        Secret::Password(b"correct horse battery staple")
+    } else {
+        Secret::PreSharedKey(&key)
+    };
+    let config = |role| {
+        Config::new(role, secret)
+            .with_insecure_iterations(2)
+            .with_max_message_len(SESSION_MESSAGE)
+    };
+    let mut client = Handshake::new(config(Role::Client), [seed; 32], 0);
+    let mut server = Handshake::new(config(Role::Server), [!seed; 32], 0);
+    let mut frames = FrameReader::<SESSION_FRAME>::new();
+
+    pass(&mut client, &mut server, &mut frames, 1)?;
+    pass(&mut server, &mut client, &mut frames, 2)?;
+    client.derive_keys().map_err(|_| 3)?;
+    server.derive_keys().map_err(|_| 4)?;
+    pass(&mut client, &mut server, &mut frames, 5)?;
+    pass(&mut server, &mut client, &mut frames, 6)?;
+    ensure(client.state() == HandshakeState::Established, 7)?;
+    let (mut client_sender, mut client_receiver) = client.into_session().map_err(|_| 8)?.split();
+    let (mut server_sender, mut server_receiver) = server.into_session().map_err(|_| 9)?.split();
+
+    let mut wire = [0u8; record_frame_len(SESSION_MESSAGE)];
+    let text = plaintext(seed);
+    for (round, len) in [0, 1, 15, 16, SESSION_MESSAGE].into_iter().enumerate() {
+        let message = text.get(..len).ok_or(10)?;
+        let iv = Iv::from_bytes([round as u8; 16]);
+        let record = client_sender
+            .seal_text(message, 0, &iv, &mut wire)
+            .map_err(|_| 11)?;
+        ensure(frames.push(record) == Ok(record.len()), 12)?;
+        let opened = server_receiver.open(frames.frame().ok_or(13)?);
+        ensure(opened == Ok(Incoming::Text(message)), 14)?;
+
+        let record = server_sender
+            .seal_text(message, 0, &iv, &mut wire)
+            .map_err(|_| 15)?;
+        ensure(frames.push(record) == Ok(record.len()), 16)?;
+        let opened = client_receiver.open(frames.frame().ok_or(17)?);
+        ensure(opened == Ok(Incoming::Text(message)), 18)?;
+    }
+    let too_long = text.get(..=SESSION_MESSAGE).ok_or(19)?;
+    let refused = client_sender.seal_text(too_long, 0, &Iv::from_bytes([0; 16]), &mut wire);
+    ensure(
+        refused.err()
+            == Some(Error::MessageTooLong {
+                max: SESSION_MESSAGE,
+            }),
+        20,
+    )?;
+    let close = client_sender
+        .seal_close(0, &Iv::from_bytes([9; 16]), &mut wire)
+        .map_err(|_| 21)?;
+    ensure(frames.push(close) == Ok(close.len()), 22)?;
+    let opened = server_receiver.open(frames.frame().ok_or(23)?);
+    ensure(opened == Ok(Incoming::Closed), 24)
 }
