@@ -32,6 +32,8 @@ enum Command {
     Server(chat::ServerArgs),
     /// Connect to a waiting peer, then chat.
     Client(chat::ClientArgs),
+    /// Print a strong random passphrase for the chat (9 words, 81 bits of entropy).
+    Passphrase(chat::PassphraseArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,5 +57,6 @@ fn main() -> ExitCode {
         Command::Vectors(args) => vectors::run(args),
         Command::Server(args) => chat::server(args),
         Command::Client(args) => chat::client(args),
+        Command::Passphrase(args) => chat::passphrase(args),
     }
 }

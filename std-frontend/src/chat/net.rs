@@ -1,0 +1,321 @@
+//! The network: addresses as people type them, listening and connecting with a time limit, and
+//! the two halves of a TCP connection as the core's `Read` and `Write`.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs,
+};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use super::Failure;
+
+/// The port the chat uses when none is given.
+pub(super) const DEFAULT_PORT: u16 = 7878;
+
+/// A host (IPv4, IPv6 or name) and a port, as given on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    host: String,
+    port: u16,
+}
+
+impl Endpoint {
+    pub(super) fn new(host: &str, port: u16) -> Endpoint {
+        Endpoint {
+            host: host.to_owned(),
+            port,
+        }
+    }
+
+    /// Every address the host resolves to, in the resolver's order.
+    fn resolve(&self) -> Result<Vec<SocketAddr>, Failure> {
+        let addresses: Vec<SocketAddr> = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|err| Failure::other(format!("cannot resolve \"{}\": {err}", self.host)))?
+            .collect();
+        if addresses.is_empty() {
+            return Err(Failure::other(format!(
+                "\"{}\" has no address to use",
+                self.host
+            )));
+        }
+        Ok(addresses)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Parses `HOST:PORT`, `[IPv6]:PORT`, a bare IP address or host name (default port), or a bare
+/// port number (all interfaces).
+impl FromStr for Endpoint {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Endpoint, String> {
+        if text.is_empty() {
+            return Err("the address is empty".to_owned());
+        }
+        if let Ok(port) = text.parse::<u16>() {
+            return Ok(Endpoint::new("::", port));
+        }
+        if let Ok(address) = text.parse::<SocketAddr>() {
+            return Ok(Endpoint::new(&address.ip().to_string(), address.port()));
+        }
+        if let Ok(ip) = text.parse::<IpAddr>() {
+            return Ok(Endpoint::new(&ip.to_string(), DEFAULT_PORT));
+        }
+        if let Some(inside) = text.strip_prefix('[') {
+            let (host, rest) = inside
+                .split_once(']')
+                .ok_or("an IPv6 address in brackets lacks its closing ']'")?;
+            host.parse::<Ipv6Addr>()
+                .map_err(|_| format!("\"{host}\" is not an IPv6 address"))?;
+            let port = match rest {
+                "" => DEFAULT_PORT,
+                _ => parse_port(rest.strip_prefix(':').ok_or("expected ':PORT' after ']'")?)?,
+            };
+            return Ok(Endpoint::new(host, port));
+        }
+        let (host, port) = match text.rsplit_once(':') {
+            Some((host, port)) => (host, parse_port(port)?),
+            None => (text, DEFAULT_PORT),
+        };
+        if host.is_empty() || host.contains(':') || host.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "\"{text}\" is not HOST:PORT (write an IPv6 address as [ADDRESS]:PORT)"
+            ));
+        }
+        Ok(Endpoint::new(host, port))
+    }
+}
+
+fn parse_port(text: &str) -> Result<u16, String> {
+    text.parse()
+        .map_err(|_| format!("\"{text}\" is not a port number (0 to 65535)"))
+}
+
+/// Binds the listening socket. Without an address: every interface, IPv6 and IPv4 together
+/// where the system allows a dual-stack socket, else IPv4 only.
+pub(super) fn listen(endpoint: Option<&Endpoint>) -> Result<TcpListener, Failure> {
+    let all_interfaces = Endpoint::new("::", DEFAULT_PORT);
+    let endpoint = endpoint.unwrap_or(&all_interfaces);
+    let mut candidates = endpoint.resolve()?;
+    if endpoint.host == "::" {
+        // "::" is every IPv6 interface and, on a dual-stack system, every IPv4 one too; where
+        // IPv6 is switched off, all IPv4 interfaces are the next best thing.
+        candidates.push(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), endpoint.port));
+    }
+    let mut last_error = None;
+    for address in &candidates {
+        match TcpListener::bind(address) {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last_error = Some((address, err)),
+        }
+    }
+    let (address, err) = last_error.expect("resolve returns at least one address");
+    Err(Failure::other(format!("cannot listen on {address}: {err}")))
+}
+
+/// Connects to the first address of `endpoint` that answers within `timeout` each.
+pub(super) fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<TcpStream, Failure> {
+    let mut last_error = None;
+    for address in endpoint.resolve()? {
+        match TcpStream::connect_timeout(&address, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(err) => last_error = Some((address, err)),
+        }
+    }
+    let (address, err) = last_error.expect("resolve returns at least one address");
+    let reason = match err.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            format!("no answer within {}", seconds(timeout))
+        }
+        _ => err.to_string(),
+    };
+    Err(Failure::other(format!(
+        "cannot connect to {endpoint} ({address}): {reason}"
+    )))
+}
+
+/// Durations as people read them: "30 s", "1.5 s".
+pub(super) fn seconds(duration: Duration) -> String {
+    format!("{} s", duration.as_secs_f64())
+}
+
+/// The receiving half of a connection. During the handshake it enforces one deadline for the
+/// whole exchange, so a peer that sends a byte now and then cannot hold the server forever.
+pub(super) struct TcpReader {
+    stream: TcpStream,
+    deadline: Option<(Instant, Duration)>,
+}
+
+/// The sending half of a connection. A peer that stops reading makes a write fail after the
+/// time limit instead of blocking this side forever.
+pub(super) struct TcpWriter {
+    stream: TcpStream,
+    limit: Duration,
+}
+
+/// Splits `stream` into halves for two threads. Until [`TcpReader::end_deadline`], reads must
+/// complete within `limit` from now in total; writes always within `limit` each.
+pub(super) fn halves(stream: &TcpStream, limit: Duration) -> io::Result<(TcpReader, TcpWriter)> {
+    stream.set_write_timeout(Some(limit))?;
+    // Nagle's algorithm would hold back small chat lines waiting for more.
+    stream.set_nodelay(true)?;
+    let reader = TcpReader {
+        stream: stream.try_clone()?,
+        deadline: Some((Instant::now() + limit, limit)),
+    };
+    let writer = TcpWriter {
+        stream: stream.try_clone()?,
+        limit,
+    };
+    Ok((reader, writer))
+}
+
+impl TcpReader {
+    /// Lifts the handshake deadline: an established conversation may be quiet for hours.
+    pub(super) fn end_deadline(&mut self) -> io::Result<()> {
+        self.deadline = None;
+        self.stream.set_read_timeout(None)
+    }
+}
+
+impl aeschat_core::Read for TcpReader {
+    type Error = io::Error;
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some((deadline, limit)) = self.deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "the peer did not complete the handshake within {}",
+                            seconds(limit)
+                        ),
+                    ));
+                }
+                self.stream.set_read_timeout(Some(left))?;
+            }
+            match self.stream.read(buf) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                // The socket's timeout fired: the loop reports the deadline.
+                Err(err)
+                    if self.deadline.is_some()
+                        && matches!(
+                            err.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) => {}
+                result => return result,
+            }
+        }
+    }
+}
+
+impl aeschat_core::Write for TcpWriter {
+    type Error = io::Error;
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.write(buf) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the peer took no data for {}", seconds(self.limit)),
+                    ))
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+impl TcpWriter {
+    /// Ends this side's direction (TCP FIN) after everything written so far.
+    pub(super) fn finish(&self) {
+        // The connection may already be gone; there is nothing left to tell anyone then.
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    /// Ends the connection both ways now, which also wakes a thread blocked reading it.
+    pub(super) fn abort(&self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Endpoint, DEFAULT_PORT};
+
+    fn parse(text: &str) -> Result<Endpoint, String> {
+        text.parse()
+    }
+
+    #[test]
+    fn addresses_parse_as_people_write_them() {
+        assert_eq!(
+            parse("127.0.0.1:9000"),
+            Ok(Endpoint::new("127.0.0.1", 9000))
+        );
+        assert_eq!(parse("[::1]:9000"), Ok(Endpoint::new("::1", 9000)));
+        assert_eq!(parse("[::1]"), Ok(Endpoint::new("::1", DEFAULT_PORT)));
+        assert_eq!(parse("::1"), Ok(Endpoint::new("::1", DEFAULT_PORT)));
+        assert_eq!(
+            parse("10.0.0.2"),
+            Ok(Endpoint::new("10.0.0.2", DEFAULT_PORT))
+        );
+        assert_eq!(
+            parse("example.org:80"),
+            Ok(Endpoint::new("example.org", 80))
+        );
+        assert_eq!(
+            parse("localhost"),
+            Ok(Endpoint::new("localhost", DEFAULT_PORT))
+        );
+        assert_eq!(parse("0"), Ok(Endpoint::new("::", 0)));
+        assert_eq!(parse("host:0"), Ok(Endpoint::new("host", 0)));
+    }
+
+    #[test]
+    fn bad_addresses_are_refused() {
+        for bad in [
+            "",
+            "host:",
+            "host:70000",
+            "[::1",
+            "[nothost]:1",
+            "a b:1",
+            ":80",
+            "[::1]x",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn endpoints_display_with_brackets_for_ipv6() {
+        assert_eq!(Endpoint::new("::1", 7).to_string(), "[::1]:7");
+        assert_eq!(Endpoint::new("localhost", 7).to_string(), "localhost:7");
+    }
+}
