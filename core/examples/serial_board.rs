@@ -7,7 +7,9 @@
 //! every frame arrives in many pieces, as it does on a real serial port.
 //!
 //! Only `main` and the log printing use `std`; the session path (`Node` and everything under it)
-//! would compile unchanged in a `#![no_std]` firmware crate.
+//! would compile unchanged in a `#![no_std]` firmware crate. Here each board lives in the stack
+//! frame of `run`; on a board it would sit in a `static` (through a `StaticCell` or the like) or in
+//! the frame of a `main` that never returns, so its size is known at link time.
 //!
 //! Run it with `cargo run -p aeschat-core --example serial_board`; `cargo test` runs the same
 //! scenarios as a test, and any unexpected outcome panics.
