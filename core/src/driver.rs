@@ -2,9 +2,9 @@
 
 use core::fmt;
 
-use crate::frame::{Frame, FrameReader};
+use crate::frame::{Frame, FrameKind, FrameReader};
 use crate::handshake::{Alert, Handshake, HandshakeState, HANDSHAKE_FRAME_LEN};
-use crate::session::{Incoming, Receiver, Sender, Session};
+use crate::session::{frame_capacity, Incoming, Receiver, Sender, Session};
 use crate::token::Iv;
 use crate::transport::{Read, Write};
 use crate::Error;
@@ -64,6 +64,11 @@ where
     R: Read,
     W: Write<Error = R::Error>,
 {
+    // The frame reader must hold the longest message this side announces it accepts.
+    let required = frame_capacity(handshake.config().max_message_len());
+    if N < required {
+        return Err(Error::BufferTooSmall { required }.into());
+    }
     let mut out = [0u8; HANDSHAKE_FRAME_LEN];
     loop {
         match handshake.state() {
@@ -73,17 +78,29 @@ where
                 writer.flush().map_err(SessionError::Transport)?;
             }
             HandshakeState::AwaitHello | HandshakeState::AwaitFinished => {
+                let first = handshake.state() == HandshakeState::AwaitHello;
                 let frame = match read_frame(reader, frames) {
                     Ok(Some(frame)) => frame,
                     Ok(None) => return Err(Error::HandshakeInterrupted.into()),
                     Err(SessionError::Protocol(Error::Truncated)) => {
                         return Err(Error::HandshakeInterrupted.into())
                     }
+                    // A first frame of no known kind comes from a stranger, not from a broken
+                    // aeschat: say so.
+                    Err(SessionError::Protocol(Error::UnexpectedMessage)) if first => {
+                        return Err(alert_peer(writer, Error::NotAeschat))
+                    }
                     Err(SessionError::Protocol(error)) => return Err(alert_peer(writer, error)),
                     Err(transport) => return Err(transport),
                 };
+                // An alert is the peer's last word: answering it with another would only echo.
+                let from_alert = frame.kind == FrameKind::Alert;
                 if let Err(error) = handshake.read_message(frame) {
-                    return Err(alert_peer(writer, error));
+                    return Err(if from_alert {
+                        error.into()
+                    } else {
+                        alert_peer(writer, error)
+                    });
                 }
             }
             HandshakeState::DeriveKeys => handshake.derive_keys()?,

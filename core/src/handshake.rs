@@ -91,6 +91,7 @@ pub struct Config<'a> {
     role: Role,
     secret: Secret<'a>,
     iterations: u32,
+    max_iterations: u32,
     max_message_len: usize,
 }
 
@@ -102,15 +103,25 @@ impl<'a> Config<'a> {
             role,
             secret,
             iterations: DEFAULT_ITERATIONS,
+            max_iterations: MAX_ITERATIONS,
             max_message_len: MAX_MESSAGE_LEN,
         }
     }
 
     /// Sets the work factor a server announces and the minimum a client accepts, below the
     /// safe default. For tests and benchmarks only: it makes offline password guessing
-    /// cheaper. Only this local call lowers the minimum; nothing received can.
+    /// cheaper. Only this local call lowers the minimum; nothing received can. PBKDF2 is
+    /// undefined for zero iterations, so 0 counts as 1.
     pub const fn with_insecure_iterations(mut self, iterations: u32) -> Config<'a> {
-        self.iterations = iterations;
+        self.iterations = if iterations == 0 { 1 } else { iterations };
+        self
+    }
+
+    /// Sets the largest work factor a client accepts (default [`MAX_ITERATIONS`]): a board
+    /// where even that many iterations would take hours sets its own, lower ceiling, so a fake
+    /// server cannot keep it busy.
+    pub const fn with_max_iterations(mut self, max_iterations: u32) -> Config<'a> {
+        self.max_iterations = max_iterations;
         self
     }
 
@@ -129,6 +140,11 @@ impl<'a> Config<'a> {
     /// This side's role.
     pub const fn role(&self) -> Role {
         self.role
+    }
+
+    /// The longest message this side accepts.
+    pub const fn max_message_len(&self) -> usize {
+        self.max_message_len
     }
 }
 
@@ -310,6 +326,11 @@ impl<'a> Handshake<'a> {
         self.state
     }
 
+    /// This side's settings.
+    pub fn config(&self) -> &Config<'a> {
+        &self.config
+    }
+
     /// Writes this side's next message as a frame into `out` (at least
     /// [`HANDSHAKE_FRAME_LEN`] bytes) and returns it.
     pub fn write_message<'o>(&mut self, out: &'o mut [u8]) -> Result<&'o [u8], Error> {
@@ -401,7 +422,7 @@ impl<'a> Handshake<'a> {
         };
         Ok(Session::new(
             Sender::new(send_key.clone(), self.peer_max_message_len),
-            Receiver::new(receive_key.clone()),
+            Receiver::new(receive_key.clone(), self.config.max_message_len),
             peer_clock_offset,
         ))
     }
@@ -565,16 +586,18 @@ impl<'a> Handshake<'a> {
         match self.config.secret {
             Secret::PreSharedKey(_) if announced != 0 => Err(Error::UnexpectedMessage),
             Secret::PreSharedKey(_) => Ok(()),
-            Secret::Password(_) if announced < self.config.iterations => {
+            Secret::Password(_) if announced < self.config.iterations.max(1) => {
                 Err(Error::IterationsTooLow {
                     announced,
-                    minimum: self.config.iterations,
+                    minimum: self.config.iterations.max(1),
                 })
             }
-            Secret::Password(_) if announced > MAX_ITERATIONS => Err(Error::IterationsTooHigh {
-                announced,
-                maximum: MAX_ITERATIONS,
-            }),
+            Secret::Password(_) if announced > self.config.max_iterations => {
+                Err(Error::IterationsTooHigh {
+                    announced,
+                    maximum: self.config.max_iterations,
+                })
+            }
             Secret::Password(_) => Ok(()),
         }
     }

@@ -188,14 +188,16 @@ pub enum Incoming<'b> {
 pub struct Receiver {
     key: Key,
     next_sequence: u64,
+    max_message_len: usize,
     ended: bool,
 }
 
 impl Receiver {
-    pub(crate) fn new(key: Key) -> Self {
+    pub(crate) fn new(key: Key, max_message_len: usize) -> Self {
         Receiver {
             key,
             next_sequence: 0,
+            max_message_len,
             ended: false,
         }
     }
@@ -226,7 +228,10 @@ impl Receiver {
     fn open_record<'b>(&mut self, frame: Frame<'b>) -> Result<Incoming<'b>, Error> {
         match frame.kind {
             FrameKind::Record => {}
-            FrameKind::Alert => return Err(Alert::received(frame.body)),
+            // The one alert that can follow a handshake: the client rejected the server's key
+            // confirmation after the server had finished. Later, an (unauthenticated) alert
+            // could only be forged, so it must not pass for a wrong password.
+            FrameKind::Alert if self.next_sequence == 0 => return Err(Alert::received(frame.body)),
             _ => return Err(Error::UnexpectedMessage),
         }
         // Stops tampering, records from other sessions and reflection: each direction has
@@ -251,6 +256,10 @@ impl Receiver {
             .checked_add(1)
             .ok_or(Error::SessionEnded)?;
         match (record_type, body) {
+            // The peer was told this side's limit and must keep to it.
+            (RECORD_TEXT, text) if text.len() > self.max_message_len => {
+                Err(Error::UnexpectedMessage)
+            }
             (RECORD_TEXT, text) => Ok(Incoming::Text(text)),
             (RECORD_CLOSE, []) => Ok(Incoming::Closed),
             _ => Err(Error::UnexpectedMessage),
