@@ -2,7 +2,8 @@
 
 use aeschat_core::Role;
 
-use super::conversation::{self, Ending, Frames, Input};
+use super::conversation::{self, Ending, Frames};
+use super::events::Events;
 use super::handshake::{establish, warn_about_iterations};
 use super::net::{self, Endpoint};
 use super::{secret, terminal, ClientArgs, Failure};
@@ -40,13 +41,13 @@ pub(super) fn run(args: ClientArgs) -> Result<(), Failure> {
 
     terminal::status(&format!("[+] Connected to the server at {server}"));
     terminal::status(super::TYPING_HINT);
-    let mut input = Input::from_stdin()?;
+    let mut events = Events::start()?;
     match conversation::run(
         session,
         reader,
         writer,
         frames,
-        &mut input,
+        &mut events,
         "Server",
         common.timeout,
     ) {

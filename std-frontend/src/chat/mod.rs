@@ -7,6 +7,7 @@
 
 mod client;
 mod conversation;
+mod events;
 mod handshake;
 mod net;
 mod passphrase;

@@ -9,13 +9,14 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use aeschat_core::{Alert, Error, Role};
 
-use super::conversation::{self, Ending, Frames, Input};
+use super::conversation::{self, Ending, Frames};
+use super::events::{Events, Handover};
 use super::handshake::{establish, warn_about_iterations};
 use super::net;
 use super::secret::{self, SharedSecret};
@@ -32,9 +33,6 @@ const IDLE: u8 = 0;
 const TALKING: u8 = 1;
 const COOLING_DOWN: u8 = 2;
 
-/// Connections the accept thread hands to the main thread.
-type Connection = (TcpStream, SocketAddr);
-
 pub(super) fn run(args: ServerArgs) -> Result<(), Failure> {
     terminal::status("=== AES Encrypted Chat Server ===");
     let common = &args.common;
@@ -47,30 +45,30 @@ pub(super) fn run(args: ServerArgs) -> Result<(), Failure> {
 
     // Busy until the main thread is ready to take a connection.
     let state = Arc::new(AtomicU8::new(TALKING));
-    let (hand_over, connections) = mpsc::channel();
+    let mut events = Events::start()?;
+    let handover = events.handover();
     let accept_state = Arc::clone(&state);
     thread::Builder::new()
         .name("accept".to_owned())
-        .spawn(move || accept_all(&listener, &accept_state, &hand_over))
+        .spawn(move || accept_all(&listener, &accept_state, &handover))
         .map_err(|err| Failure::other(format!("cannot start a thread: {err}")))?;
-    let mut input = Input::from_stdin()?;
     let mut server = Server {
         args: &args,
         secret: &secret,
+        state: &state,
         failures: 0,
     };
     loop {
-        terminal::status(&format!("[*] Waiting for a client: listening on {local}"));
+        // Idle before saying so: a client that reads this line and connects must be served.
         state.store(IDLE, Ordering::SeqCst);
-        let (stream, peer): Connection = connections
-            .recv()
-            .map_err(|_| Failure::other("the server stopped accepting connections"))?;
-        match server.serve(stream, peer, &mut input)? {
+        terminal::status(&format!("[*] Waiting for a client: listening on {local}"));
+        let Some((stream, peer)) = events.next_connection() else {
+            // The end of input with nothing left to send: nobody can talk to a next client.
+            return Ok(());
+        };
+        match server.serve(stream, peer, &mut events)? {
             Next::Listen => {}
-            Next::CoolDown(delay) => {
-                state.store(COOLING_DOWN, Ordering::SeqCst);
-                thread::sleep(delay);
-            }
+            Next::CoolDown(delay) => thread::sleep(delay),
             Next::Stop => return Ok(()),
         }
     }
@@ -87,6 +85,8 @@ enum Next {
 struct Server<'a> {
     args: &'a ServerArgs,
     secret: &'a SharedSecret,
+    /// What the accept thread is told the server is doing.
+    state: &'a AtomicU8,
     /// Failed passwords since the last successful handshake.
     failures: u32,
 }
@@ -98,7 +98,7 @@ impl Server<'_> {
         &mut self,
         stream: TcpStream,
         peer: SocketAddr,
-        input: &mut Input,
+        events: &mut Events,
     ) -> Result<Next, Failure> {
         let once = self.args.once;
         let common = &self.args.common;
@@ -130,7 +130,7 @@ impl Server<'_> {
             reader,
             writer,
             frames,
-            input,
+            events,
             "Client",
             common.timeout,
         );
@@ -172,6 +172,9 @@ impl Server<'_> {
             .saturating_mul(1 << doublings)
             .min(MAX_FAIL_DELAY);
         let left = max - self.failures;
+        // Said before the failure is reported, so a caller who reads the report and calls
+        // right back is told why it is refused.
+        self.state.store(COOLING_DOWN, Ordering::SeqCst);
         terminal::status(&format!(
             "[!] Authentication failed for {peer}: wrong password or interference. \
              {left} attempt{} left; refusing connections for {}",
@@ -183,13 +186,13 @@ impl Server<'_> {
 }
 
 /// Takes every connection: hands it to the main thread when idle, refuses it otherwise.
-fn accept_all(listener: &TcpListener, state: &AtomicU8, hand_over: &mpsc::Sender<Connection>) {
+fn accept_all(listener: &TcpListener, state: &AtomicU8, handover: &Handover) {
     loop {
         match listener.accept() {
             Ok((stream, peer)) => {
                 match state.compare_exchange(IDLE, TALKING, Ordering::SeqCst, Ordering::SeqCst) {
                     Ok(_) => {
-                        if hand_over.send((stream, peer)).is_err() {
+                        if !handover.hand_over(stream, peer) {
                             return;
                         }
                     }
