@@ -176,28 +176,44 @@ fn prompt_password() -> Result<SecretBytes, Failure> {
     Ok(SecretBytes::new(password.into_bytes()))
 }
 
-/// Why a password is obviously weak, if it is.
+/// Why a password is obviously weak, if it is. Works on the bytes in place: a lowercased or
+/// decoded copy would be one more copy of the password to wipe.
 fn weakness(password: &[u8]) -> Option<&'static str> {
-    let text = String::from_utf8_lossy(password);
-    let chars = text.chars().count();
+    // Characters, counted as UTF-8 sequences: every byte that is not a continuation byte.
+    let chars = password.iter().filter(|&&byte| byte & 0xc0 != 0x80).count();
     if chars < STRONG_PASSWORD_CHARS {
         return Some("shorter than 12 characters");
     }
-    let mut distinct: Vec<char> = text.chars().collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    if distinct.len() < 5 {
+    let mut seen = [false; 256];
+    for &byte in password {
+        seen[usize::from(byte)] = true;
+    }
+    let distinct = seen.iter().filter(|&&seen| seen).count();
+    // Which bytes the password uses is a hint about it too.
+    seen.zeroize();
+    if distinct < 5 {
         return Some("it repeats a few characters");
     }
-    if text.chars().all(|c| c.is_ascii_digit()) {
+    if password.iter().all(u8::is_ascii_digit) {
         return Some("only digits");
     }
-    let lower = text.to_lowercase();
-    const COMMON: [&str; 8] = [
-        "password", "123456", "qwerty", "letmein", "welcome", "iloveyou", "abc123", "admin",
+    const COMMON: [&[u8]; 8] = [
+        b"password",
+        b"123456",
+        b"qwerty",
+        b"letmein",
+        b"welcome",
+        b"iloveyou",
+        b"abc123",
+        b"admin",
     ];
-    // A long password built around a famous one is guessed early too.
-    if chars < 20 && COMMON.iter().any(|common| lower.contains(common)) {
+    let contains = |common: &[u8]| {
+        password
+            .windows(common.len())
+            .any(|window| window.eq_ignore_ascii_case(common))
+    };
+    // A short password built around a famous one is among the first guesses.
+    if chars < 20 && COMMON.iter().any(|common| contains(common)) {
         return Some("it is built on a common password");
     }
     None

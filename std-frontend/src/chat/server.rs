@@ -190,6 +190,9 @@ fn accept_all(listener: &TcpListener, state: &AtomicU8, handover: &Handover) {
     loop {
         match listener.accept() {
             Ok((stream, peer)) => {
+                // A dual-stack listener sees IPv4 callers as ::ffff:a.b.c.d; people know them
+                // as a.b.c.d.
+                let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                 match state.compare_exchange(IDLE, TALKING, Ordering::SeqCst, Ordering::SeqCst) {
                     Ok(_) => {
                         if !handover.hand_over(stream, peer) {
