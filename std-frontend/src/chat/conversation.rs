@@ -117,8 +117,8 @@ impl Sending<'_> {
                     return self.leave(events, conversation, close_wait, false)
                 }
                 Next::Typed(Typed::Line(line)) => {
-                    if let Err(failure) = self.send_line(&line) {
-                        return Ending::Failed(failure);
+                    if let Err(error) = self.send_line(&line) {
+                        return Ending::Failed(send_failure(events, conversation, error));
                     }
                 }
                 Next::Typed(Typed::TooLong) => not_sent(Error::MessageTooLong {
@@ -151,7 +151,7 @@ impl Sending<'_> {
 
     /// Seals and sends one typed line. A line too long for one message is refused here, whole,
     /// and the conversation goes on; only a failed connection ends it.
-    fn send_line(&mut self, line: &[u8]) -> Result<(), Failure> {
+    fn send_line(&mut self, line: &[u8]) -> Result<(), SessionError<io::Error>> {
         if line.is_empty() {
             return Ok(());
         }
@@ -162,7 +162,7 @@ impl Sending<'_> {
             not_sent(Error::MessageTooLong { max });
             return Ok(());
         }
-        let iv = Iv::random().map_err(|err| Failure::other(err.to_string()))?;
+        let iv = Iv::random()?;
         match send_text(
             self.sender,
             self.writer,
@@ -176,7 +176,7 @@ impl Sending<'_> {
                 not_sent(error);
                 Ok(())
             }
-            Err(error) => Err(error.into()),
+            Err(error) => Err(error),
         }
     }
 
@@ -199,7 +199,7 @@ impl Sending<'_> {
         input_ended: bool,
     ) -> Ending {
         if let Err(error) = self.close() {
-            return Ending::Failed(error.into());
+            return Ending::Failed(send_failure(events, conversation, error));
         }
         let deadline = Instant::now() + close_wait;
         // Any end will do: the peer's close, a failure (it vanished after this side's close
@@ -208,6 +208,19 @@ impl Sending<'_> {
         terminal::status("[-] Conversation closed");
         Ending::Left { input_ended }
     }
+}
+
+/// What to report when sending failed. A failed send mostly means the connection is gone, and
+/// then the receiving thread knows more (such as an end without the peer's close, where
+/// messages may be missing), so its account is preferred if it comes within a moment.
+fn send_failure(events: &mut Events, conversation: u64, error: SessionError<io::Error>) -> Failure {
+    if matches!(error, SessionError::Transport(_)) {
+        let moment = Instant::now() + Duration::from_secs(1);
+        if let Next::Peer(PeerEnd::Failed(seen)) = events.next(conversation, true, Some(moment)) {
+            return seen.into();
+        }
+    }
+    error.into()
 }
 
 fn not_sent(error: Error) {
