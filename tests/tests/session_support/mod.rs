@@ -448,6 +448,18 @@ pub struct Message {
     pub iv: [u8; 16],
 }
 
+/// Seals one scripted message with `sender` and returns the record frame.
+pub fn seal_message(sender: &mut Sender, message: &Message) -> Vec<u8> {
+    let iv = Iv::from_bytes(message.iv);
+    let len = message.text.as_deref().map_or(0, str::len);
+    let mut out = vec![0u8; aeschat_core::record_frame_len(len)];
+    let frame = match &message.text {
+        Some(text) => sender.seal_text(text.as_bytes(), message.time, &iv, &mut out),
+        None => sender.seal_close(message.time, &iv, &mut out),
+    };
+    frame.expect("the record is sealed").to_vec()
+}
+
 /// Seals `messages` in order with the established halves and returns the record frames.
 pub fn seal_messages(
     client: &mut Sender,
@@ -461,14 +473,7 @@ pub fn seal_messages(
                 Side::Client => &mut *client,
                 Side::Server => &mut *server,
             };
-            let iv = Iv::from_bytes(message.iv);
-            let len = message.text.as_deref().map_or(0, str::len);
-            let mut out = vec![0u8; aeschat_core::record_frame_len(len)];
-            let frame = match &message.text {
-                Some(text) => sender.seal_text(text.as_bytes(), message.time, &iv, &mut out),
-                None => sender.seal_close(message.time, &iv, &mut out),
-            };
-            (message.from, frame.expect("the record is sealed").to_vec())
+            (message.from, seal_message(sender, message))
         })
         .collect()
 }
