@@ -62,7 +62,7 @@ Examples:
   aeschat client
   # Connect to another computer, by name or address:
   aeschat client --connect chat.example.org:7878
-  aeschat client --connect [2001:db8::7]:9000 --password-file chat.pass";
+  aeschat client --connect '[2001:db8::7]:9000' --password-file chat.pass";
 
 fn server_help() -> String {
     format!("{SERVER_EXAMPLES}\n\n{SECRET_HELP}\n\n{CHAT_HELP}")
@@ -85,7 +85,8 @@ pub struct CommonArgs {
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_timeout)]
     timeout: Duration,
     /// Lower the PBKDF2 work factor from 600000: FOR TESTS AND BENCHMARKS ONLY, it makes
-    /// password guessing cheaper. Both sides must use it.
+    /// password guessing cheaper. A server announces this count; a client accepts counts down
+    /// to it.
     #[arg(
         long,
         value_name = "N",
