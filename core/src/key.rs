@@ -3,12 +3,15 @@
 // This module parses attacker-controlled bytes: no indexing that could panic, no unchecked arithmetic.
 #![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
+use aes::cipher::KeyInit;
+use aes::{Aes128Dec, Aes128Enc};
 use base64ct::{Base64Url, Encoding};
 use core::fmt;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
-use crate::Error;
+use crate::token::{self, MacKey, TimePolicy};
+use crate::{Error, Iv};
 
 /// The length of a key in bytes: 16 for HMAC-SHA256 signing, then 16 for AES-128 encryption.
 pub const KEY_LEN: usize = 32;
@@ -103,14 +106,32 @@ impl Key {
         &self.bytes
     }
 
-    /// The 16-byte HMAC-SHA256 signing key.
-    pub(crate) fn signing(&self) -> &[u8] {
-        self.bytes.get(..16).unwrap_or(&[])
+    /// The HMAC-SHA256 state after the signing half's pad blocks.
+    pub(crate) fn mac_key(&self) -> MacKey {
+        let (signing, _) = self.halves();
+        MacKey::new(signing)
     }
 
-    /// The 16-byte AES-128 encryption key.
-    pub(crate) fn encryption(&self) -> &[u8] {
-        self.bytes.get(16..).unwrap_or(&[])
+    /// The AES-128 encryption key schedule of the encryption half.
+    pub(crate) fn aes_enc(&self) -> Aes128Enc {
+        let (_, encryption) = self.halves();
+        Aes128Enc::new(encryption.into())
+    }
+
+    /// The AES-128 decryption key schedule of the encryption half.
+    pub(crate) fn aes_dec(&self) -> Aes128Dec {
+        let (_, encryption) = self.halves();
+        Aes128Dec::new(encryption.into())
+    }
+
+    /// The 16-byte HMAC-SHA256 signing key and the 16-byte AES-128 encryption key.
+    fn halves(&self) -> (&[u8; 16], &[u8; 16]) {
+        let (signing, encryption) = self.bytes.split_at(16);
+        // Both conversions succeed: 32 bytes split at 16 are two halves of 16.
+        match (signing.try_into(), encryption.try_into()) {
+            (Ok(signing), Ok(encryption)) => (signing, encryption),
+            _ => (&[0; 16], &[0; 16]),
+        }
     }
 }
 
@@ -169,5 +190,76 @@ impl fmt::Debug for KeyText {
 impl Drop for KeyText {
     fn drop(&mut self) {
         self.bytes.zeroize();
+    }
+}
+
+/// A key made ready for many tokens: both AES-128 key schedules and the HMAC-SHA256 state
+/// after the signing key's pad blocks, computed once instead of for every token. The plain
+/// functions ([`crate::encrypt`], [`crate::decrypt`]) prepare the key on each call; an
+/// application that encrypts or decrypts many tokens under one key keeps one of these.
+/// Everything it holds is wiped when it is dropped.
+///
+/// ```
+/// use aeschat_core::{token_len, Iv, Key, PreparedKey, TimePolicy};
+///
+/// let key = PreparedKey::new(&Key::from_bytes([42; 32]));
+/// let mut token = [0u8; token_len(5)];
+/// let token = key.encrypt(b"hello", 1_700_000_000, &Iv::from_bytes([7; 16]), &mut token)?;
+/// let mut out = [0u8; 64];
+/// assert_eq!(key.decrypt(token.as_bytes(), TimePolicy::Unchecked, &mut out)?, b"hello");
+/// # Ok::<(), aeschat_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct PreparedKey {
+    aes_enc: Aes128Enc,
+    aes_dec: Aes128Dec,
+    mac: MacKey,
+}
+
+impl PreparedKey {
+    /// Expands `key` once.
+    pub fn new(key: &Key) -> PreparedKey {
+        PreparedKey {
+            aes_enc: key.aes_enc(),
+            aes_dec: key.aes_dec(),
+            mac: key.mac_key(),
+        }
+    }
+
+    /// Like [`crate::encrypt`], with the prepared key.
+    pub fn encrypt<'o>(
+        &self,
+        plaintext: &[u8],
+        timestamp: u64,
+        iv: &Iv,
+        out: &'o mut [u8],
+    ) -> Result<&'o str, Error> {
+        token::seal(&self.aes_enc, &self.mac, &[plaintext], timestamp, iv, out)
+    }
+
+    /// Like [`crate::decrypt`], with the prepared key.
+    pub fn decrypt<'o>(
+        &self,
+        token: &[u8],
+        policy: TimePolicy,
+        out: &'o mut [u8],
+    ) -> Result<&'o [u8], Error> {
+        let (_, plaintext) = token::open_with(&self.mac, || &self.aes_dec, token, policy, out)?;
+        Ok(plaintext)
+    }
+
+    /// Like [`crate::decrypt_in_place`], with the prepared key.
+    pub fn decrypt_in_place<'b>(
+        &self,
+        buffer: &'b mut [u8],
+        policy: TimePolicy,
+    ) -> Result<&'b [u8], Error> {
+        token::open_in_place_with(&self.mac, || &self.aes_dec, buffer, policy)
+    }
+}
+
+impl fmt::Debug for PreparedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PreparedKey(..)")
     }
 }

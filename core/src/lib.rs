@@ -47,7 +47,7 @@ pub use session::{
 pub use transport::{Read, Write};
 
 pub use error::Error;
-pub use key::{Key, KeyText, KEY_LEN, KEY_TEXT_LEN};
+pub use key::{Key, KeyText, PreparedKey, KEY_LEN, KEY_TEXT_LEN};
 pub use keyring::Keyring;
 pub use token::{
     ciphertext_len, decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string,

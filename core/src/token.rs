@@ -5,24 +5,27 @@
 //! Both directions stream: encryption writes base64 straight into the output, and decryption
 //! decodes, authenticates and stores the ciphertext in one pass, so neither needs a second buffer.
 //!
-//! base64url uses lookup tables instead of base64ct's constant-time arithmetic, since it only ever
-//! encodes or decodes public bytes (version, timestamp, IV, ciphertext, tag), never a key or a
-//! plaintext.
+//! Speed (see `docs/PERFORMANCE.md`): the key schedules and HMAC pad states can be computed once
+//! ([`crate::PreparedKey`]); HMAC-SHA256 runs on SHA-256's compression function directly, so its
+//! keyed state is ours to cache and wipe; base64url uses lookup tables instead of base64ct's
+//! constant-time arithmetic, since it only ever encodes or decodes public bytes (version,
+//! timestamp, IV, ciphertext, tag), never a key or a plaintext.
 
 // This module parses attacker-controlled bytes: no indexing that could panic, no unchecked arithmetic.
 #![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
-use aes::Aes128;
+use aes::{Aes128Dec, Aes128Enc};
 use cbc::cipher::block_padding::NoPadding;
 use cbc::cipher::inout::InOutBuf;
-use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, InnerIvInit};
+use core::borrow::Borrow;
 use core::ops::Range;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::digest::consts::U64;
+use sha2::digest::generic_array::GenericArray;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
 
 use crate::{Error, Key};
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// The version byte every Fernet token starts with.
 pub const VERSION: u8 = 0x80;
@@ -37,9 +40,11 @@ const HEADER_LEN: usize = 1 + 8 + IV_LEN;
 const TAG_LEN: usize = 32;
 const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 
-/// Bytes of plaintext encrypted per step: a multiple of the AES block (16) and of a base64
-/// quantum (3), so whole chunks encode without carrying bytes over.
+/// Bytes of plaintext encrypted per step: a multiple of the AES block (16).
 const ENCRYPT_CHUNK: usize = 768;
+/// The encryption staging buffer: up to two bytes carried over from the last step (fewer than
+/// a base64 quantum) or the header, one chunk, and the tag after the last.
+const STAGE_LEN: usize = HEADER_LEN + ENCRYPT_CHUNK + TAG_LEN;
 /// Characters of token text decoded per step (a multiple of 4), and the bytes they decode to.
 const DECODE_TEXT_CHUNK: usize = 1024;
 const DECODE_RAW_CHUNK: usize = DECODE_TEXT_CHUNK / 4 * 3;
@@ -194,6 +199,18 @@ pub(crate) fn encrypt_parts<'o>(
     iv: &Iv,
     out: &'o mut [u8],
 ) -> Result<&'o str, Error> {
+    seal(&key.aes_enc(), &key.mac_key(), parts, timestamp, iv, out)
+}
+
+/// Encrypts with an expanded key: see [`encrypt_parts`].
+pub(crate) fn seal<'o>(
+    aes: &Aes128Enc,
+    mac_key: &MacKey,
+    parts: &[&[u8]],
+    timestamp: u64,
+    iv: &Iv,
+    out: &'o mut [u8],
+) -> Result<&'o str, Error> {
     let plaintext_len = parts
         .iter()
         .fold(0usize, |sum, part| sum.saturating_add(part.len()));
@@ -201,47 +218,65 @@ pub(crate) fn encrypt_parts<'o>(
     let too_small = Error::BufferTooSmall { required };
     let out = out.get_mut(..required).ok_or(too_small)?;
 
+    // The stage holds bytes not yet encoded: first the header, later at most two bytes carried
+    // over (less than a base64 quantum), each followed by a chunk of ciphertext.
     let mut header = [0u8; HEADER_LEN];
     header[0] = VERSION;
     header[1..9].copy_from_slice(&timestamp.to_be_bytes());
     header[9..].copy_from_slice(iv.as_bytes());
-
-    let mut mac = new_mac(key);
-    let mut cipher = cbc::Encryptor::<Aes128>::new_from_slices(key.encryption(), iv.as_bytes())
-        .map_err(|_| Error::InvalidToken)?;
-    let mut text = Base64Writer::new(out);
+    let mut stage = [0u8; STAGE_LEN];
+    stage
+        .get_mut(..HEADER_LEN)
+        .ok_or(too_small)?
+        .copy_from_slice(&header);
+    let mut pending = HEADER_LEN;
+    let mut mac = mac_key.start();
     mac.update(&header);
-    text.write(&header)?;
 
+    let mut cipher = cbc::Encryptor::<&Aes128Enc>::inner_iv_init(aes, iv.as_bytes().into());
     let mut gather = Gather { parts, offset: 0 };
-    let mut chunk = [0u8; ENCRYPT_CHUNK];
+    let mut written = 0;
     loop {
-        let filled = gather.fill(&mut chunk);
+        let chunk_end = pending.saturating_add(ENCRYPT_CHUNK);
+        let filled = gather.fill(stage.get_mut(pending..chunk_end).ok_or(too_small)?);
         // A short chunk is the last: PKCS#7 pads it to a whole block with 1 to 16 bytes, each
         // holding the padding length (a whole block of 16 when the plaintext fills its blocks).
         let last = filled < ENCRYPT_CHUNK;
         let len = if last {
             let pad = BLOCK_LEN.saturating_sub(filled % BLOCK_LEN);
             let padded = filled.saturating_add(pad);
-            chunk
-                .get_mut(filled..padded)
-                .ok_or(too_small)?
-                .fill(pad as u8);
+            let from = pending.saturating_add(filled);
+            let to = pending.saturating_add(padded);
+            stage.get_mut(from..to).ok_or(too_small)?.fill(pad as u8);
             padded
         } else {
             filled
         };
-        let blocks = chunk.get_mut(..len).ok_or(too_small)?;
+        let end = pending.saturating_add(len);
+        let blocks = stage.get_mut(pending..end).ok_or(too_small)?;
         let (blocks_inout, _) = InOutBuf::from(&mut *blocks).into_chunks();
         cipher.encrypt_blocks_inout_mut(blocks_inout);
         mac.update(blocks);
-        text.write(blocks)?;
         if last {
+            let tag_end = end.saturating_add(TAG_LEN);
+            stage
+                .get_mut(end..tag_end)
+                .ok_or(too_small)?
+                .copy_from_slice(&mac.finalize());
+            let rest = out.get_mut(written..).ok_or(too_small)?;
+            let encoded = encode_padded(stage.get(..tag_end).ok_or(too_small)?, rest)?;
+            written = written.saturating_add(encoded);
             break;
         }
+        // Encode whole quanta; carry the rest (0 to 2 bytes) to the front of the stage.
+        let whole = end.saturating_sub(end % 3);
+        let text_end = written.saturating_add((whole / 3).saturating_mul(4));
+        let text = out.get_mut(written..text_end).ok_or(too_small)?;
+        encode_quanta(stage.get(..whole).ok_or(too_small)?, text);
+        written = text_end;
+        stage.copy_within(whole..end, 0);
+        pending = end.saturating_sub(whole);
     }
-    text.write(&mac.finalize().into_bytes())?;
-    let written = text.finish()?;
 
     let token = out.get(..written).ok_or(too_small)?;
     core::str::from_utf8(token).map_err(|_| too_small)
@@ -293,14 +328,13 @@ pub fn encrypt_to_string<const N: usize>(
     timestamp: u64,
     iv: &Iv,
 ) -> Result<heapless::String<N>, Error> {
-    // Encrypt straight into the string's own storage: no second N-byte buffer on the stack.
-    let mut bytes = heapless::Vec::<u8, N>::new();
-    bytes
-        .resize(N, 0)
-        .map_err(|()| Error::BufferTooSmall { required: N })?;
-    let len = encrypt(key, plaintext, timestamp, iv, &mut bytes)?.len();
-    bytes.truncate(len);
-    heapless::String::from_utf8(bytes).map_err(|_| Error::BufferTooSmall { required: len })
+    let mut buffer = [0u8; N];
+    let token = encrypt(key, plaintext, timestamp, iv, &mut buffer)?;
+    let mut string = heapless::String::new();
+    string.push_str(token).map_err(|_| Error::BufferTooSmall {
+        required: token.len(),
+    })?;
+    Ok(string)
 }
 
 /// Verifies `token` and decrypts it into `out`, returning the plaintext at the start of `out`.
@@ -331,9 +365,7 @@ pub fn decrypt<'o>(
 }
 
 /// Verifies and decrypts the token held in `buffer` in place, returning the plaintext at the
-/// start of `buffer`. For callers who can afford only one buffer. The token text is consumed:
-/// after any failure past the encoding check the buffer holds intermediate bytes, so a caller
-/// who wants to try another key keeps a copy or uses [`decrypt`].
+/// start of `buffer`. For callers who can afford only one buffer.
 ///
 /// ```
 /// use aeschat_core::{decrypt_in_place, Key, TimePolicy};
@@ -348,9 +380,20 @@ pub fn decrypt_in_place<'b>(
     buffer: &'b mut [u8],
     policy: TimePolicy,
 ) -> Result<&'b [u8], Error> {
+    open_in_place_with(&key.mac_key(), || key.aes_dec(), buffer, policy)
+}
+
+/// Decrypts in place with an expanded key; the AES key schedule is only asked for once the
+/// token is authentic.
+pub(crate) fn open_in_place_with<'b, A: Borrow<Aes128Dec>>(
+    mac_key: &MacKey,
+    aes: impl FnOnce() -> A,
+    buffer: &'b mut [u8],
+    policy: TimePolicy,
+) -> Result<&'b [u8], Error> {
     let raw_len = decoded_len(buffer)?;
     let verified = stream_token(
-        key,
+        mac_key,
         raw_len,
         &mut InPlace {
             buffer: &mut *buffer,
@@ -358,7 +401,7 @@ pub fn decrypt_in_place<'b>(
     )?;
     policy.check(verified.timestamp)?;
     verified.authenticate()?;
-    verified.decrypt(key, buffer)
+    verified.decrypt(aes().borrow(), buffer)
 }
 
 /// The timestamp of a token, after verifying its HMAC (as the reference's `extract_timestamp`):
@@ -375,21 +418,32 @@ pub fn decrypt_in_place<'b>(
 pub fn verified_timestamp(key: &Key, token: &[u8]) -> Result<u64, Error> {
     let raw_len = decoded_len(token)?;
     let verified = stream_token(
-        key,
+        &key.mac_key(),
         raw_len,
         &mut Separate {
             text: token,
             out: &mut [],
         },
     )?;
-    let timestamp = verified.timestamp;
     verified.authenticate()?;
-    Ok(timestamp)
+    Ok(verified.timestamp)
 }
 
 /// Decrypts into `out` and returns the timestamp too (for rotation).
 pub(crate) fn open<'o>(
     key: &Key,
+    token: &[u8],
+    policy: TimePolicy,
+    out: &'o mut [u8],
+) -> Result<(u64, &'o [u8]), Error> {
+    open_with(&key.mac_key(), || key.aes_dec(), token, policy, out)
+}
+
+/// Decrypts into `out` with an expanded key; the AES key schedule is only asked for once the
+/// token is authentic.
+pub(crate) fn open_with<'o, A: Borrow<Aes128Dec>>(
+    mac_key: &MacKey,
+    aes: impl FnOnce() -> A,
     token: &[u8],
     policy: TimePolicy,
     out: &'o mut [u8],
@@ -400,7 +454,7 @@ pub(crate) fn open<'o>(
         return Err(Error::BufferTooSmall { required });
     }
     let verified = stream_token(
-        key,
+        mac_key,
         raw_len,
         &mut Separate {
             text: token,
@@ -410,12 +464,7 @@ pub(crate) fn open<'o>(
     let timestamp = verified.timestamp;
     policy.check(timestamp)?;
     verified.authenticate()?;
-    Ok((timestamp, verified.decrypt(key, out)?))
-}
-
-fn new_mac(key: &Key) -> HmacSha256 {
-    // HMAC accepts keys of any length, so this never takes the fallback.
-    HmacSha256::new_from_slice(key.signing()).unwrap_or_else(|_| HmacSha256::new(&[0; 64].into()))
+    Ok((timestamp, verified.decrypt(aes().borrow(), out)?))
 }
 
 /// The decoded length of a token's text, from its length and padding alone. Rejects text that
@@ -430,9 +479,8 @@ fn decoded_len(text: &[u8]) -> Result<usize, Error> {
 
 /// Where a token's text comes from and its ciphertext goes.
 trait TokenIo {
-    fn text_len(&self) -> usize;
-    /// Copies text starting at `at` into `dst`, which it fills exactly.
-    fn read_text(&self, at: usize, dst: &mut [u8]) -> Result<(), Error>;
+    /// The token's text.
+    fn text(&self) -> &[u8];
     /// Stores ciphertext bytes at offset `at` of the ciphertext.
     fn write_ciphertext(&mut self, at: usize, bytes: &[u8]) -> Result<(), Error>;
 }
@@ -444,14 +492,8 @@ struct Separate<'t, 'o> {
 }
 
 impl TokenIo for Separate<'_, '_> {
-    fn text_len(&self) -> usize {
-        self.text.len()
-    }
-
-    fn read_text(&self, at: usize, dst: &mut [u8]) -> Result<(), Error> {
-        let src = self.text.get(at..).and_then(|rest| rest.get(..dst.len()));
-        dst.copy_from_slice(src.ok_or(Error::TokenEncoding)?);
-        Ok(())
+    fn text(&self) -> &[u8] {
+        self.text
     }
 
     fn write_ciphertext(&mut self, at: usize, bytes: &[u8]) -> Result<(), Error> {
@@ -466,21 +508,15 @@ impl TokenIo for Separate<'_, '_> {
     }
 }
 
-/// Text and ciphertext in the same buffer. Safe because every chunk of text is read before its
-/// ciphertext is written, and ciphertext offset `i` comes from text beyond offset `i`.
+/// Text and ciphertext in the same buffer. Safe because every chunk of text is decoded before
+/// its ciphertext is written, and ciphertext offset `i` comes from text beyond offset `i`.
 struct InPlace<'b> {
     buffer: &'b mut [u8],
 }
 
 impl TokenIo for InPlace<'_> {
-    fn text_len(&self) -> usize {
-        self.buffer.len()
-    }
-
-    fn read_text(&self, at: usize, dst: &mut [u8]) -> Result<(), Error> {
-        let src = self.buffer.get(at..).and_then(|rest| rest.get(..dst.len()));
-        dst.copy_from_slice(src.ok_or(Error::TokenEncoding)?);
-        Ok(())
+    fn text(&self) -> &[u8] {
+        self.buffer
     }
 
     fn write_ciphertext(&mut self, at: usize, bytes: &[u8]) -> Result<(), Error> {
@@ -498,25 +534,33 @@ struct Streamed {
     timestamp: u64,
     iv: [u8; IV_LEN],
     ciphertext_len: usize,
-    mac: HmacSha256,
+    /// The MAC this key gives the token's content: wiped, since for a forged token it is the
+    /// tag the forger lacks.
+    computed: [u8; TAG_LEN],
     tag: [u8; TAG_LEN],
+}
+
+impl Drop for Streamed {
+    fn drop(&mut self) {
+        self.computed.zeroize();
+    }
 }
 
 impl Streamed {
     /// Compares the HMAC in constant time. Stops forgery: without the signing key no altered
     /// or invented token gets past this point, and nothing is decrypted before it.
     fn authenticate(&self) -> Result<(), Error> {
-        self.mac
-            .clone()
-            .verify_slice(&self.tag)
-            .map_err(|_| Error::InvalidToken)
+        if bool::from(self.computed.ct_eq(&self.tag)) {
+            Ok(())
+        } else {
+            Err(Error::InvalidToken)
+        }
     }
 
     /// Decrypts the ciphertext stored at the start of `buffer` and strips the padding. A bad
     /// padding reports the same error as a bad MAC, so it cannot serve as a padding oracle.
-    fn decrypt<'b>(&self, key: &Key, buffer: &'b mut [u8]) -> Result<&'b [u8], Error> {
-        let cipher = cbc::Decryptor::<Aes128>::new_from_slices(key.encryption(), &self.iv)
-            .map_err(|_| Error::InvalidToken)?;
+    fn decrypt<'b>(&self, aes: &Aes128Dec, buffer: &'b mut [u8]) -> Result<&'b [u8], Error> {
+        let cipher = cbc::Decryptor::<&Aes128Dec>::inner_iv_init(aes, (&self.iv).into());
         let ciphertext = buffer
             .get_mut(..self.ciphertext_len)
             .ok_or(Error::InvalidToken)?;
@@ -527,7 +571,7 @@ impl Streamed {
             Some(len) => ciphertext.get(..len).ok_or(Error::InvalidToken),
             None => {
                 // Wipe what the bad padding left behind; report it like a bad MAC.
-                zeroize::Zeroize::zeroize(ciphertext);
+                ciphertext.zeroize();
                 Err(Error::InvalidToken)
             }
         }
@@ -549,23 +593,28 @@ fn pkcs7_unpadded_len(padded: &[u8]) -> Option<usize> {
 
 /// Decodes a token's text in chunks, routing each decoded byte to where it belongs: the header,
 /// the MAC, the stored ciphertext, the tag. Then checks version and length.
-fn stream_token(key: &Key, raw_len: usize, io: &mut impl TokenIo) -> Result<Streamed, Error> {
-    let text_len = io.text_len();
+fn stream_token(
+    mac_key: &MacKey,
+    raw_len: usize,
+    io: &mut impl TokenIo,
+) -> Result<Streamed, Error> {
+    let text_len = io.text().len();
     let mac_end = raw_len.saturating_sub(TAG_LEN);
     let mut header = [0u8; HEADER_LEN];
     let mut tag = [0u8; TAG_LEN];
-    let mut mac = new_mac(key);
-    let mut text = [0u8; DECODE_TEXT_CHUNK];
+    let mut mac = mac_key.start();
     let mut raw = [0u8; DECODE_RAW_CHUNK];
     let mut text_at = 0;
     let mut raw_at = 0;
     while text_at < text_len {
         let take = DECODE_TEXT_CHUNK.min(text_len.saturating_sub(text_at));
-        let text = text.get_mut(..take).ok_or(Error::TokenEncoding)?;
-        io.read_text(text_at, text)?;
-        text_at = text_at.saturating_add(take);
+        let text_end = text_at.saturating_add(take);
+        let text = io
+            .text()
+            .get(text_at..text_end)
+            .ok_or(Error::TokenEncoding)?;
         // Only the final chunk may carry padding: '=' anywhere earlier is rejected.
-        let decoded = if text_at == text_len {
+        let decoded = if text_end == text_len {
             decode_padded(text, &mut raw)?
         } else {
             let decoded = raw
@@ -574,6 +623,7 @@ fn stream_token(key: &Key, raw_len: usize, io: &mut impl TokenIo) -> Result<Stre
             decode_quanta(text, decoded)?;
             decoded
         };
+        text_at = text_end;
 
         if let Some((at, bytes)) = overlap(raw_at, decoded, 0..HEADER_LEN) {
             copy_into(&mut header, at, bytes)?;
@@ -589,7 +639,6 @@ fn stream_token(key: &Key, raw_len: usize, io: &mut impl TokenIo) -> Result<Stre
         }
         raw_at = raw_at.saturating_add(decoded.len());
     }
-    zeroize::Zeroize::zeroize(&mut text);
     if raw_at != raw_len {
         return Err(Error::TokenEncoding);
     }
@@ -610,7 +659,7 @@ fn stream_token(key: &Key, raw_len: usize, io: &mut impl TokenIo) -> Result<Stre
         timestamp: u64::from_be_bytes([t0, t1, t2, t3, t4, t5, t6, t7]),
         iv,
         ciphertext_len,
-        mac,
+        computed: mac.finalize(),
         tag,
     })
 }
@@ -636,74 +685,161 @@ fn copy_into(dst: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Base64url encoding that accepts bytes in pieces of any size and writes straight into the
-/// output, carrying at most two bytes between pieces.
-struct Base64Writer<'o> {
-    out: &'o mut [u8],
-    written: usize,
-    carry: [u8; 3],
-    carried: usize,
+// ---------------------------------------------------------------------------------------------
+// HMAC-SHA256 (RFC 2104) on SHA-256's compression function, so that the keyed state can be
+// computed once, kept in a `PreparedKey`, and wiped.
+
+/// SHA-256's initial hash value (FIPS 180-4, 5.3.3).
+const SHA256_INITIAL: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+const SHA256_BLOCK: usize = 64;
+/// The outer hash's message length in bits: the outer pad block and the inner hash.
+const OUTER_MESSAGE_BITS: u64 = ((SHA256_BLOCK + TAG_LEN) * 8) as u64;
+
+fn compress(state: &mut [u32; 8], block: &[u8; SHA256_BLOCK]) {
+    // The length is right by type, so `from_slice` cannot fail.
+    let block = GenericArray::<u8, U64>::from_slice(block);
+    sha2::compress256(state, core::slice::from_ref(block));
 }
 
-impl<'o> Base64Writer<'o> {
-    fn new(out: &'o mut [u8]) -> Self {
-        Base64Writer {
-            out,
-            written: 0,
-            carry: [0; 3],
-            carried: 0,
+/// An HMAC-SHA256 key, as SHA-256 states after its inner and outer pad blocks. Wiped on drop:
+/// these states let anyone compute MACs, as the key itself does.
+#[derive(Clone)]
+pub(crate) struct MacKey {
+    inner: [u32; 8],
+    outer: [u32; 8],
+}
+
+impl MacKey {
+    pub(crate) fn new(key: &[u8; 16]) -> MacKey {
+        let mut block = [0x36u8; SHA256_BLOCK];
+        for (b, k) in block.iter_mut().zip(key) {
+            *b ^= k;
         }
+        let mut inner = SHA256_INITIAL;
+        compress(&mut inner, &block);
+        for b in block.iter_mut() {
+            *b ^= 0x36 ^ 0x5c;
+        }
+        let mut outer = SHA256_INITIAL;
+        compress(&mut outer, &block);
+        block.zeroize();
+        MacKey { inner, outer }
     }
 
-    fn write(&mut self, mut bytes: &[u8]) -> Result<(), Error> {
-        while self.carried > 0 && self.carried < 3 {
-            let Some((&first, rest)) = bytes.split_first() else {
-                return Ok(());
-            };
-            let overflow = self.overflow();
-            *self.carry.get_mut(self.carried).ok_or(overflow)? = first;
-            self.carried = self.carried.saturating_add(1);
-            bytes = rest;
+    /// A MAC computation under this key.
+    fn start(&self) -> Mac {
+        Mac {
+            state: self.inner,
+            outer: self.outer,
+            block: [0; SHA256_BLOCK],
+            buffered: 0,
+            length: SHA256_BLOCK as u64,
         }
-        if self.carried == 3 {
-            let carry = self.carry;
-            self.emit(&carry)?;
-            self.carried = 0;
+    }
+}
+
+impl Drop for MacKey {
+    fn drop(&mut self) {
+        self.inner.zeroize();
+        self.outer.zeroize();
+    }
+}
+
+/// An HMAC-SHA256 computation in progress.
+struct Mac {
+    state: [u32; 8],
+    outer: [u32; 8],
+    /// Message bytes waiting for a whole block (public: token bytes).
+    block: [u8; SHA256_BLOCK],
+    buffered: usize,
+    /// Bytes hashed so far by the inner hash, its key block included.
+    length: u64,
+}
+
+impl Mac {
+    fn update(&mut self, mut data: &[u8]) {
+        self.length = self.length.wrapping_add(data.len() as u64);
+        if self.buffered > 0 {
+            let space = self.block.get_mut(self.buffered..).unwrap_or(&mut []);
+            let take = space.len().min(data.len());
+            let (head, rest) = data.split_at(take);
+            if let Some(dst) = space.get_mut(..take) {
+                dst.copy_from_slice(head);
+            }
+            data = rest;
+            self.buffered = self.buffered.saturating_add(take);
+            if self.buffered < SHA256_BLOCK {
+                return;
+            }
+            compress(&mut self.state, &self.block);
+            self.buffered = 0;
         }
-        let whole = bytes.len().saturating_sub(bytes.len() % 3);
-        let (body, rest) = bytes.split_at_checked(whole).ok_or(self.overflow())?;
-        self.emit(body)?;
-        let overflow = self.overflow();
-        self.carry
-            .get_mut(..rest.len())
-            .ok_or(overflow)?
-            .copy_from_slice(rest);
-        self.carried = rest.len();
-        Ok(())
+        let mut blocks = data.chunks_exact(SHA256_BLOCK);
+        for block in &mut blocks {
+            if let Ok(block) = block.try_into() {
+                compress(&mut self.state, block);
+            }
+        }
+        let rest = blocks.remainder();
+        if let Some(dst) = self.block.get_mut(..rest.len()) {
+            dst.copy_from_slice(rest);
+        }
+        self.buffered = rest.len();
     }
 
-    /// Encodes bytes (padding only a final partial quantum) and returns the text length.
-    fn finish(mut self) -> Result<usize, Error> {
-        let carry = self.carry;
-        let tail = carry.get(..self.carried).ok_or(self.overflow())?;
-        self.emit(tail)?;
-        Ok(self.written)
-    }
-
-    fn emit(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let len = bytes.len().div_ceil(3).saturating_mul(4);
-        let end = self.written.saturating_add(len);
-        let overflow = self.overflow();
-        let dst = self.out.get_mut(self.written..end).ok_or(overflow)?;
-        encode_padded(bytes, dst)?;
-        self.written = end;
-        Ok(())
-    }
-
-    fn overflow(&self) -> Error {
-        Error::BufferTooSmall {
-            required: self.out.len(),
+    fn finalize(mut self) -> [u8; TAG_LEN] {
+        // The inner hash: pad with 0x80, zeros, and the length in bits.
+        let bits = self.length.wrapping_mul(8).to_be_bytes();
+        let buffered = self.buffered;
+        let tail = self.block.get_mut(buffered..).unwrap_or(&mut []);
+        tail.fill(0);
+        if let Some(first) = tail.first_mut() {
+            *first = 0x80;
         }
+        if buffered >= SHA256_BLOCK - 8 {
+            compress(&mut self.state, &self.block);
+            self.block.fill(0);
+        }
+        if let Some(length) = self.block.last_chunk_mut::<8>() {
+            *length = bits;
+        }
+        compress(&mut self.state, &self.block);
+
+        // The outer hash over the outer pad block and the inner hash: one more block.
+        let mut block = [0u8; SHA256_BLOCK];
+        for (dst, word) in block.chunks_exact_mut(4).zip(self.state) {
+            dst.copy_from_slice(&word.to_be_bytes());
+        }
+        if let Some(marker) = block.get_mut(TAG_LEN) {
+            *marker = 0x80;
+        }
+        if let Some(length) = block.last_chunk_mut::<8>() {
+            *length = OUTER_MESSAGE_BITS.to_be_bytes();
+        }
+        let mut outer = self.outer;
+        compress(&mut outer, &block);
+        let mut tag = [0u8; TAG_LEN];
+        for (dst, word) in tag.chunks_exact_mut(4).zip(outer) {
+            dst.copy_from_slice(&word.to_be_bytes());
+        }
+        outer.zeroize();
+        tag
+    }
+}
+
+impl Drop for Mac {
+    fn drop(&mut self) {
+        self.state.zeroize();
+        self.outer.zeroize();
     }
 }
 
@@ -878,6 +1014,28 @@ mod tests {
 
     fn key() -> Key {
         Key::parse(SPEC_KEY).unwrap()
+    }
+
+    /// The reference HMAC (the `hmac` crate) against ours, for every length across the block
+    /// and padding boundaries, in pieces of every size.
+    #[test]
+    fn hmac_matches_the_hmac_crate() {
+        use hmac::Mac as _;
+        let data: [u8; 300] = core::array::from_fn(|i| (i * 13) as u8);
+        let key_bytes = [0x0bu8; 16];
+        let mac_key = MacKey::new(&key_bytes);
+        for len in 0..data.len() {
+            let mut reference = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key_bytes).unwrap();
+            reference.update(&data[..len]);
+            let expected: [u8; 32] = reference.finalize().into_bytes().into();
+            for piece in [1, 7, 64, 65, 300] {
+                let mut mac = mac_key.start();
+                for part in data[..len].chunks(piece) {
+                    mac.update(part);
+                }
+                assert_eq!(mac.finalize(), expected, "length {len}, pieces of {piece}");
+            }
+        }
     }
 
     /// base64url against base64ct (strict, canonical) for every 0 to 3 byte tail and every
