@@ -144,6 +144,11 @@ pub fn receive<'f, R: Read, const N: usize>(
     reader: &mut R,
     frames: &'f mut FrameReader<N>,
 ) -> Result<Incoming<'f>, SessionError<R::Error>> {
+    // After the close or a failure, touch the transport no more: a further read could block
+    // on a peer that keeps the connection open, or swallow bytes nobody will open.
+    if receiver.is_ended() {
+        return Err(Error::SessionEnded.into());
+    }
     match read_frame(reader, frames) {
         Ok(Some(frame)) => Ok(receiver.open(frame)?),
         Ok(None) | Err(SessionError::Protocol(Error::Truncated)) => {

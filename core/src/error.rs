@@ -88,7 +88,8 @@ pub enum Error {
     VersionRefused,
     /// The client refused this server's PBKDF2 iteration count.
     IterationsRefused,
-    /// The peer ended the handshake with an alert this side does not know.
+    /// The peer ended the handshake with a generic alert (a malformed or unexpected message on
+    /// its side) or with one this side does not know.
     PeerAborted,
     /// A record arrived out of sequence: replayed, reordered, or one before it was lost.
     RecordOutOfOrder {

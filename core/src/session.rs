@@ -215,6 +215,12 @@ impl Receiver {
         result
     }
 
+    /// True once the session has ended here (closed by the peer, or failed): nothing more will
+    /// be opened, so a driver need not read further.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
     /// The error for an end of stream: a truncation unless the peer closed first.
     pub fn end_of_stream(&mut self) -> Error {
         if self.ended {

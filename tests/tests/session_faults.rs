@@ -1228,8 +1228,6 @@ fn after_a_truncation_the_receiver_returns_session_ended() {
 }
 
 #[test]
-#[ignore = "core bug: driver::receive reads a whole frame from the transport before the \
-            Receiver reports SessionEnded (driver.rs `receive`, line 142)"]
 fn receive_after_the_session_ended_touches_no_more_of_the_transport() {
     let (client, server) = key_file_sessions();
     let (mut tx, _) = client.split();
