@@ -1,0 +1,113 @@
+//! What the benchmarks share: the inputs every implementation gets, and an in-memory byte pipe
+//! that carries a handshake or a chat between two threads through the core's blocking driver.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The plaintext sizes every token benchmark runs at: 16 B, 256 B, 4 KiB, 64 KiB and 1 MiB.
+pub const SIZES: [usize; 5] = [16, 256, 4 << 10, 64 << 10, 1 << 20];
+
+/// The Fernet key every implementation uses (the spec's), as text.
+pub const KEY_TEXT: &str = "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=";
+
+/// The same key for aeschat.
+pub fn key() -> aeschat_core::Key {
+    aeschat_core::Key::parse(KEY_TEXT.as_bytes()).expect("the key text is valid")
+}
+
+/// The plaintext of `len` bytes every implementation encrypts (the same pattern in Python).
+pub fn plaintext(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// The current Unix time in seconds, as every application reads it per token.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A human-readable size: "16 B", "4 KiB", "1 MiB".
+pub fn size_label(len: usize) -> String {
+    match len {
+        l if l >= 1 << 20 && l % (1 << 20) == 0 => format!("{} MiB", l >> 20),
+        l if l >= 1 << 10 && l % (1 << 10) == 0 => format!("{} KiB", l >> 10),
+        l => format!("{l} B"),
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    bytes: VecDeque<u8>,
+    closed: bool,
+}
+
+/// One direction of an in-memory byte stream.
+#[derive(Clone, Default)]
+struct Channel(Arc<(Mutex<Shared>, Condvar)>);
+
+/// The reading end of an in-memory stream: blocks until bytes arrive or the writer is dropped.
+pub struct PipeReader(Channel);
+
+/// The writing end of an in-memory stream; dropping it ends the stream.
+pub struct PipeWriter(Channel);
+
+/// A one-way in-memory byte stream.
+pub fn pipe() -> (PipeWriter, PipeReader) {
+    let channel = Channel::default();
+    (PipeWriter(channel.clone()), PipeReader(channel))
+}
+
+/// Two crossed pipes: one end of a connection for each thread.
+pub fn connection() -> ((PipeReader, PipeWriter), (PipeReader, PipeWriter)) {
+    let (a_to_b, b_from_a) = pipe();
+    let (b_to_a, a_from_b) = pipe();
+    ((a_from_b, a_to_b), (b_from_a, b_to_a))
+}
+
+/// The pipe never fails; a closed stream reads as its end.
+#[derive(Debug)]
+pub enum Never {}
+
+impl aeschat_core::Read for PipeReader {
+    type Error = Never;
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Never> {
+        let (lock, ready) = &*self.0 .0;
+        let mut shared = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while shared.bytes.is_empty() && !shared.closed && !buf.is_empty() {
+            shared = ready.wait(shared).unwrap_or_else(|e| e.into_inner());
+        }
+        let count = buf.len().min(shared.bytes.len());
+        for (dst, src) in buf.iter_mut().zip(shared.bytes.drain(..count)) {
+            *dst = src;
+        }
+        Ok(count)
+    }
+}
+
+impl aeschat_core::Write for PipeWriter {
+    type Error = Never;
+
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Never> {
+        let (lock, ready) = &*self.0 .0;
+        let mut shared = lock.lock().unwrap_or_else(|e| e.into_inner());
+        shared.bytes.extend(buf);
+        ready.notify_all();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<(), Never> {
+        Ok(())
+    }
+}
+
+impl Drop for PipeWriter {
+    fn drop(&mut self) {
+        let (lock, ready) = &*self.0 .0;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+        ready.notify_all();
+    }
+}
