@@ -1,7 +1,9 @@
 //! Fernet tokens, aeschat against the `fernet` crate (RustCrypto backend), on the same key and
 //! plaintexts, as an application calls each: a fresh random IV and the clock read per token,
 //! and for decryption the clock read and the "not from the future" check that `fernet` makes.
-//! aeschat writes into a reused buffer (its API); `fernet` allocates (its API).
+//! aeschat writes into a reused buffer (its API); `fernet` allocates (its API). Times are the
+//! benchmarking thread's CPU time ([`ThreadCpuTime`]), so other processes on a shared machine
+//! distort the ratios less.
 //!
 //! `aeschat-prepared` is the same with a [`PreparedKey`] (key schedules computed once), which the
 //! `fernet` crate has no equivalent of. `base64` measures the `base64` crate (the one `fernet`
@@ -11,12 +13,12 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use aeschat_bench::{key, now, plaintext, size_label, KEY_TEXT, SIZES};
+use aeschat_bench::{key, now, plaintext, size_label, ThreadCpuTime, KEY_TEXT, SIZES};
 use aeschat_core::{decrypt, decrypt_buffer_len, encrypt, token_len, Iv, PreparedKey, TimePolicy};
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-fn tokens(c: &mut Criterion) {
+fn tokens(c: &mut Criterion<ThreadCpuTime>) {
     let key = key();
     let prepared = PreparedKey::new(&key);
     let engine = base64::engine::general_purpose::URL_SAFE;
@@ -96,13 +98,13 @@ fn tokens(c: &mut Criterion) {
 }
 
 /// What every encryption pays outside the token code: 16 random bytes and the clock.
-fn system_calls(c: &mut Criterion) {
+fn system_calls(c: &mut Criterion<ThreadCpuTime>) {
     c.bench_function("overhead/iv+clock", |b| {
         b.iter(|| (Iv::random().unwrap(), now()))
     });
 }
 
-fn config() -> Criterion {
+fn config() -> Criterion<ThreadCpuTime> {
     let seconds = |name, default| {
         std::env::var(name)
             .ok()
@@ -110,6 +112,7 @@ fn config() -> Criterion {
             .unwrap_or(default)
     };
     Criterion::default()
+        .with_measurement(ThreadCpuTime::default())
         .warm_up_time(Duration::from_secs_f64(seconds("BENCH_WARMUP", 0.5)))
         .measurement_time(Duration::from_secs_f64(seconds("BENCH_SECONDS", 2.0)))
         .sample_size(50)
