@@ -421,8 +421,8 @@ impl<'a> Handshake<'a> {
             Some(i64::try_from(offset).unwrap_or(if offset < 0 { i64::MIN } else { i64::MAX }))
         };
         Ok(Session::new(
-            Sender::new(send_key.clone(), self.peer_max_message_len),
-            Receiver::new(receive_key.clone(), self.config.max_message_len),
+            Sender::new(send_key, self.peer_max_message_len),
+            Receiver::new(receive_key, self.config.max_message_len),
             peer_clock_offset,
         ))
     }

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod base64;
 mod driver;
 mod error;
 mod frame;
@@ -30,6 +31,7 @@ mod handshake;
 mod kdf;
 mod key;
 mod keyring;
+mod mac;
 mod session;
 mod token;
 mod transport;

@@ -9,7 +9,9 @@
 
 use crate::frame::{Frame, FrameKind, FRAME_HEADER_LEN};
 use crate::handshake::{Alert, HANDSHAKE_FRAME_LEN};
-use crate::token::{decrypt_in_place, encrypt_parts, token_len, Iv, TimePolicy};
+use aes::{Aes128Dec, Aes128Enc};
+
+use crate::token::{self, token_len, Iv, MacKey, TimePolicy};
 use crate::{Error, Key};
 
 /// The default longest message: 64 KiB, so a pasted block of text fits.
@@ -84,18 +86,21 @@ impl Session {
 }
 
 /// The sending half: seals text and the final close into record frames.
-#[derive(Debug)]
 pub struct Sender {
-    key: Key,
+    /// This direction's AES key schedule and HMAC state, expanded once for the whole session
+    /// (only the encrypting half: a sender never decrypts).
+    aes: Aes128Enc,
+    mac_key: MacKey,
     next_sequence: u64,
     max_message_len: usize,
     ended: bool,
 }
 
 impl Sender {
-    pub(crate) fn new(key: Key, max_message_len: usize) -> Self {
+    pub(crate) fn new(key: &Key, max_message_len: usize) -> Self {
         Sender {
-            key,
+            aes: key.aes_enc(),
+            mac_key: key.mac_key(),
             next_sequence: 0,
             max_message_len,
             ended: false,
@@ -158,8 +163,8 @@ impl Sender {
             .ok_or(Error::BufferTooSmall { required })?;
         let [s0, s1, s2, s3, s4, s5, s6, s7] = self.next_sequence.to_be_bytes();
         let record_header = [record_type, s0, s1, s2, s3, s4, s5, s6, s7];
-        let token_len =
-            encrypt_parts(&self.key, &[&record_header, body], now, iv, token_out)?.len();
+        let parts: [&[u8]; 2] = [&record_header, body];
+        let token_len = token::seal(&self.aes, &self.mac_key, &parts, now, iv, token_out)?.len();
         let token_len = u32::try_from(token_len).map_err(|_| Error::MessageTooLong {
             max: self.max_message_len,
         })?;
@@ -174,6 +179,17 @@ impl Sender {
     }
 }
 
+impl core::fmt::Debug for Sender {
+    /// Shows the position in the session, never key material.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sender")
+            .field("next_sequence", &self.next_sequence)
+            .field("max_message_len", &self.max_message_len)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a received record carried.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming<'b> {
@@ -184,18 +200,21 @@ pub enum Incoming<'b> {
 }
 
 /// The receiving half: opens record frames in order.
-#[derive(Debug)]
 pub struct Receiver {
-    key: Key,
+    /// The peer's direction's AES key schedule and HMAC state, expanded once for the whole
+    /// session (only the decrypting half).
+    aes: Aes128Dec,
+    mac_key: MacKey,
     next_sequence: u64,
     max_message_len: usize,
     ended: bool,
 }
 
 impl Receiver {
-    pub(crate) fn new(key: Key, max_message_len: usize) -> Self {
+    pub(crate) fn new(key: &Key, max_message_len: usize) -> Self {
         Receiver {
-            key,
+            aes: key.aes_dec(),
+            mac_key: key.mac_key(),
             next_sequence: 0,
             max_message_len,
             ended: false,
@@ -243,8 +262,13 @@ impl Receiver {
         // Stops tampering, records from other sessions and reflection: each direction has
         // its own key, fresh for every session, so all of these fail authentication here.
         // Record times are not checked: freshness comes from the keys and sequence numbers.
-        let plaintext = decrypt_in_place(&self.key, frame.body, TimePolicy::Unchecked)
-            .map_err(|_| Error::RecordRejected)?;
+        let plaintext = token::open_in_place_with(
+            &self.mac_key,
+            || &self.aes,
+            frame.body,
+            TimePolicy::Unchecked,
+        )
+        .map_err(|_| Error::RecordRejected)?;
         let (header, body) = plaintext
             .split_first_chunk::<RECORD_HEADER_LEN>()
             .ok_or(Error::UnexpectedMessage)?;
@@ -270,5 +294,16 @@ impl Receiver {
             (RECORD_CLOSE, []) => Ok(Incoming::Closed),
             _ => Err(Error::UnexpectedMessage),
         }
+    }
+}
+
+impl core::fmt::Debug for Receiver {
+    /// Shows the position in the session, never key material.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("next_sequence", &self.next_sequence)
+            .field("max_message_len", &self.max_message_len)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
     }
 }
