@@ -200,6 +200,7 @@ fn deliver(receiver: &mut Receiver, model: &mut Model, bytes: &[u8]) {
         let expected = model.predict(kind, &body);
         let outcome = Outcome::from(receiver.open(frame));
         assert_eq!(outcome, expected, "kind {kind:?}");
+        assert_eq!(receiver.is_ended(), model.ended);
     }
 }
 

@@ -1,5 +1,5 @@
 //! Token decryption with arbitrary token bytes, key, time policy, clock and output size:
-//! `decrypt`, `decrypt_in_place`, `verified_timestamp`, `Keyring::decrypt` and
+//! `decrypt`, `decrypt_in_place`, `verified_timestamp`, `PreparedKey`, `Keyring::decrypt` and
 //! `Keyring::rotate`.
 //!
 //! The input is laid out by hand (see `seed_corpus.py`) so that seeds can carry the key of the
@@ -14,23 +14,22 @@
 //! | 19..51 | key                                                           |
 //! | 51..   | token text                                                    |
 //!
-//! Checks: in-place and separate decryption agree; the keyring agrees with the key alone; the
-//! verified timestamp, the time policy and decryption are consistent with the documented check
-//! order; a too-small buffer gets the exact size and is left untouched; a bad padding leaves no
-//! decrypted bytes behind; and every accepted token is byte for byte the token `encrypt` makes
-//! of its plaintext, timestamp and IV (so no malleable encoding is ever accepted).
+//! Checks: every path gives exactly the result of an independent Fernet (`src/reference.rs`:
+//! the same plaintext, or the same error by the documented check order), so the core's own
+//! base64url decoder and HMAC are tested differentially; in-place, separate, prepared-key and
+//! keyring decryption agree; a too-small buffer gets the exact size and is left untouched; a
+//! bad padding leaves no decrypted bytes behind; every accepted token is byte for byte what
+//! `encrypt` makes of its parts; rotation keeps timestamp and plaintext and wipes its scratch.
 #![no_main]
 
 use aeschat_core::{
     decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, token_len, verified_timestamp, Error,
-    Iv, Key, Keyring, TimePolicy,
+    Iv, Key, Keyring, PreparedKey, TimePolicy,
 };
-use base64ct::{Base64Url, Encoding};
+use aeschat_fuzz::reference;
 use libfuzzer_sys::fuzz_target;
 
 const HEADER_LEN: usize = 51;
-/// Version, timestamp, IV and HMAC: the bytes a token adds to its ciphertext.
-const OVERHEAD: usize = 1 + 8 + 16 + 32;
 const SENTINEL: u8 = 0xA5;
 
 fn owned(result: Result<&[u8], Error>) -> Result<Vec<u8>, Error> {
@@ -55,17 +54,31 @@ fuzz_target!(|data: &[u8]| {
         TimePolicy::Unchecked
     };
 
-    // The documented buffer size always suffices.
+    // The oracle's verdict, and the core's by every path. The documented buffer size always
+    // suffices.
+    let expected = reference::decrypt(&key_bytes, token, policy).map(|(_, plaintext)| plaintext);
     let full_len = decrypt_buffer_len(token.len());
     let mut out = vec![SENTINEL; full_len];
     let separate = owned(decrypt(&key, token, policy, &mut out));
+    assert_eq!(separate, expected, "decrypt disagrees with the reference");
+
     let mut buffer = token.to_vec();
     let in_place = owned(decrypt_in_place(&key, &mut buffer, policy));
+    assert_eq!(in_place, expected, "decrypt_in_place disagrees");
+
+    let prepared = PreparedKey::new(&key);
+    let mut prepared_out = vec![0u8; full_len];
     assert_eq!(
-        separate, in_place,
-        "in-place and separate decryption disagree"
+        owned(prepared.decrypt(token, policy, &mut prepared_out)),
+        expected,
+        "PreparedKey::decrypt disagrees"
     );
-    assert!(!matches!(separate, Err(Error::BufferTooSmall { .. })));
+    let mut buffer = token.to_vec();
+    assert_eq!(
+        owned(prepared.decrypt_in_place(&mut buffer, policy)),
+        expected,
+        "PreparedKey::decrypt_in_place disagrees"
+    );
 
     // The keyring tries each key; only a failed MAC moves on to the next.
     let older = [other.clone()];
@@ -78,9 +91,27 @@ fuzz_target!(|data: &[u8]| {
     let mut ring_out = vec![0u8; full_len];
     assert_eq!(
         owned(keyring.decrypt(token, policy, &mut ring_out)),
-        separate,
+        expected,
         "the keyring disagrees with its matching key"
     );
+
+    // The MAC alone: structure first, then the tag, no time check.
+    let raw = reference::parse(token);
+    let expected_timestamp = match &raw {
+        Err(error) => Err(*error),
+        Ok(raw) if raw.authentic(&key_bytes) => Ok(raw.timestamp()),
+        Ok(_) => Err(Error::InvalidToken),
+    };
+    assert_eq!(verified_timestamp(&key, token), expected_timestamp);
+
+    // An authentic token with a bad padding: nothing decrypted may remain in the output.
+    if let (Ok(raw), Ok(_), Err(Error::InvalidToken)) = (&raw, &expected_timestamp, &separate) {
+        let ciphertext_len = raw.ciphertext().len();
+        assert!(
+            out[..ciphertext_len].iter().all(|&b| b == 0),
+            "bad padding left decrypted bytes in the output"
+        );
+    }
 
     // A second, possibly too small, buffer: either it suffices, or the call names the exact
     // size and writes nothing.
@@ -93,84 +124,53 @@ fuzz_target!(|data: &[u8]| {
                 "a refused buffer was written"
             );
             let mut exact = vec![0u8; required];
-            assert_eq!(owned(decrypt(&key, token, policy, &mut exact)), separate);
+            assert_eq!(owned(decrypt(&key, token, policy, &mut exact)), expected);
         }
-        other => assert_eq!(owned(other), separate),
+        other => assert_eq!(owned(other), expected),
     }
 
-    // The check order: structure, then time, then the MAC, then the padding.
-    let unchecked = owned(decrypt(&key, token, TimePolicy::Unchecked, &mut out));
-    match verified_timestamp(&key, token) {
-        Err(error) => {
-            assert_eq!(unchecked, Err(error));
-            if error != Error::InvalidToken {
-                // Structural errors come before the time check.
-                assert_eq!(separate, Err(error));
-            }
-            assert!(separate.is_err());
-        }
-        Ok(timestamp) => match policy.check(timestamp) {
-            Err(time_error) => assert_eq!(separate, Err(time_error)),
-            Ok(()) => {
-                assert_eq!(separate, unchecked);
-                if separate == Err(Error::InvalidToken) {
-                    // An authentic token with bad padding: nothing decrypted may remain.
-                    let raw = decoded(token);
-                    let ciphertext_len = raw.len() - OVERHEAD;
-                    assert!(
-                        out[..ciphertext_len].iter().all(|&b| b == 0),
-                        "bad padding left decrypted bytes in the output"
-                    );
-                }
-            }
-        },
-    }
+    let (Ok(raw), Ok(timestamp)) = (raw, expected_timestamp) else {
+        return;
+    };
+    let Ok(plaintext) = owned(decrypt(&key, token, TimePolicy::Unchecked, &mut out)) else {
+        return;
+    };
+    // The token must be exactly what `encrypt` makes of its parts: one canonical form.
+    let iv = Iv::from_bytes(raw.iv());
+    let mut again = vec![0u8; token_len(plaintext.len())];
+    let again = encrypt(&key, &plaintext, timestamp, &iv, &mut again).expect("sized");
+    assert_eq!(
+        again.as_bytes(),
+        token,
+        "an accepted token is not canonical"
+    );
 
-    if let Ok(plaintext) = &unchecked {
-        let timestamp = verified_timestamp(&key, token).expect("decrypted, so authentic");
-        // The token must be exactly what `encrypt` makes of its parts: one canonical form.
-        let raw = decoded(token);
-        let iv = Iv::from_bytes(raw[9..25].try_into().unwrap());
-        let mut again = vec![0u8; token_len(plaintext.len())];
-        let again = encrypt(&key, plaintext, timestamp, &iv, &mut again).expect("sized");
-        assert_eq!(
-            again.as_bytes(),
-            token,
-            "an accepted token is not canonical"
-        );
-
-        // Rotation keeps the timestamp and the plaintext under the new primary.
-        let older = [key.clone()];
-        let rotator = Keyring::new(&other, &older);
-        let mut scratch = vec![0u8; full_len];
-        let mut rotated = vec![0u8; token_len(plaintext.len())];
-        let new_iv = Iv::from_bytes([flags; 16]);
-        let rotated = rotator
-            .rotate(token, &new_iv, &mut scratch, &mut rotated)
-            .expect("an authentic token rotates");
-        assert_eq!(
-            verified_timestamp(&other, rotated.as_bytes()),
-            Ok(timestamp)
-        );
-        let mut check = vec![0u8; full_len];
-        assert_eq!(
-            owned(decrypt(
-                &other,
-                rotated.as_bytes(),
-                TimePolicy::Unchecked,
-                &mut check
-            )),
-            Ok(plaintext.clone())
-        );
-        assert!(
-            scratch[..plaintext.len()].iter().all(|&b| b == 0),
-            "rotation left plaintext in scratch"
-        );
-    }
+    // Rotation keeps the timestamp and the plaintext under the new primary, and wipes the
+    // scratch buffer that held the plaintext.
+    let older = [key.clone()];
+    let rotator = Keyring::new(&other, &older);
+    let mut scratch = vec![0u8; full_len];
+    let mut rotated = vec![0u8; token_len(plaintext.len())];
+    let new_iv = Iv::from_bytes([flags; 16]);
+    let rotated = rotator
+        .rotate(token, &new_iv, &mut scratch, &mut rotated)
+        .expect("an authentic token rotates");
+    assert_eq!(
+        verified_timestamp(&other, rotated.as_bytes()),
+        Ok(timestamp)
+    );
+    let mut check = vec![0u8; full_len];
+    assert_eq!(
+        owned(decrypt(
+            &other,
+            rotated.as_bytes(),
+            TimePolicy::Unchecked,
+            &mut check
+        )),
+        Ok(plaintext)
+    );
+    assert!(
+        scratch.iter().all(|&b| b == 0),
+        "rotation left decrypted bytes in scratch"
+    );
 });
-
-/// The raw bytes of a token that the core accepted as canonical base64url.
-fn decoded(token: &[u8]) -> Vec<u8> {
-    let text = core::str::from_utf8(token).expect("accepted tokens are ASCII");
-    Base64Url::decode_vec(text).expect("accepted tokens decode")
-}

@@ -1,10 +1,12 @@
 //! Shared pieces of the aeschat fuzz targets: byte mutations of genuine messages, a genuine
-//! handshake peer that runs in lockstep with the side under test, and an in-process session.
+//! handshake peer that runs in lockstep with the side under test, an in-process session, and an
+//! independent Fernet as the oracle of differential checks.
 //!
 //! The targets panic (via `assert!`) only when the core breaks one of its promises; any panic
 //! inside the core itself is a bug too, since the core must never panic on any input.
 
 pub mod handshake;
+pub mod reference;
 
 use aeschat_core::{
     Config, Error, Frame, FrameKind, FrameReader, Handshake, HandshakeState, Key, Role, Secret,
@@ -148,8 +150,9 @@ pub fn establish(max_message_len: usize) -> Established {
 }
 
 /// The two record keys of a key-file session, computed here from the hello frames as
-/// handshake.rs specifies (HKDF-SHA256 over the transcript hash and the pre-shared key), so
-/// that a target can seal records with contents the genuine sender never writes.
+/// docs/PROTOCOL.md section 4 specifies (HKDF-SHA256 over the transcript hash and the
+/// pre-shared key), so that a target can seal records with contents the genuine sender never
+/// writes.
 pub fn record_keys(client_hello: &[u8], server_hello: &[u8], psk: &Key) -> (Key, Key) {
     use hmac::{Hmac, Mac};
     use sha2::{Digest, Sha256};
