@@ -1129,6 +1129,11 @@ fn summary(rows: &[Row], elapsed: Duration) -> String {
         elapsed.as_secs_f64(),
     ));
     out.push_str(
+        "frame: the attacked frame's number in its direction (1 hello, 2 finished, 3 and 4 \
+         text records, 5 close); shows: how many of the peer's messages the side prints, \
+         exactly those and in order; an ending is the exit status and the error line.\n",
+    );
+    out.push_str(
         "bug A: the side that leaves ignores how the peer's side ended \
          (std-frontend/src/chat/conversation.rs, Sending::leave)\n\
          bug B: the client takes an alert right after its handshake as the peer's word \
