@@ -422,7 +422,7 @@ impl<'a> Handshake<'a> {
         };
         Ok(Session::new(
             Sender::new(send_key, self.peer_max_message_len),
-            Receiver::new(receive_key, self.config.max_message_len),
+            Receiver::new(receive_key, self.config.max_message_len, self.config.role),
             peer_clock_offset,
         ))
     }

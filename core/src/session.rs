@@ -8,7 +8,7 @@
 #![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
 use crate::frame::{Frame, FrameKind, FRAME_HEADER_LEN};
-use crate::handshake::{Alert, HANDSHAKE_FRAME_LEN};
+use crate::handshake::{Alert, Role, HANDSHAKE_FRAME_LEN};
 use aes::{Aes128Dec, Aes128Enc};
 
 use crate::token::{self, token_len, Iv, MacKey, TimePolicy};
@@ -207,16 +207,19 @@ pub struct Receiver {
     mac_key: MacKey,
     next_sequence: u64,
     max_message_len: usize,
+    /// Only a server can legitimately receive an alert after its handshake (see `open_record`).
+    accepts_late_alert: bool,
     ended: bool,
 }
 
 impl Receiver {
-    pub(crate) fn new(key: &Key, max_message_len: usize) -> Self {
+    pub(crate) fn new(key: &Key, max_message_len: usize, role: Role) -> Self {
         Receiver {
             aes: key.aes_dec(),
             mac_key: key.mac_key(),
             next_sequence: 0,
             max_message_len,
+            accepts_late_alert: role == Role::Server,
             ended: false,
         }
     }
@@ -254,9 +257,12 @@ impl Receiver {
         match frame.kind {
             FrameKind::Record => {}
             // The one alert that can follow a handshake: the client rejected the server's key
-            // confirmation after the server had finished. Later, an (unauthenticated) alert
-            // could only be forged, so it must not pass for a wrong password.
-            FrameKind::Alert if self.next_sequence == 0 => return Err(Alert::received(frame.body)),
+            // confirmation after the server had finished, so it reaches the server before any
+            // record. Any other (unauthenticated) alert could only be forged, and must not pass
+            // for a wrong password.
+            FrameKind::Alert if self.accepts_late_alert && self.next_sequence == 0 => {
+                return Err(Alert::received(frame.body))
+            }
             _ => return Err(Error::UnexpectedMessage),
         }
         // Stops tampering, records from other sessions and reflection: each direction has
