@@ -202,11 +202,20 @@ impl Sending<'_> {
             return Ending::Failed(send_failure(events, conversation, error));
         }
         let deadline = Instant::now() + close_wait;
-        // Any end will do: the peer's close, a failure (it vanished after this side's close
-        // was sent), or the deadline.
-        let _ = events.next(conversation, true, Some(deadline));
-        terminal::status("[-] Conversation closed");
-        Ending::Left { input_ended }
+        // Only the peer's authenticated answer makes a clean end. Anything else means a
+        // message of the peer's may have been held back or cut off on the way (an attacker
+        // can delay a record until after this side's close), and the person must hear of it.
+        match events.next(conversation, true, Some(deadline)) {
+            Next::Peer(PeerEnd::Closed) => {
+                terminal::status("[-] Conversation closed");
+                Ending::Left { input_ended }
+            }
+            Next::Peer(PeerEnd::Failed(error)) => Ending::Failed(error.into()),
+            Next::TimedOut | Next::Typed(_) => Ending::Failed(Failure::other(format!(
+                "The peer did not confirm the end within {} s: messages may be missing.",
+                close_wait.as_secs()
+            ))),
+        }
     }
 }
 
