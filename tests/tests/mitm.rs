@@ -13,9 +13,10 @@
 //! at the end (on the real stderr, past the test harness's capture) and written to
 //! `$CARGO_TARGET_TMPDIR/mitm-matrix.md`.
 //!
-//! Rows where aeschat today differs from the right ending carry a known bug: the matrix
-//! accepts either the right ending or the documented wrong one there (so fixing the bug does
-//! not break it), and the ignored tests at the end demand the right one.
+//! Every row is judged strictly against the right ending. In the close phases that includes
+//! the side that leaves: only the peer's authenticated answering close is a clean end for it,
+//! so when its own close or the answer is dropped, cut off, altered, forged, replayed or
+//! overtaken by a held-back record, it reports what went wrong (exit 1) like the other side.
 
 mod chat_support;
 mod cli_support;
@@ -276,24 +277,6 @@ impl fmt::Display for End {
     }
 }
 
-/// A bug that makes one side end differently from what it should, today.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Bug {
-    /// `std-frontend/src/chat/conversation.rs`, `Sending::leave`: after sending its close, the
-    /// side that leaves waits for the peer's side to end and throws away how it ended, then
-    /// prints "[-] Conversation closed" and exits 0, whether the peer's close came, or the
-    /// stream was cut, or a record was altered, replayed, reordered or dropped.
-    LeaverIgnoresHowThePeerEnded,
-}
-
-impl Bug {
-    fn short(self) -> &'static str {
-        match self {
-            Bug::LeaverIgnoresHowThePeerEnded => "bug A",
-        }
-    }
-}
-
 /// What a row expects. `client_shows` counts the server's messages the client prints (always
 /// the first ones, in order), `server_shows` the client's messages the server prints.
 #[derive(Clone, Copy, Debug)]
@@ -302,8 +285,6 @@ struct Expect {
     server: End,
     client_shows: usize,
     server_shows: usize,
-    /// The side that ends differently today, how, and why.
-    bug: Option<(Side, End, Bug)>,
 }
 
 impl Expect {
@@ -409,12 +390,12 @@ impl Scenario {
             server,
             client_shows: shown,
             server_shows: shown,
-            bug: None,
         })
     }
 
     /// In a session, in terms of the side that sends the attacked frame (`x`) and the side
-    /// that receives it (`y`).
+    /// that receives it (`y`). In the close phases `x` is the side that leaves (`Close`) or the
+    /// side that answers (`AnswerClose`).
     fn expect_in_session(&self) -> Expect {
         use Action::*;
         use End::*;
@@ -425,7 +406,9 @@ impl Scenario {
             (_, Delay) => Clean,
             // A close followed by anything: nothing after a close is read.
             (Phase::Close | Phase::AnswerClose, Duplicate) => Clean,
+            // The sender's end of stream follows (the proxy forwards it).
             (_, Drop) if self.phase.is_close() => Truncated,
+            // A reordered close overtakes the record held back before it.
             (_, Drop | Duplicate | Reorder) => OutOfOrder,
             (_, Truncate) => Truncated,
             (_, FlipBit | Inject | Replay) => Rejected,
@@ -434,22 +417,15 @@ impl Scenario {
             (Phase::FirstRecord, InjectAlert) if y == Side::Server => AuthFailed,
             (_, InjectAlert) => Unexpected,
         };
-        // What the sender rightly reports: the receiver hangs up without a close.
-        let mut x_end = if y_end == Clean { Clean } else { Truncated };
-        let mut bug = None;
-        match self.phase {
-            Phase::Close if x_end != Clean => {
-                bug = Some((x, Clean, Bug::LeaverIgnoresHowThePeerEnded));
-            }
-            Phase::AnswerClose => {
-                // x has the leaver's close and answers: its side ended cleanly.
-                x_end = Clean;
-                if y_end != Clean {
-                    bug = Some((y, Clean, Bug::LeaverIgnoresHowThePeerEnded));
-                }
-            }
-            _ => {}
-        }
+        let x_end = match self.phase {
+            // x answered the leaver's close, which arrived intact: its side ended cleanly,
+            // whatever then happens to its answer.
+            Phase::AnswerClose => Clean,
+            // Otherwise y hangs up without a close (for Close: without answering x's), and x,
+            // waiting for one, sees the connection end.
+            _ if y_end == Clean => Clean,
+            _ => Truncated,
+        };
         let clean = y_end == Clean && x_end == Clean;
         // How many of x's messages y shows, and of y's messages x shows.
         let (y_shows, x_shows) = match self.phase {
@@ -482,7 +458,6 @@ impl Scenario {
             server,
             client_shows,
             server_shows,
-            bug,
         }
     }
 }
@@ -857,34 +832,19 @@ fn check_wire(scenario: &Scenario, proxy: &Proxy) -> Vec<String> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Verdict {
     Pass,
-    /// Passes but for the known bug, which showed.
-    KnownBug(Bug),
     Fail(String),
 }
 
-/// Judges one run against its row. `strict` refuses the known bug's ending.
-fn judge(expect: &Expect, observed: &Observed, strict: bool) -> Verdict {
+/// Judges one run against its row.
+fn judge(expect: &Expect, observed: &Observed) -> Verdict {
     let mut problems = observed.wire.clone();
-    let mut bug_seen = None;
     for side in [Side::Client, Side::Server] {
         let (code, line) = observed.end(side);
         let right = expect.end(side);
-        if right.matches(code, line) {
-            continue;
-        }
-        match expect.bug {
-            Some((bug_side, today, bug)) if bug_side == side && today.matches(code, line) => {
-                bug_seen = Some(bug);
-                if strict {
-                    problems.push(format!(
-                        "{side:?} ended as {today} ({}), not as {right}",
-                        bug.short()
-                    ));
-                }
-            }
-            _ => problems.push(format!(
+        if !right.matches(code, line) {
+            problems.push(format!(
                 "{side:?} ended with status {code} and {line:?}, expected {right}"
-            )),
+            ));
         }
     }
     for side in [Side::Client, Side::Server] {
@@ -902,10 +862,10 @@ fn judge(expect: &Expect, observed: &Observed, strict: bool) -> Verdict {
             ));
         }
     }
-    match (problems.is_empty(), bug_seen) {
-        (true, None) => Verdict::Pass,
-        (true, Some(bug)) => Verdict::KnownBug(bug),
-        (false, _) => Verdict::Fail(format!("{}\n{}", problems.join("\n"), observed.transcript)),
+    if problems.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(format!("{}\n{}", problems.join("\n"), observed.transcript))
     }
 }
 
@@ -965,8 +925,8 @@ struct Row {
     observed: Option<(String, String, Duration)>,
 }
 
-/// Runs the chosen rows, several at once, and returns every row of the matrix.
-fn run_matrix(choose: impl Fn(&Expect) -> bool + Sync, strict: bool) -> (Vec<Row>, Duration) {
+/// Runs every applicable row, several at once, and returns every row of the matrix.
+fn run_matrix() -> (Vec<Row>, Duration) {
     let started = Instant::now();
     let files = Files::new("mitm");
     let old = record_a_session(&files);
@@ -980,7 +940,7 @@ fn run_matrix(choose: impl Fn(&Expect) -> bool + Sync, strict: bool) -> (Vec<Row
         })
         .collect();
     let to_run: Vec<usize> = (0..rows.len())
-        .filter(|&i| matches!(&rows[i].expect, Ok(expect) if choose(expect)))
+        .filter(|&i| rows[i].expect.is_ok())
         .collect();
     let rows = Mutex::new(rows);
     let next = AtomicUsize::new(0);
@@ -992,13 +952,16 @@ fn run_matrix(choose: impl Fn(&Expect) -> bool + Sync, strict: bool) -> (Vec<Row
                 };
                 let (scenario, expect) = {
                     let rows = rows.lock().unwrap();
-                    (rows[i].scenario, rows[i].expect.expect("chosen rows apply"))
+                    (
+                        rows[i].scenario,
+                        rows[i].expect.expect("only applicable rows run"),
+                    )
                 };
                 let outcome =
                     panic::catch_unwind(AssertUnwindSafe(|| run(&scenario, &expect, &files, &old)));
                 let (verdict, observed) = match outcome {
                     Ok(observed) => (
-                        judge(&expect, &observed, strict),
+                        judge(&expect, &observed),
                         Some((
                             observed.describe(Side::Client),
                             observed.describe(Side::Server),
@@ -1031,11 +994,7 @@ fn summary(rows: &[Row], elapsed: Duration) -> String {
          client shows | server shows | client: observed | server: observed | result | time |\n",
     );
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    let mut counts = [0usize; 5]; // applicable, passed, known bug, failed, not run
-                                  // Rows that were not chosen are left out, and then so are those that do not apply.
-    let partial = rows
-        .iter()
-        .any(|row| row.expect.is_ok() && row.verdict.is_none());
+    let (mut applicable, mut passed, mut failed, mut not_run) = (0, 0, 0, 0);
     for (n, row) in rows.iter().enumerate() {
         let s = &row.scenario;
         let first = format!(
@@ -1045,74 +1004,55 @@ fn summary(rows: &[Row], elapsed: Duration) -> String {
             s.direction,
             s.phase.describe()
         );
-        if row.expect.is_ok() && row.verdict.is_none() {
-            counts[0] += 1;
-            counts[4] += 1;
-            continue;
-        }
         let expect = match &row.expect {
-            Err(_) if partial => continue,
             Err(why) => {
                 out.push_str(&format!("{first} – | n/a: {why} | | | | | | n/a | |\n"));
                 continue;
             }
             Ok(expect) => expect,
         };
-        counts[0] += 1;
-        let with_bug = |side: Side| match expect.bug {
-            Some((bug_side, today, bug)) if bug_side == side => {
-                format!("{} (today {today}: {})", expect.end(side), bug.short())
+        applicable += 1;
+        let result = match &row.verdict {
+            Some(Verdict::Pass) => {
+                passed += 1;
+                "pass"
             }
-            _ => expect.end(side).to_string(),
+            Some(Verdict::Fail(_)) => {
+                failed += 1;
+                "FAIL"
+            }
+            None => {
+                not_run += 1;
+                "not run"
+            }
         };
-        let (result, client, server, time) = match (&row.verdict, &row.observed) {
-            (None, _) => unreachable!("rows not run are left out above"),
-            (Some(verdict), observed) => {
-                let result = match verdict {
-                    Verdict::Pass => {
-                        counts[1] += 1;
-                        "pass".to_owned()
-                    }
-                    Verdict::KnownBug(bug) => {
-                        counts[2] += 1;
-                        format!("KNOWN BUG ({})", bug.short())
-                    }
-                    Verdict::Fail(_) => {
-                        counts[3] += 1;
-                        "FAIL".to_owned()
-                    }
-                };
-                match observed {
-                    Some((client, server, time)) => (
-                        result,
-                        client.clone(),
-                        server.clone(),
-                        format!("{} ms", time.as_millis()),
-                    ),
-                    None => (result, String::new(), String::new(), String::new()),
-                }
-            }
+        let (client, server, time) = match &row.observed {
+            Some((client, server, time)) => (
+                client.clone(),
+                server.clone(),
+                format!("{} ms", time.as_millis()),
+            ),
+            None => (String::new(), String::new(), String::new()),
         };
         out.push_str(&format!(
             "{first} {} | {} | {} | {} | {} | {client} | {server} | {result} | {time} |\n",
             s.attacked_frame() + 1,
-            with_bug(Side::Client),
-            with_bug(Side::Server),
+            expect.client,
+            expect.server,
             expect.client_shows,
             expect.server_shows,
         ));
     }
-    let [applicable, passed, known, failed, not_run] = counts;
     out.push_str(&format!(
         "\n{} actions × {} directions × {} phases = {} rows: {} not applicable, {applicable} \
-         run{}: {passed} passed, {known} passed but for a known bug, {failed} failed; {:.1} s\n",
+         run: {passed} passed, {failed} failed{}; {:.1} s\n",
         Action::ALL.len(),
         Direction::BOTH.len(),
         Phase::ALL.len(),
         rows.len(),
         rows.len() - applicable,
         if not_run > 0 {
-            format!(" ({not_run} of them not chosen, and left out above)")
+            format!(", {not_run} not run")
         } else {
             String::new()
         },
@@ -1122,10 +1062,6 @@ fn summary(rows: &[Row], elapsed: Duration) -> String {
         "frame: the attacked frame's number in its direction (1 hello, 2 finished, 3 and 4 \
          text records, 5 close); shows: how many of the peer's messages the side prints, \
          exactly those and in order; an ending is the exit status and the error line.\n",
-    );
-    out.push_str(
-        "bug A: the side that leaves ignores how the peer's side ended \
-         (std-frontend/src/chat/conversation.rs, Sending::leave)\n",
     );
     out
 }
@@ -1153,7 +1089,7 @@ fn failures(rows: &[Row]) -> Vec<String> {
 
 #[test]
 fn every_attack_in_every_direction_and_phase_ends_safely_with_the_right_message() {
-    let (rows, elapsed) = run_matrix(|_| true, false);
+    let (rows, elapsed) = run_matrix();
     publish("mitm-matrix.md", &summary(&rows, elapsed));
     let failed = failures(&rows);
     assert!(
@@ -1170,20 +1106,6 @@ fn every_attack_in_every_direction_and_phase_ends_safely_with_the_right_message(
         .iter()
         .filter(|row| row.expect.is_ok())
         .all(|row| row.verdict.is_some()));
-}
-
-#[test]
-#[ignore = "bug A: std-frontend/src/chat/conversation.rs Sending::leave ignores how the peer's \
-            side ended after this side's close (the quitter exits 0 on a dropped, altered, \
-            replayed or truncated answering close, and loses reordered messages silently)"]
-fn the_side_that_leaves_reports_a_missing_or_tampered_answer() {
-    let (rows, elapsed) = run_matrix(
-        |expect| matches!(expect.bug, Some((_, _, Bug::LeaverIgnoresHowThePeerEnded))),
-        true,
-    );
-    publish("mitm-bug-a.md", &summary(&rows, elapsed));
-    let failed = failures(&rows);
-    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
 }
 
 #[test]
