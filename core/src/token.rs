@@ -187,21 +187,12 @@ pub fn encrypt<'o>(
     iv: &Iv,
     out: &'o mut [u8],
 ) -> Result<&'o str, Error> {
-    encrypt_parts(key, &[plaintext], timestamp, iv, out)
+    seal(&key.aes_enc(), &key.mac_key(), &[plaintext], timestamp, iv, out)
 }
 
-/// Encrypts the concatenation of `parts` as one plaintext, without copying it together first.
-pub(crate) fn encrypt_parts<'o>(
-    key: &Key,
-    parts: &[&[u8]],
-    timestamp: u64,
-    iv: &Iv,
-    out: &'o mut [u8],
-) -> Result<&'o str, Error> {
-    seal(&key.aes_enc(), &key.mac_key(), parts, timestamp, iv, out)
-}
-
-/// Encrypts with an expanded key: see [`encrypt_parts`].
+/// Encrypts the concatenation of `parts` as one plaintext (without copying it together first)
+/// with an expanded key: the engine under [`encrypt`], [`crate::PreparedKey::encrypt`] and the
+/// session's records.
 pub(crate) fn seal<'o>(
     aes: &Aes128Enc,
     mac_key: &MacKey,
