@@ -4,71 +4,17 @@
 //! Only allocations made by the current thread while it is measuring are counted, so the test
 //! harness (its output capture, other tests running in parallel) cannot disturb the count.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod counting_allocator;
+
 use std::fmt::Write;
 use std::hint::black_box;
+
+use counting_allocator::allocations_during;
 
 use aeschat_core::{
     decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string, token_len,
     verified_timestamp, Error, Iv, Key, Keyring, TimePolicy,
 };
-
-/// The system allocator, counting the allocations of a thread while it measures.
-struct Counting;
-
-thread_local! {
-    // Constant initialisers and no destructors: touching these never allocates.
-    static MEASURING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count_one() {
-    // `try_with`: an allocation during thread teardown must not panic inside the allocator.
-    let measuring = MEASURING.try_with(Cell::get).unwrap_or(false);
-    if measuring {
-        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only
-// thread-local cells and never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which we pass on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_one();
-        // SAFETY: `ptr` and `layout` come from this allocator, which is the system's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` and `layout` come from this allocator, which is the system's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Runs `work` and returns how many heap allocations (and reallocations) this thread made.
-fn allocations_during(work: impl FnOnce()) -> usize {
-    ALLOCATIONS.with(|count| count.set(0));
-    MEASURING.with(|measuring| measuring.set(true));
-    work();
-    MEASURING.with(|measuring| measuring.set(false));
-    ALLOCATIONS.with(Cell::get)
-}
 
 /// Plaintext lengths around the AES block, the base64 quantum and the core's internal chunks.
 const SIZES: [usize; 26] = [
@@ -184,7 +130,7 @@ fn cycle(round: u8, len: usize, plaintext: &[u8; MAX_PLAINTEXT]) {
 fn token_operations_allocate_nothing() {
     let plaintext: [u8; MAX_PLAINTEXT] = std::array::from_fn(|i| (i * 131 % 251) as u8);
     let mut cycles = 0usize;
-    let allocations = allocations_during(|| {
+    let ((), allocations) = allocations_during(|| {
         for round in 0..ROUNDS {
             for len in SIZES {
                 cycle(round, len, black_box(&plaintext));
@@ -201,7 +147,7 @@ fn token_operations_allocate_nothing() {
 
 #[test]
 fn operating_system_randomness_allocates_nothing() {
-    let allocations = allocations_during(|| {
+    let ((), allocations) = allocations_during(|| {
         for _ in 0..100 {
             let key = Key::generate().unwrap();
             let iv = Iv::random().unwrap();
@@ -216,7 +162,7 @@ fn operating_system_randomness_allocates_nothing() {
 /// The counter works: without this, a broken allocator hook would make the tests above pass.
 #[test]
 fn the_counter_sees_heap_allocations() {
-    let allocations = allocations_during(|| {
+    let ((), allocations) = allocations_during(|| {
         black_box(Box::new(black_box(7u64)));
         let mut growing: Vec<u8> = Vec::with_capacity(1);
         growing.extend_from_slice(black_box(&[1, 2, 3, 4]));
@@ -226,5 +172,5 @@ fn the_counter_sees_heap_allocations() {
     assert_eq!(allocations, 3);
     // Not measuring: nothing is counted.
     black_box(Box::new(black_box(8u64)));
-    assert_eq!(allocations_during(|| {}), 0);
+    assert_eq!(allocations_during(|| {}).1, 0);
 }
