@@ -187,7 +187,14 @@ pub fn encrypt<'o>(
     iv: &Iv,
     out: &'o mut [u8],
 ) -> Result<&'o str, Error> {
-    seal(&key.aes_enc(), &key.mac_key(), &[plaintext], timestamp, iv, out)
+    seal(
+        &key.aes_enc(),
+        &key.mac_key(),
+        &[plaintext],
+        timestamp,
+        iv,
+        out,
+    )
 }
 
 /// Encrypts the concatenation of `parts` as one plaintext (without copying it together first)
