@@ -87,9 +87,14 @@ for target in "${targets[@]}"; do
     elapsed=$(($(date +%s) - start))
 
     # libFuzzer ends a clean run with "Done N runs in S second(s)"; after a crash it still
-    # prints its final statistics, so the executions are known either way.
-    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-    done_line=$(grep -E '^Done [0-9]+ runs in [0-9]+ second' "$log" | tail -n 1 || true)
+    # prints its final statistics, so the executions are known either way. (Once, in a long
+    # run, these last lines were not yet readable when the run returned: look a few times.)
+    for _ in 1 2 3 4 5; do
+        runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+        done_line=$(grep -E '^Done [0-9]+ runs in [0-9]+ second' "$log" | tail -n 1 || true)
+        [[ -n $runs || -n $done_line ]] && break
+        sleep 1
+    done
     if [[ -n $done_line ]]; then
         runs=$(awk '{ print $2 }' <<<"$done_line")
         elapsed=$(awk '{ print $5 }' <<<"$done_line")
@@ -99,7 +104,9 @@ for target in "${targets[@]}"; do
     cov=$(grep -oE 'cov: [0-9]+' <<<"$status_line" | awk '{ print $2 }' || true)
     corp=$(grep -oE 'corp: [0-9]+/[0-9]+[a-zA-Z]*' <<<"$status_line" | awk '{ print $2 }' || true)
 
-    if [[ $status -eq 0 && -n $done_line ]]; then
+    # The exit status decides: libFuzzer exits non-zero on a crash, a hang or running out of
+    # memory, and cargo-fuzz passes that on.
+    if [[ $status -eq 0 ]]; then
         result="ok"
     else
         artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
