@@ -46,8 +46,10 @@ def key_bytes(secret):
 
 
 def vector_cases():
-    """(file label, index, case) for every vector file."""
-    for path in sorted(VECTORS.glob("*/*.json")):
+    """(file label, index, case) for every Fernet vector file (not the session transcripts
+    that also live under vectors/)."""
+    paths = sorted(VECTORS.glob("official/*.json")) + sorted(VECTORS.glob("extended/*.json"))
+    for path in paths:
         label = f"{path.parent.name}-{path.stem}"
         for index, case in enumerate(json.loads(path.read_text(encoding="utf-8"))):
             yield label, index, case
