@@ -1,9 +1,12 @@
 //! The server under load and faults: many callers at once and in bursts, callers that say
 //! nothing or one byte at a time, garbage and oversize frames, half-closed and reset
-//! connections, peers that vanish in the middle of a message, and sessions of a hundred
-//! thousand (and, ignored by default, a million) messages. After every fault a real client must
-//! still complete a conversation with the same server, and the server's memory (VmRSS and
-//! VmHWM from /proc) and thread count must stay where they were.
+//! connections, peers that vanish in the middle of a message, and sessions of a million
+//! messages. After every fault a real client must still complete a conversation with the same
+//! server, and the server's memory (VmRSS and VmHWM from /proc) and thread count must stay
+//! where they were.
+//!
+//! Tests of bugs not yet fixed are `#[ignore]`d with the bug and the file; run them with
+//! `cargo test -p aeschat-tests --test load -- --ignored`.
 //!
 //! The tests take a lock so that their times and figures are measured one at a time.
 //! `docs/SECURITY.md` records the figures of one run.
@@ -981,7 +984,7 @@ fn long_session(count: u64, source: Source, growth_limit_kib: u64) {
         .collect();
 
     // Samples every 50 ms; stops a runaway process before it takes the machine's memory.
-    let deadline = started + Duration::from_secs(count / 1000 + 60);
+    let deadline = started + Duration::from_secs(count / 5000 + 60);
     let mut at_tenth = None;
     let mut peak = vec![0u64; pids.len()];
     while server.lines() < count {
@@ -1061,28 +1064,14 @@ fn long_session(count: u64, source: Source, growth_limit_kib: u64) {
 }
 
 #[test]
-fn a_long_session_keeps_the_servers_memory_flat() {
-    long_session(100_000, Source::TestClient, RSS_SLACK_KIB);
+fn a_million_messages_keep_the_servers_memory_flat() {
+    long_session(1_000_000, Source::TestClient, RSS_SLACK_KIB);
 }
 
 #[test]
 #[ignore = "bug A: std-frontend/src/chat/events.rs reads standard input ahead without limit \
             (an unbounded channel) into a 64 KiB buffer per line, so the client grows by \
             gigabytes when lines arrive faster than it sends them"]
-fn a_long_session_through_the_clients_standard_input_keeps_both_processes_bounded() {
-    long_session(100_000, Source::ClientStdin, 4 * RSS_SLACK_KIB);
-}
-
-#[test]
-#[ignore = "slow (about a minute): cargo test -p aeschat-tests --test load -- --ignored \
-            a_million_messages_keep_the_servers_memory_flat"]
-fn a_million_messages_keep_the_servers_memory_flat() {
-    long_session(1_000_000, Source::TestClient, RSS_SLACK_KIB);
-}
-
-#[test]
-#[ignore = "slow, and fails until bug A is fixed: cargo test -p aeschat-tests --test load -- \
-            --ignored a_million_lines_through_the_clients_standard_input"]
 fn a_million_lines_through_the_clients_standard_input_keep_both_processes_bounded() {
-    long_session(1_000_000, Source::ClientStdin, 4 * RSS_SLACK_KIB);
+    long_session(1_000_000, Source::ClientStdin, RSS_SLACK_KIB);
 }

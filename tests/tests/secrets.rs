@@ -826,7 +826,7 @@ fn no_output_or_error_of_any_scenario_contains_a_secret() {
     );
     chat_scenario(
         &mut outputs,
-        "wrong password",
+        "mismatched passwords",
         false,
         &["--password-file", pass],
         &["--password-file", other],
@@ -835,7 +835,7 @@ fn no_output_or_error_of_any_scenario_contains_a_secret() {
     );
     chat_scenario(
         &mut outputs,
-        "wrong password, server stops after one failure",
+        "mismatched passwords, the server stops after one failure",
         false,
         &["--password-file", pass],
         &["--password-file", other],
@@ -862,7 +862,7 @@ fn no_output_or_error_of_any_scenario_contains_a_secret() {
     );
     chat_scenario(
         &mut outputs,
-        "wrong key file",
+        "mismatched key files",
         false,
         &["--key-file", key],
         &["--key-file", other_key],
