@@ -1,20 +1,29 @@
 //! One conversation over an established session: a thread that receives and prints, and the
 //! calling thread that seals and sends what is typed, until either side closes or the
 //! connection fails. The two share nothing but the queue of events (see `events`).
+//!
+//! After the handshake nothing here allocates per message: records are sealed into one send
+//! buffer, text is made printable in one output buffer, and both are made once per
+//! conversation. When lines arrive faster than one at a time, the records of all those ready
+//! go out in one write, and the messages of all the records that arrived together are printed
+//! in one write; nothing waits for more to come, so a lone message goes out at once.
 
 use std::io;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use aeschat_core::{
-    receive, record_frame_len, send_close, send_text, Error, FrameReader, Incoming, Iv, Receiver,
-    Sender, Session, SessionError, DEFAULT_FRAME_CAPACITY, MAX_MESSAGE_LEN,
+    receive, record_frame_len, send_close, Error, FrameReader, Incoming, Receiver, Sender, Session,
+    SessionError, Write, DEFAULT_FRAME_CAPACITY, MAX_MESSAGE_LEN,
 };
 
+use super::allocations;
 use super::events::{Events, Next, PeerEnd, Typed};
 use super::handshake::unix_now;
+use super::ivs::Ivs;
 use super::net::{TcpReader, TcpWriter};
-use super::{terminal, Failure};
+use super::terminal::{self, PeerLines};
+use super::Failure;
 
 /// The frame reader of one connection: big enough for the longest message (about 87 KiB, so
 /// it lives on the heap).
@@ -22,6 +31,10 @@ pub(super) type Frames = FrameReader<DEFAULT_FRAME_CAPACITY>;
 
 /// What typing this line does instead of sending it.
 const QUIT: &[u8] = b"/quit";
+
+/// Records are collected up to this many bytes before they are written, when more lines are
+/// ready to send.
+const SEND_BATCH: usize = 32 * 1024;
 
 /// How a conversation ended.
 pub(super) enum Ending {
@@ -57,7 +70,11 @@ pub(super) fn run(
                 let mut sending = Sending {
                     sender: &mut sender,
                     writer: &mut writer,
-                    record: vec![0; record_frame_len(MAX_MESSAGE_LEN)],
+                    records: vec![0; SEND_BATCH + record_frame_len(MAX_MESSAGE_LEN)]
+                        .into_boxed_slice(),
+                    filled: 0,
+                    text: Vec::with_capacity(MAX_MESSAGE_LEN),
+                    ivs: Ivs::new(),
                 };
                 sending.run(events, conversation, peer, close_wait)
             }
@@ -74,12 +91,20 @@ fn receive_all(
     mut receiver: Receiver,
     mut reader: TcpReader,
     mut frames: Box<Frames>,
-    peer: &str,
+    peer: &'static str,
 ) -> PeerEnd {
-    loop {
+    let mut lines = PeerLines::new(peer);
+    let end = loop {
         match receive(&mut receiver, &mut reader, &mut *frames) {
-            Ok(Incoming::Text(text)) => terminal::peer_line(peer, text),
-            Ok(Incoming::Closed) => return PeerEnd::Closed,
+            Ok(Incoming::Text(text)) => {
+                allocations::message();
+                lines.push(text);
+                // Before a wait for the network, everything received is shown.
+                if !reader.holds_whole_frame() {
+                    lines.flush();
+                }
+            }
+            Ok(Incoming::Closed) => break PeerEnd::Closed,
             // A reset is the peer's system ending the connection without the peer's close: the
             // same as an end of stream, as far as what may be missing goes.
             Err(SessionError::Transport(err))
@@ -88,19 +113,26 @@ fn receive_all(
                     io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
                 ) =>
             {
-                return PeerEnd::Failed(SessionError::Protocol(Error::Truncated))
+                break PeerEnd::Failed(SessionError::Protocol(Error::Truncated))
             }
-            Err(error) => return PeerEnd::Failed(error),
+            Err(error) => break PeerEnd::Failed(error),
         }
-    }
+    };
+    lines.flush();
+    end
 }
 
 /// The sending half of a conversation, driven by what is typed.
 struct Sending<'a> {
     sender: &'a mut Sender,
     writer: &'a mut TcpWriter,
-    /// Where records are sealed: room for the longest message.
-    record: Vec<u8>,
+    /// Where records are sealed, `filled` bytes of them not yet written: room for a batch
+    /// and the longest record after it.
+    records: Box<[u8]>,
+    filled: usize,
+    /// Where a line that is not UTF-8 is made so.
+    text: Vec<u8>,
+    ivs: Ivs,
 }
 
 impl Sending<'_> {
@@ -112,35 +144,83 @@ impl Sending<'_> {
         close_wait: Duration,
     ) -> Ending {
         loop {
-            match events.next(conversation, false, None) {
-                Next::Typed(Typed::Line(line)) if line.trim_ascii_end() == QUIT => {
-                    return self.leave(events, conversation, close_wait, false)
+            // With records waiting to be written, only what is ready joins them; when nothing
+            // is, they go out before this side waits.
+            let next = if self.filled == 0 {
+                events.next(conversation, false, None)
+            } else if let Some(next) = events.next_now(conversation) {
+                next
+            } else {
+                if let Err(error) = self.write_records() {
+                    return Ending::Failed(send_failure(events, conversation, error));
                 }
-                Next::Typed(Typed::Line(line)) => {
-                    if let Err(error) = self.send_line(&line) {
+                continue;
+            };
+            let Next::Typed(Typed::Lines(mut lines)) = next else {
+                // Whatever happens next comes after the lines typed before it.
+                if let Err(error) = self.write_records() {
+                    return Ending::Failed(send_failure(events, conversation, error));
+                }
+                match self.handle(next, events, conversation, peer, close_wait) {
+                    Some(ending) => return ending,
+                    None => continue,
+                }
+            };
+            while let Some(line) = lines.next_line() {
+                if line.trim_ascii_end() == QUIT {
+                    if !lines.is_empty() {
+                        // The lines after it are for whoever this side talks to next.
+                        events.hold_first(Typed::Lines(lines));
+                    }
+                    if let Err(error) = self.write_records() {
                         return Ending::Failed(send_failure(events, conversation, error));
                     }
+                    return self.leave(events, conversation, close_wait, false);
                 }
-                Next::Typed(Typed::TooLong) => not_sent(Error::MessageTooLong {
-                    max: self.max_message_len(),
-                }),
-                Next::Typed(Typed::End) => {
-                    return self.leave(events, conversation, close_wait, true)
+                let sealed = self.seal_line(line);
+                let full = self.filled >= SEND_BATCH;
+                if let Err(error) = sealed.and_then(|()| match full {
+                    true => self.write_records(),
+                    false => Ok(()),
+                }) {
+                    return Ending::Failed(send_failure(events, conversation, error));
                 }
-                Next::Typed(Typed::Failed(err)) => {
-                    terminal::error(&format!("cannot read standard input: {err}"));
-                    return self.leave(events, conversation, close_wait, true);
-                }
-                Next::Peer(PeerEnd::Closed) => {
-                    terminal::status(&format!("[-] {peer} left"));
-                    // Answering with this side's close tells the peer that everything it was
-                    // sent arrived; if the peer has gone already, there is no one to tell.
-                    let _ = self.close();
-                    return Ending::PeerLeft;
-                }
-                Next::Peer(PeerEnd::Failed(error)) => return Ending::Failed(error.into()),
-                Next::TimedOut => {}
             }
+        }
+    }
+
+    /// Everything but a line to send: the end of the conversation (`Some`) or a notice.
+    fn handle(
+        &mut self,
+        next: Next,
+        events: &mut Events,
+        conversation: u64,
+        peer: &str,
+        close_wait: Duration,
+    ) -> Option<Ending> {
+        match next {
+            // Sent by `run`.
+            Next::Typed(Typed::Lines(_)) => None,
+            Next::Typed(Typed::TooLong) => {
+                not_sent(Error::MessageTooLong {
+                    max: self.max_message_len(),
+                });
+                None
+            }
+            Next::Typed(Typed::End) => Some(self.leave(events, conversation, close_wait, true)),
+            Next::Typed(Typed::Failed(err)) => {
+                terminal::error(&format!("cannot read standard input: {err}"));
+                Some(self.leave(events, conversation, close_wait, true))
+            }
+            Next::Peer(PeerEnd::Closed) => {
+                terminal::status(&format!("[-] {peer} left"));
+                // Answering with this side's close tells the peer that everything it was
+                // sent arrived; if the peer has gone already, there is no one to tell.
+                let _ = self.close();
+                Some(Ending::PeerLeft)
+            }
+            Next::Peer(PeerEnd::Failed(error)) => Some(Ending::Failed(error.into())),
+            Next::TimedOut => None,
         }
     }
 
@@ -149,41 +229,64 @@ impl Sending<'_> {
         self.sender.max_message_len().min(MAX_MESSAGE_LEN)
     }
 
-    /// Seals and sends one typed line. A line too long for one message is refused here, whole,
-    /// and the conversation goes on; only a failed connection ends it.
-    fn send_line(&mut self, line: &[u8]) -> Result<(), SessionError<io::Error>> {
+    /// Seals one typed line into the records waiting to be written (writing those first if
+    /// there is no room). A line too long for one message is refused here, whole, and the
+    /// conversation goes on; only a failed connection ends it.
+    fn seal_line(&mut self, line: &[u8]) -> Result<(), SessionError<io::Error>> {
         if line.is_empty() {
             return Ok(());
         }
-        // The chat promises UTF-8 text; bytes that are not are sent as U+FFFD.
-        let text = String::from_utf8_lossy(line);
         let max = self.max_message_len();
-        if text.len() > max {
+        // The chat promises UTF-8 text; bytes that are not are sent as U+FFFD.
+        let lossy = std::str::from_utf8(line).is_err();
+        if lossy && !replace_invalid_utf8(line, &mut self.text) {
             not_sent(Error::MessageTooLong { max });
             return Ok(());
         }
-        let iv = Iv::random()?;
-        match send_text(
-            self.sender,
-            self.writer,
-            text.as_bytes(),
-            unix_now(),
-            &iv,
-            &mut self.record,
-        ) {
-            Ok(()) => Ok(()),
-            Err(SessionError::Protocol(error @ Error::MessageTooLong { .. })) => {
+        let len = if lossy { self.text.len() } else { line.len() };
+        if len > max {
+            not_sent(Error::MessageTooLong { max });
+            return Ok(());
+        }
+        if self.records.len() - self.filled < record_frame_len(len) {
+            self.write_records()?;
+        }
+        let iv = self.ivs.next()?;
+        let text = if lossy { &self.text[..] } else { line };
+        let out = self.records.get_mut(self.filled..).unwrap_or_default();
+        match self.sender.seal_text(text, unix_now(), &iv, out) {
+            Ok(record) => {
+                self.filled += record.len();
+                allocations::message();
+                Ok(())
+            }
+            Err(error @ Error::MessageTooLong { .. }) => {
                 not_sent(error);
                 Ok(())
             }
-            Err(error) => Err(error),
+            Err(error) => Err(error.into()),
         }
+    }
+
+    /// Writes the records sealed so far.
+    fn write_records(&mut self) -> Result<(), SessionError<io::Error>> {
+        let records = self.records.get(..self.filled).unwrap_or_default();
+        self.filled = 0;
+        let mut rest = records;
+        while !rest.is_empty() {
+            match self.writer.write(rest) {
+                Ok(0) => return Err(Error::ConnectionClosed.into()),
+                Ok(written) => rest = rest.get(written..).unwrap_or_default(),
+                Err(err) => return Err(SessionError::Transport(err)),
+            }
+        }
+        Ok(())
     }
 
     /// Sends the authenticated close and ends this side's direction of the connection.
     fn close(&mut self) -> Result<(), SessionError<io::Error>> {
-        let iv = Iv::random()?;
-        let result = send_close(self.sender, self.writer, unix_now(), &iv, &mut self.record);
+        let iv = self.ivs.next()?;
+        let result = send_close(self.sender, self.writer, unix_now(), &iv, &mut self.records);
         self.writer.finish();
         result
     }
@@ -234,4 +337,41 @@ fn send_failure(events: &mut Events, conversation: u64, error: SessionError<io::
 
 fn not_sent(error: Error) {
     terminal::error(&format!("not sent: {error}"));
+}
+
+/// Writes `line` into `text` (empty, never grown) as UTF-8, with U+FFFD for each invalid
+/// sequence as `String::from_utf8_lossy` does. False when the result would not fit in `text`,
+/// which holds the longest message.
+fn replace_invalid_utf8(line: &[u8], text: &mut Vec<u8>) -> bool {
+    text.clear();
+    for chunk in line.utf8_chunks() {
+        let invalid = if chunk.invalid().is_empty() {
+            ""
+        } else {
+            "\u{fffd}"
+        };
+        if text.len() + chunk.valid().len() + invalid.len() > text.capacity() {
+            return false;
+        }
+        text.extend_from_slice(chunk.valid().as_bytes());
+        text.extend_from_slice(invalid.as_bytes());
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_invalid_utf8;
+
+    #[test]
+    fn invalid_utf8_is_replaced_as_a_lossy_decode_does_within_the_buffer() {
+        let line = b"ok \xff\xfe end \xe2\x82 \xf0\x9f\x99\x82";
+        let mut text = Vec::with_capacity(64);
+        assert!(replace_invalid_utf8(line, &mut text));
+        assert_eq!(text, String::from_utf8_lossy(line).as_bytes());
+        assert_eq!(text.capacity(), 64);
+        // Each invalid byte takes three bytes: 30 of them need 90.
+        assert!(!replace_invalid_utf8(&[0xff; 30], &mut text));
+        assert_eq!(text.capacity(), 64);
+    }
 }

@@ -7,27 +7,50 @@
 //! blocking read cannot be abandoned when a conversation ends. What is typed waits in the queue
 //! for the current or next conversation, so it is sent in order, and lines typed between
 //! conversations go to the next peer, as they would if nobody had read them yet.
+//!
+//! Nothing here allocates per line. Standard input is read straight into a few buffers, made
+//! once, that cycle between the reading thread and the conversation: each read that ends one
+//! or more lines hands those lines over together (see [`Lines`]), and the start of a line
+//! not yet ended moves on to the next buffer. A person typing gets one line per read; a pipe
+//! delivers hundreds, which then cost one hand-over instead of one each. When every buffer is
+//! taken, reading waits, so typed input that nobody sends yet holds at most
+//! [`INPUT_BUFFERS`] buffers in memory.
 
 use std::collections::VecDeque;
-use std::io::{self, BufRead};
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc;
+use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
 use aeschat_core::{SessionError, MAX_MESSAGE_LEN};
+use zeroize::Zeroize;
 
-use super::secret::SecretBytes;
+use super::queue::Queue;
 use super::Failure;
 
-/// The most of one line that is kept: one more byte than a message may hold, after a possible
-/// `\r`, so that an overlong line is recognised without keeping all of it.
-const LINE_CAPACITY: usize = MAX_MESSAGE_LEN + 2;
+/// The size of each input buffer: room for the longest message with its line ending, twice,
+/// so that a line that starts late in one read still fits once moved to the next buffer. A
+/// line that fills a whole buffer without ending is far too long to send, and is dropped as
+/// it is read. Only the pages that reads reach are ever touched.
+const INPUT_BUFFER: usize = 2 * (MAX_MESSAGE_LEN + 2);
+
+/// How many input buffers cycle: one being read into, the others waiting to be sent.
+const INPUT_BUFFERS: usize = 4;
+
+/// Room in the queue for typed input: every buffer of lines, and as many other typed events
+/// (an overlong line, the end of input) besides. Typed input waits when this is reached.
+const TYPED_CAPACITY: usize = 4 * INPUT_BUFFERS;
+
+/// Room reserved for the events that must never wait (a connection, the end of a peer's side),
+/// so that they are queued without allocating.
+const OTHER_CAPACITY: usize = 8;
 
 /// One thing read from standard input.
 pub(super) enum Typed {
-    Line(SecretBytes),
-    /// A line longer than any message; only its first bytes were kept.
+    /// One or more whole lines.
+    Lines(Lines),
+    /// A line too long to hold; none of it was kept.
     TooLong,
     End,
     Failed(io::Error),
@@ -37,6 +60,73 @@ impl Typed {
     fn is_last(&self) -> bool {
         matches!(self, Typed::End | Typed::Failed(_))
     }
+}
+
+/// Whole lines, as one read of standard input delivered them, in a buffer that goes back to
+/// the reading thread (wiped) when dropped. Each line ends in `\n`, except a last line at the
+/// end of input.
+pub(super) struct Lines {
+    buffer: Box<[u8]>,
+    /// `buffer[..len]` holds the lines, `buffer[next..len]` those not yet taken.
+    len: usize,
+    next: usize,
+    free: Arc<Queue<Box<[u8]>>>,
+}
+
+impl Lines {
+    /// The next line, without its line ending (`\n` or `\r\n`). It may be longer than a
+    /// message.
+    pub(super) fn next_line(&mut self) -> Option<&[u8]> {
+        let rest = self
+            .buffer
+            .get(self.next..self.len)
+            .filter(|rest| !rest.is_empty())?;
+        let (line, taken) = match find_newline(rest) {
+            Some(end) => (rest.get(..end).unwrap_or_default(), end + 1),
+            None => (rest, rest.len()),
+        };
+        self.next += taken;
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    }
+
+    /// True when every line has been taken.
+    pub(super) fn is_empty(&self) -> bool {
+        self.next >= self.len
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        // Typed text may be secret.
+        self.buffer
+            .get_mut(..self.len)
+            .unwrap_or_default()
+            .zeroize();
+        let buffer = std::mem::take(&mut self.buffer);
+        // The free list has room for every buffer; it refuses only once nobody reads any more,
+        // and then the buffer is simply freed.
+        let _ = self.free.push(buffer);
+    }
+}
+
+/// Where the first `\n` in `bytes` is. Looks at 16 bytes at a time (which the compiler turns
+/// into one vector comparison), then within the 16 that hold it.
+pub(super) fn find_newline(bytes: &[u8]) -> Option<usize> {
+    let mut offset = 0;
+    for chunk in bytes.chunks_exact(16) {
+        if chunk
+            .iter()
+            .fold(false, |found, &byte| found | (byte == b'\n'))
+        {
+            break;
+        }
+        offset += 16;
+    }
+    let at = bytes
+        .get(offset..)?
+        .iter()
+        .position(|&byte| byte == b'\n')?;
+    Some(offset + at)
 }
 
 /// How the peer's side of a conversation ended, as the receiving thread saw it.
@@ -59,35 +149,46 @@ pub(super) enum Next {
     TimedOut,
 }
 
+/// How long to wait for an event.
+#[derive(Clone, Copy)]
+enum Wait {
+    Forever,
+    Until(Instant),
+    /// Only what is there already.
+    No,
+}
+
 /// The queue of everything the main thread waits for.
 pub(super) struct Events {
-    queue: mpsc::Receiver<Event>,
-    sender: mpsc::Sender<Event>,
+    queue: Arc<Queue<Event>>,
+    /// Input buffers not in use, for the reading thread.
+    free: Arc<Queue<Box<[u8]>>>,
     /// Typed input taken off the queue while something else was awaited, kept in order.
     held: VecDeque<Typed>,
     conversations: u64,
 }
 
 /// Hands new connections to the main thread.
-pub(super) struct Handover(mpsc::Sender<Event>);
+pub(super) struct Handover(Arc<Queue<Event>>);
 
 impl Handover {
     /// False once nobody waits for connections any more.
     pub(super) fn hand_over(&self, stream: TcpStream, peer: SocketAddr) -> bool {
-        self.0.send(Event::Connection(stream, peer)).is_ok()
+        self.0.push_urgent(Event::Connection(stream, peer)).is_ok()
     }
 }
 
 /// Reports the end of one conversation's receiving side.
 pub(super) struct PeerNotice {
     conversation: u64,
-    sender: mpsc::Sender<Event>,
+    queue: Arc<Queue<Event>>,
 }
 
 impl PeerNotice {
     pub(super) fn ended(self, end: PeerEnd) {
-        // The conversation may be over already; then nobody needs to know.
-        let _ = self.sender.send(Event::Peer {
+        // Never waits (the conversation may be over, with nobody taking events); if nobody
+        // listens at all any more, nobody needs to know.
+        let _ = self.queue.push_urgent(Event::Peer {
             conversation: self.conversation,
             end,
         });
@@ -95,25 +196,33 @@ impl PeerNotice {
 }
 
 impl Events {
-    /// Starts the thread that reads standard input.
+    /// Makes the input buffers and starts the thread that reads standard input.
     pub(super) fn start() -> Result<Events, Failure> {
-        let (sender, queue) = mpsc::channel();
-        let lines = sender.clone();
+        let queue = Arc::new(Queue::new(TYPED_CAPACITY, OTHER_CAPACITY));
+        let free = Arc::new(Queue::new(INPUT_BUFFERS, 0));
+        for _ in 0..INPUT_BUFFERS {
+            // Cannot fail: the free list has room for every buffer and is open.
+            let _ = free.push(vec![0; INPUT_BUFFER].into_boxed_slice());
+        }
+        let reader = StdinReader {
+            queue: Arc::clone(&queue),
+            free: Arc::clone(&free),
+        };
         thread::Builder::new()
             .name("stdin".to_owned())
-            .spawn(move || read_stdin(&lines))
+            .spawn(move || reader.run())
             .map_err(|err| Failure::other(format!("cannot start a thread: {err}")))?;
         Ok(Events {
             queue,
-            sender,
-            held: VecDeque::new(),
+            free,
+            held: VecDeque::with_capacity(TYPED_CAPACITY + OTHER_CAPACITY),
             conversations: 0,
         })
     }
 
     /// What the server's accept thread hands connections over with.
     pub(super) fn handover(&self) -> Handover {
-        Handover(self.sender.clone())
+        Handover(Arc::clone(&self.queue))
     }
 
     /// Numbers a new conversation, and gives its receiving thread the way to report its end.
@@ -121,7 +230,7 @@ impl Events {
         self.conversations += 1;
         let notice = PeerNotice {
             conversation: self.conversations,
-            sender: self.sender.clone(),
+            queue: Arc::clone(&self.queue),
         };
         (self.conversations, notice)
     }
@@ -134,7 +243,7 @@ impl Events {
             if matches!(self.held.front(), Some(typed) if typed.is_last()) {
                 return None;
             }
-            match self.receive(None)? {
+            match self.receive(Wait::Forever)? {
                 Event::Connection(stream, peer) => return Some((stream, peer)),
                 Event::Typed(typed) => self.held.push_back(typed),
                 // From a conversation that is over.
@@ -152,135 +261,302 @@ impl Events {
         peer_only: bool,
         deadline: Option<Instant>,
     ) -> Next {
+        let wait = deadline.map_or(Wait::Forever, Wait::Until);
+        self.take(conversation, peer_only, wait)
+            .unwrap_or(Next::TimedOut)
+    }
+
+    /// Puts typed input back in front of everything, for the next conversation: the lines
+    /// after a `/quit`.
+    pub(super) fn hold_first(&mut self, typed: Typed) {
+        self.held.push_front(typed);
+    }
+
+    /// Like [`Events::next`] for typed input and the peer's end, but only what has arrived
+    /// already: `None` when nothing has.
+    pub(super) fn next_now(&mut self, conversation: u64) -> Option<Next> {
+        self.take(conversation, false, Wait::No)
+    }
+
+    fn take(&mut self, conversation: u64, peer_only: bool, wait: Wait) -> Option<Next> {
         if !peer_only {
             if let Some(typed) = self.held.pop_front() {
-                return Next::Typed(typed);
+                return Some(Next::Typed(typed));
             }
         }
         loop {
-            match self.receive(deadline) {
-                None => return Next::TimedOut,
-                Some(Event::Typed(typed)) if peer_only => self.held.push_back(typed),
-                Some(Event::Typed(typed)) => return Next::Typed(typed),
-                Some(Event::Peer {
+            match self.receive(wait)? {
+                Event::Typed(typed) if peer_only => self.held.push_back(typed),
+                Event::Typed(typed) => return Some(Next::Typed(typed)),
+                Event::Peer {
                     conversation: c,
                     end,
-                }) if c == conversation => return Next::Peer(end),
-                Some(Event::Peer { .. }) => {}
+                } if c == conversation => return Some(Next::Peer(end)),
+                Event::Peer { .. } => {}
                 // The accept thread hands over nothing during a conversation; should a
                 // connection come anyway, dropping it closes it.
-                Some(Event::Connection(..)) => {}
+                Event::Connection(..) => {}
             }
         }
     }
 
-    /// The next event; `None` once `deadline` passes.
-    fn receive(&mut self, deadline: Option<Instant>) -> Option<Event> {
-        match deadline {
-            // `self.sender` keeps the queue open, so `recv` cannot fail; if it did, that
-            // would mean nothing more can ever be typed.
-            None => Some(self.queue.recv().unwrap_or(Event::Typed(Typed::End))),
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                self.queue.recv_timeout(left).ok()
-            }
+    /// The next event; `None` once the wait is over.
+    fn receive(&mut self, wait: Wait) -> Option<Event> {
+        match wait {
+            // The queue is closed only when `Events` is dropped, so this cannot fail; if it
+            // did, that would mean nothing more can ever be typed.
+            Wait::Forever => Some(self.queue.pop(None).unwrap_or(Event::Typed(Typed::End))),
+            Wait::Until(deadline) => self.queue.pop(Some(deadline)),
+            Wait::No => self.queue.try_pop(),
         }
     }
 }
 
-/// Reads standard input line by line until its end, handing each line on.
-fn read_stdin(events: &mpsc::Sender<Event>) {
-    let stdin = io::stdin();
-    let mut input = stdin.lock();
-    loop {
-        let typed = match read_line(&mut input) {
-            Ok(Some(typed)) => typed,
-            Ok(None) => Typed::End,
-            Err(err) => Typed::Failed(err),
-        };
-        let last = typed.is_last();
-        if events.send(Event::Typed(typed)).is_err() || last {
+impl Drop for Events {
+    fn drop(&mut self) {
+        // Tells the reading thread and the accept thread that nobody listens any more.
+        self.queue.close();
+        self.free.close();
+    }
+}
+
+/// The thread that reads standard input.
+struct StdinReader {
+    queue: Arc<Queue<Event>>,
+    free: Arc<Queue<Box<[u8]>>>,
+}
+
+impl StdinReader {
+    /// Reads standard input until its end, handing on whole lines as they come.
+    fn run(self) {
+        let stdin = io::stdin();
+        let mut input = stdin.lock();
+        let Some(buffer) = self.free.pop(None) else {
             return;
+        };
+        let mut lines = LineReader::new(buffer);
+        loop {
+            let read = match lines.read(&mut input) {
+                Ok(read) => read,
+                Err(err) => {
+                    let _ = self.queue.push(Event::Typed(Typed::Failed(err)));
+                    return;
+                }
+            };
+            if read.too_long && self.queue.push(Event::Typed(Typed::TooLong)).is_err() {
+                return;
+            }
+            if read.lines > 0 || (read.end && lines.len > 0) {
+                // The start of a line not yet ended goes on in a fresh buffer. Waits while
+                // every other buffer holds lines nobody has sent yet.
+                let Some(fresh) = self.free.pop(None) else {
+                    return;
+                };
+                let (buffer, len) = lines.hand_over(read.lines, fresh);
+                let whole = Lines {
+                    buffer,
+                    len,
+                    next: 0,
+                    free: Arc::clone(&self.free),
+                };
+                if self.queue.push(Event::Typed(Typed::Lines(whole))).is_err() {
+                    return;
+                }
+            }
+            if read.end {
+                let _ = self.queue.push(Event::Typed(Typed::End));
+                return;
+            }
         }
     }
 }
 
-/// One line without its line ending (`\n` or `\r\n`); `None` at the end of input. A last line
-/// without a line ending counts. A line longer than a message is read to its end but not kept.
-fn read_line(input: &mut impl BufRead) -> io::Result<Option<Typed>> {
-    // Sized once and never grown, so wiping it on drop leaves no copy behind.
-    let mut line = SecretBytes::with_capacity(LINE_CAPACITY);
-    let mut overlong = false;
-    let mut anything = false;
-    loop {
-        let available = match input.fill_buf() {
-            Ok(available) => available,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
+/// Reads input into one buffer at a time and finds where its lines end.
+struct LineReader {
+    buffer: Box<[u8]>,
+    /// Bytes read into `buffer`: whole lines, then the start of one not yet ended.
+    len: usize,
+    /// Inside a line too long to hold, until its end.
+    dropping: bool,
+}
+
+/// What one read brought.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ReadLines {
+    /// The buffer now starts with whole lines, this many bytes of them.
+    lines: usize,
+    /// A line too long to hold ended (or input ended inside one).
+    too_long: bool,
+    /// Input ended: whatever is in the buffer is the last line, without its line ending.
+    end: bool,
+}
+
+impl LineReader {
+    fn new(buffer: Box<[u8]>) -> LineReader {
+        LineReader {
+            buffer,
+            len: 0,
+            dropping: false,
+        }
+    }
+
+    /// One read. Blocks until there is input, or its end.
+    fn read(&mut self, input: &mut impl Read) -> io::Result<ReadLines> {
+        let start = self.len;
+        let space = self.buffer.get_mut(start..).unwrap_or_default();
+        let count = loop {
+            match input.read(space) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                result => break result?,
+            }
         };
-        if available.is_empty() {
-            break;
+        let mut read = ReadLines::default();
+        if count == 0 {
+            read.end = true;
+            read.too_long = self.dropping;
+            if self.dropping {
+                self.len = 0;
+            }
+            return Ok(read);
         }
-        anything = true;
-        let newline = available.iter().position(|&byte| byte == b'\n');
-        let content = available
-            .get(..newline.unwrap_or(available.len()))
-            .unwrap_or(available);
-        let bytes = line.as_mut_vec();
-        let room = LINE_CAPACITY.saturating_sub(bytes.len());
-        if content.len() > room {
-            overlong = true;
+        self.len += count;
+        if self.dropping {
+            let new = self.buffer.get(start..self.len).unwrap_or_default();
+            match find_newline(new) {
+                None => {
+                    self.wipe(0..self.len);
+                    self.len = 0;
+                    return Ok(read);
+                }
+                Some(at) => {
+                    // What follows the overlong line's end is the start of the next.
+                    let after = start + at + 1;
+                    self.buffer.copy_within(after..self.len, 0);
+                    self.wipe(self.len - after..self.len);
+                    self.len -= after;
+                    self.dropping = false;
+                    read.too_long = true;
+                    // Every byte left is new: look for line endings in all of it.
+                    return Ok(ReadLines {
+                        lines: self.whole_lines(0),
+                        ..read
+                    });
+                }
+            }
         }
-        bytes.extend_from_slice(content.get(..room).unwrap_or(content));
-        let used = content.len() + usize::from(newline.is_some());
-        input.consume(used);
-        if newline.is_some() {
-            break;
+        // Bytes before `start` are the start of a line: no line ends there.
+        read.lines = self.whole_lines(start);
+        if read.lines == 0 && self.len == self.buffer.len() {
+            // A whole buffer of one line: far longer than a message can be.
+            self.wipe(0..self.len);
+            self.len = 0;
+            self.dropping = true;
         }
+        Ok(read)
     }
-    if !anything {
-        return Ok(None);
+
+    /// The length of the whole lines in the buffer: up to the last line ending, looking only
+    /// from `from` on.
+    fn whole_lines(&self, from: usize) -> usize {
+        self.buffer
+            .get(from..self.len)
+            .and_then(|new| new.iter().rposition(|&byte| byte == b'\n'))
+            .map_or(0, |at| from + at + 1)
     }
-    let bytes = line.as_mut_vec();
-    if bytes.last() == Some(&b'\r') {
-        bytes.pop();
+
+    /// Gives away the buffer holding `lines` bytes of whole lines (or, with `lines` 0 at the
+    /// end of input, everything read as one last line), keeping what follows them in `fresh`.
+    fn hand_over(&mut self, lines: usize, mut fresh: Box<[u8]>) -> (Box<[u8]>, usize) {
+        let lines = if lines == 0 { self.len } else { lines };
+        let rest = self.len - lines;
+        if let (Some(to), Some(from)) = (fresh.get_mut(..rest), self.buffer.get(lines..self.len)) {
+            to.copy_from_slice(from);
+        }
+        self.wipe(lines..self.len);
+        self.len = rest;
+        (std::mem::replace(&mut self.buffer, fresh), lines)
     }
-    if overlong || bytes.len() > MAX_MESSAGE_LEN {
-        return Ok(Some(Typed::TooLong));
+
+    fn wipe(&mut self, range: std::ops::Range<usize>) {
+        self.buffer.get_mut(range).unwrap_or_default().zeroize();
     }
-    Ok(Some(Typed::Line(line)))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{read_line, Typed, MAX_MESSAGE_LEN};
+    use super::{find_newline, LineReader, Lines, Queue, INPUT_BUFFER, MAX_MESSAGE_LEN};
+    use std::sync::Arc;
 
-    fn lines(input: &[u8]) -> Vec<Result<Vec<u8>, &'static str>> {
-        // A tiny buffer makes lines arrive in many pieces.
-        let mut reader = std::io::BufReader::with_capacity(7, input);
+    /// Reads `input` in pieces of at most `piece` bytes, as the reading thread does, and
+    /// returns the lines (or "too long") in order.
+    fn lines(input: &[u8], piece: usize) -> Vec<Result<Vec<u8>, &'static str>> {
+        // Two buffers cycle, as in the reading thread: the one read into, and the one handed
+        // over, which comes back when its lines are dropped.
+        let free = Arc::new(Queue::new(1, 0));
+        free.push(vec![0; INPUT_BUFFER].into_boxed_slice()).unwrap();
+        let mut reader = LineReader::new(vec![0; INPUT_BUFFER].into_boxed_slice());
+        let mut source = Pieces { input, piece };
         let mut out = Vec::new();
-        while let Some(typed) = read_line(&mut reader).unwrap() {
-            out.push(match typed {
-                Typed::Line(line) => Ok(line.to_vec()),
-                Typed::TooLong => Err("too long"),
-                Typed::End | Typed::Failed(_) => unreachable!(),
-            });
+        loop {
+            let read = reader.read(&mut source).unwrap();
+            if read.too_long {
+                out.push(Err("too long"));
+            }
+            if read.lines > 0 || (read.end && reader.len > 0) {
+                let fresh = free.try_pop().expect("the other buffer came back");
+                let (buffer, len) = reader.hand_over(read.lines, fresh);
+                let mut whole = Lines {
+                    buffer,
+                    len,
+                    next: 0,
+                    free: Arc::clone(&free),
+                };
+                while let Some(line) = whole.next_line() {
+                    out.push(if line.len() > MAX_MESSAGE_LEN {
+                        Err("too long")
+                    } else {
+                        Ok(line.to_vec())
+                    });
+                }
+                assert!(whole.is_empty());
+            }
+            if read.end {
+                return out;
+            }
         }
-        out
+    }
+
+    struct Pieces<'a> {
+        input: &'a [u8],
+        piece: usize,
+    }
+
+    impl std::io::Read for Pieces<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let count = buf.len().min(self.piece).min(self.input.len());
+            let (now, later) = self.input.split_at(count);
+            buf[..count].copy_from_slice(now);
+            self.input = later;
+            Ok(count)
+        }
     }
 
     #[test]
     fn lines_lose_their_line_endings() {
-        assert_eq!(
-            lines(b"one\ntwo\r\n\nlast"),
-            [
-                Ok(b"one".to_vec()),
-                Ok(b"two".to_vec()),
-                Ok(vec![]),
-                Ok(b"last".to_vec())
-            ]
-        );
-        assert_eq!(lines(b""), []);
+        for piece in [1, 3, 7, 1 << 20] {
+            assert_eq!(
+                lines(b"one\ntwo\r\n\nlast", piece),
+                [
+                    Ok(b"one".to_vec()),
+                    Ok(b"two".to_vec()),
+                    Ok(vec![]),
+                    Ok(b"last".to_vec())
+                ],
+                "pieces of {piece}"
+            );
+            assert_eq!(lines(b"", piece), []);
+            assert_eq!(lines(b"a\n", piece), [Ok(b"a".to_vec())]);
+        }
     }
 
     #[test]
@@ -291,11 +567,29 @@ mod tests {
         input.push(b'\n');
         input.extend(vec![b'c'; 3 * MAX_MESSAGE_LEN]);
         input.extend_from_slice(b"\nafter\n");
-        let read = lines(&input);
-        assert_eq!(read.len(), 4);
-        assert_eq!(read[0].as_ref().map(Vec::len), Ok(MAX_MESSAGE_LEN));
-        assert_eq!(read[1], Err("too long"));
-        assert_eq!(read[2], Err("too long"));
-        assert_eq!(read[3], Ok(b"after".to_vec()));
+        input.extend(vec![b'd'; 3 * MAX_MESSAGE_LEN]);
+        for piece in [4096, 65536, 1 << 20] {
+            let read = lines(&input, piece);
+            assert_eq!(read.len(), 5, "pieces of {piece}");
+            assert_eq!(read[0].as_ref().map(Vec::len), Ok(MAX_MESSAGE_LEN));
+            assert_eq!(read[1], Err("too long"));
+            assert_eq!(read[2], Err("too long"));
+            assert_eq!(read[3], Ok(b"after".to_vec()));
+            // Input that ends inside an overlong line.
+            assert_eq!(read[4], Err("too long"));
+        }
+    }
+
+    #[test]
+    fn newlines_are_found_at_every_position() {
+        for len in 0..40 {
+            let mut bytes = vec![b'x'; len];
+            assert_eq!(find_newline(&bytes), None);
+            for at in 0..len {
+                bytes[at] = b'\n';
+                assert_eq!(find_newline(&bytes), Some(at));
+                bytes[at] = b'x';
+            }
+        }
     }
 }

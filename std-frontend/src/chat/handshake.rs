@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aeschat_core::{Config, Error, Handshake, Role, Session, DEFAULT_ITERATIONS, NONCE_LEN};
 
+use super::allocations;
 use super::conversation::Frames;
 use super::net::{TcpReader, TcpWriter};
 use super::secret::SharedSecret;
@@ -44,6 +45,7 @@ pub(super) fn establish(
             ));
         }
     }
+    allocations::handshake_done();
     Ok(session)
 }
 

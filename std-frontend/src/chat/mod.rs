@@ -5,12 +5,15 @@
 //! authentication failed (a wrong password or key, or someone interfering). Every failure is
 //! one line on stderr starting with `aeschat: `.
 
+mod allocations;
 mod client;
 mod conversation;
 mod events;
 mod handshake;
+mod ivs;
 mod net;
 mod passphrase;
+mod queue;
 mod secret;
 mod server;
 mod terminal;
@@ -145,6 +148,7 @@ pub fn client(args: ClientArgs) -> ExitCode {
 }
 
 fn finish(result: Result<(), Failure>) -> ExitCode {
+    allocations::report();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

@@ -9,6 +9,8 @@ use std::net::{
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use aeschat_core::FRAME_HEADER_LEN;
+
 use super::Failure;
 
 /// The port the chat uses when none is given.
@@ -151,11 +153,23 @@ pub(super) fn seconds(duration: Duration) -> String {
     format!("{} s", duration.as_secs_f64())
 }
 
+/// How much of the stream one read takes at most, to hand out frame by frame: many small
+/// records arrive in one system call instead of two calls each (header, then body).
+const RECEIVE_BUFFER: usize = 32 * 1024;
+
 /// The receiving half of a connection. During the handshake it enforces one deadline for the
 /// whole exchange, so a peer that sends a byte now and then cannot hold the server forever.
+///
+/// It reads ahead into a buffer of its own, made once: the core's frame reader asks for
+/// exactly what the current frame lacks, and gets it from the buffer when it is there. The
+/// same reader serves the handshake and then the conversation, so nothing read ahead is lost.
 pub(super) struct TcpReader {
     stream: TcpStream,
     deadline: Option<(Instant, Duration)>,
+    buffer: Box<[u8]>,
+    /// The bytes read but not yet handed out: `buffer[start..end]`.
+    start: usize,
+    end: usize,
 }
 
 /// The sending half of a connection. A peer that stops reading makes a write fail after the
@@ -174,6 +188,9 @@ pub(super) fn halves(stream: &TcpStream, limit: Duration) -> io::Result<(TcpRead
     let reader = TcpReader {
         stream: stream.try_clone()?,
         deadline: Some((Instant::now() + limit, limit)),
+        buffer: vec![0; RECEIVE_BUFFER].into_boxed_slice(),
+        start: 0,
+        end: 0,
     };
     let writer = TcpWriter {
         stream: stream.try_clone()?,
@@ -188,37 +205,75 @@ impl TcpReader {
         self.deadline = None;
         self.stream.set_read_timeout(None)
     }
+
+    /// True when the bytes read ahead hold at least one whole frame, so the next frame comes
+    /// without waiting for the network.
+    pub(super) fn holds_whole_frame(&self) -> bool {
+        let ahead = self.buffer.get(self.start..self.end).unwrap_or(&[]);
+        let Some(header) = ahead.first_chunk::<FRAME_HEADER_LEN>() else {
+            return false;
+        };
+        let [_, length @ ..] = *header;
+        usize::try_from(u32::from_be_bytes(length))
+            .is_ok_and(|body| body <= ahead.len() - FRAME_HEADER_LEN)
+    }
 }
 
 impl aeschat_core::Read for TcpReader {
     type Error = io::Error;
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if let Some((deadline, limit)) = self.deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!(
-                            "the peer did not complete the handshake within {}",
-                            seconds(limit)
-                        ),
-                    ));
-                }
-                self.stream.set_read_timeout(Some(left))?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.start == self.end {
+            // A request as large as the buffer gains nothing from going through it.
+            if buf.len() >= self.buffer.len() {
+                return read_stream(&self.stream, self.deadline, buf);
             }
-            match self.stream.read(buf) {
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                // The socket's timeout fired: the loop reports the deadline.
-                Err(err)
-                    if self.deadline.is_some()
-                        && matches!(
-                            err.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        ) => {}
-                result => return result,
+            self.start = 0;
+            self.end = read_stream(&self.stream, self.deadline, &mut self.buffer)?;
+        }
+        let ahead = self.buffer.get(self.start..self.end).unwrap_or(&[]);
+        let count = ahead.len().min(buf.len());
+        if let (Some(to), Some(from)) = (buf.get_mut(..count), ahead.get(..count)) {
+            to.copy_from_slice(from);
+        }
+        self.start += count;
+        Ok(count)
+    }
+}
+
+/// One read from the socket, under the handshake's deadline while there is one.
+fn read_stream(
+    mut stream: &TcpStream,
+    deadline: Option<(Instant, Duration)>,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    loop {
+        if let Some((deadline, limit)) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the peer did not complete the handshake within {}",
+                        seconds(limit)
+                    ),
+                ));
             }
+            stream.set_read_timeout(Some(left))?;
+        }
+        match stream.read(buf) {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            // The socket's timeout fired: the loop reports the deadline.
+            Err(err)
+                if deadline.is_some()
+                    && matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+            result => return result,
         }
     }
 }
