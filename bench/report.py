@@ -78,6 +78,44 @@ def code_size(binary, empty):
     return text(binary), text(empty), dict(by_crate)
 
 
+def print_chat(chat, check):
+    """The chat against the Python stand-in (bench/chat.py, bench/legacy_chat.py)."""
+    one_way, trips, peaks = chat["one_way"], chat["round_trip"], chat["peak_rss"]
+    print("Two processes over loopback TCP, driven through their standard input and output by the same")
+    print("harness (`bench/chat.py`): aeschat against `bench/legacy_chat.py`, a stand-in for the Python")
+    print("chat it replaces (PBKDF2 with a static salt to a Fernet key, one token per line, a receiving")
+    print("thread). Both at 1,000 PBKDF2 iterations; key derivation is not in any rate (see above).")
+    print("*One-way*: N lines written into the client's stdin, (N - 1) / time from the first to the last")
+    print("line on the server's stdout, median of runs. *Round trip*: harness → client stdin → server")
+    print("stdout → harness → server stdin → client stdout → harness, per 64-byte echo, after a warm-up.")
+    print("*Peak memory*: VmHWM of each process, read while it runs, highest over all runs.")
+    print()
+    print("| measure | aeschat | Python stand-in | aeschat ÷ Python |")
+    print("|---|---:|---:|---:|")
+    for size in (64, 4096):
+        ours, theirs = one_way[f"aeschat/{size}"], one_way[f"python/{size}"]
+        ratio = ours["median"] / theirs["median"]
+        print(f"| one-way messages/s, {label(size)} ({ours['messages']:,} and {theirs['messages']:,} messages) | "
+              f"{fmt_rate(ours['median'])} | {fmt_rate(theirs['median'])} | {ratio:.0f}× |")
+        if size == 64:
+            check("chat 64 B: ≥ 20× the Python stand-in's messages/s", ratio >= 20, f"{ratio:.0f}×")
+    ours, theirs = trips["aeschat"], trips["python"]
+    for stat in ("median", "p99"):
+        print(f"| round trip, {stat} ({ours['echoes']:,} echoes) | {fmt_time(ours[stat])} | "
+              f"{fmt_time(theirs[stat])} | {ours[stat] / theirs[stat]:.2f}× |")
+    median = ours["median"] / theirs["median"]
+    check("chat round trip median ≤ 0.5× the Python stand-in's", median <= 0.5, f"{median:.2f}×")
+    for side in ("server", "client"):
+        print(f"| peak memory, {side} | {peaks['aeschat'][side] / 2**20:.1f} MiB | "
+              f"{peaks['python'][side] / 2**20:.1f} MiB | |")
+    peak = max(peaks["aeschat"].values())
+    check("chat: peak memory of each process ≤ 8 MiB", peak <= 8 << 20, f"{peak / 2**20:.1f} MiB")
+    print()
+    rates = "; ".join(f"{key}: " + ", ".join(fmt_rate(r) for r in value["rates"])
+                      for key, value in one_way.items())
+    print(f"Every one-way run, messages/s: {rates}.")
+
+
 def main():
     crit = load_criterion(sys.argv[1])
     peers = json.loads(pathlib.Path(sys.argv[2]).read_text())
@@ -148,10 +186,17 @@ def main():
     records = crit["session/records/256 B"] / 1000  # criterion's iteration is 1,000 records
     print(f"| 256-byte records between two threads (seal, send, receive, open), per record | {fmt_time(records)} | {fmt_rate(1 / records)}records/s |")
     if chat:
-        for row in chat["rows"]:
-            print(f"| {row['what']} | {row['value']} | {row.get('ratio', '')} |")
+        connect = chat["connect"]
+        print(f"| chat, two aeschat processes over loopback TCP: client start to connected, 1,000 iterations | {fmt_time(connect['1000'])} | |")
+        print(f"| the same at the default 600,000 iterations | {fmt_time(connect['600000'])} | |")
+    print()
+
+    print("### Chat")
+    print()
+    if chat:
+        print_chat(chat, check)
     else:
-        print("| chat between two aeschat processes | not measured | the `aeschat` binary was not built |")
+        print("Not measured: the `aeschat` binary was not built.")
     print()
 
     print("### Footprint")

@@ -5,7 +5,8 @@
 #  1. cargo bench (criterion): tokens (aeschat, aeschat with a PreparedKey, the `fernet` crate,
 #     the `base64` crate), PBKDF2, the handshake and session records between two threads.
 #  2. peers.py: Python cryptography's Fernet, hashlib's PBKDF2 (OpenSSL), `openssl speed`.
-#  3. chat.py: the chat between two aeschat processes over loopback TCP.
+#  3. chat.py: the chat between two aeschat processes over loopback TCP, and between two
+#     processes of legacy_chat.py, the Python stand-in for the project aeschat replaces.
 #  4. The footprint example (RAM per session) and the no_std check linked into its C driver
 #     (code size).
 #
@@ -40,7 +41,7 @@ step "cargo bench: tokens, handshake, PBKDF2, session records"
 step "peers: Python cryptography, hashlib PBKDF2, openssl speed"
 python3 "$root/bench/peers.py" "${quick[@]}" >"$out/peers.json" 2>>"$log"
 
-step "chat between two aeschat processes"
+step "chat: aeschat and the Python stand-in, over loopback TCP"
 rm -f "$out/chat.json"
 if [[ -x "$root/target/release/aeschat" ]]; then
     python3 "$root/bench/chat.py" "$root/target/release/aeschat" "${quick[@]}" >"$out/chat.json" 2>>"$log" \
