@@ -378,9 +378,6 @@ fn callers_during_a_handshake_are_refused_without_a_second_key_derivation() {
 }
 
 #[test]
-#[ignore = "bug B1: std-frontend/src/chat/server.rs refuse() runs on the accept thread and \
-            waits up to 250 ms for each refused caller to hang up, so callers that stay \
-            connected without a word delay every later refusal by 250 ms each"]
 fn refusals_do_not_wait_behind_callers_that_stay_silent() {
     let _figures = exclusive();
     let files = Files::new("load-silent-busy");
@@ -428,9 +425,6 @@ fn two_hundred_callers_at_once_are_each_refused_within_a_second() {
 }
 
 #[test]
-#[ignore = "bug B2: std-frontend/src/chat/server.rs refuse() drains a refused connection with a \
-            250 ms timeout per read but no overall deadline, so a caller sending a byte every \
-            200 ms holds the accept thread for up to 4096 reads (about 14 minutes)"]
 fn a_refused_caller_sending_a_byte_at_a_time_cannot_keep_the_server_from_the_next_client() {
     let _figures = exclusive();
     let files = Files::new("load-drip");
@@ -1069,9 +1063,6 @@ fn a_million_messages_keep_the_servers_memory_flat() {
 }
 
 #[test]
-#[ignore = "bug A: std-frontend/src/chat/events.rs reads standard input ahead without limit \
-            (an unbounded channel) into a 64 KiB buffer per line, so the client grows by \
-            gigabytes when lines arrive faster than it sends them"]
 fn a_million_lines_through_the_clients_standard_input_keep_both_processes_bounded() {
     long_session(1_000_000, Source::ClientStdin, RSS_SLACK_KIB);
 }

@@ -8,10 +8,10 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aeschat_core::{Alert, Error, Role};
 
@@ -231,13 +231,42 @@ fn refuse(stream: TcpStream, peer: SocketAddr, doing: u8) {
         let _ = (&stream).write_all(frame);
     }
     let _ = stream.shutdown(Shutdown::Write);
-    // Closing a socket with unread input (the caller's hello) sends a reset, which may destroy
-    // the alert before the caller reads it. Reading that input first, briefly, avoids it.
-    let _ = stream.set_read_timeout(Some(REFUSAL_GRACE));
+    // The wait for the caller to hang up runs on a thread of its own, so that slow or silent
+    // callers cannot hold up the accept thread and delay every refusal after them; at most
+    // MAX_DRAINING at once (beyond that the socket is simply closed).
+    if DRAINING.fetch_add(1, Ordering::SeqCst) >= MAX_DRAINING {
+        DRAINING.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
+    let spawned = thread::Builder::new()
+        .name("refuse".to_owned())
+        .spawn(move || {
+            drain(&stream);
+            DRAINING.fetch_sub(1, Ordering::SeqCst);
+        });
+    if spawned.is_err() {
+        DRAINING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Refused connections being drained at the same time.
+static DRAINING: AtomicUsize = AtomicUsize::new(0);
+const MAX_DRAINING: usize = 64;
+
+/// Closing a socket with unread input (the caller's hello) sends a reset, which may destroy
+/// the Busy alert before the caller reads it. Reading that input first, briefly, avoids it:
+/// until the caller hangs up, 4 KiB have arrived, or one deadline for the whole drain passes
+/// (so a caller trickling bytes cannot keep the thread).
+fn drain(stream: &TcpStream) {
+    let deadline = Instant::now() + REFUSAL_GRACE;
     let mut sink = [0u8; 512];
     let mut total = 0;
     while total < 4096 {
-        match (&stream).read(&mut sink) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match (&*stream).read(&mut sink) {
             Ok(0) | Err(_) => break,
             Ok(read) => total += read,
         }
