@@ -351,9 +351,6 @@ fn the_client_wipes_a_password_from_a_file_after_the_handshake() {
 }
 
 #[test]
-#[ignore = "bug C: copies of the pre-shared key stay on the client's stack after the handshake \
-            (std-frontend/src/chat/secret.rs obtain() and tokens.rs read_key_file() move the \
-            Key by value through Results; client.rs drop(secret) wipes only the last copy)"]
 fn the_client_wipes_a_pre_shared_key_after_the_handshake() {
     let files = SecretFiles::new("secrets-key-memory");
     let ((mut server, server_pid), (mut client, client_pid)) = talking_pair(
@@ -392,6 +389,35 @@ impl Derived {
     fn compute(client_hello: &[u8], server_hello: &[u8], secret: &str) -> Derived {
         const SCRIPT: &str = r#"
 import hashlib, hmac, sys
+
+# SHA-256's compression function (FIPS 180-4, 6.2.2), constants computed exactly from primes.
+def icbrt(n):
+    low, high = 0, 1 << (n.bit_length() // 3 + 1)
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if mid ** 3 <= n else (low, mid - 1)
+    return low
+PRIMES = [p for p in range(2, 312) if all(p % d for d in range(2, p))]
+K = [icbrt(p << 96) & 0xFFFFFFFF for p in PRIMES[:64]]
+IV = [__import__("math").isqrt(p << 64) & 0xFFFFFFFF for p in PRIMES[:8]]
+def rotr(x, n):
+    return ((x >> n) | (x << (32 - n))) & 0xFFFFFFFF
+def compress(state, block):
+    w = [int.from_bytes(block[i:i + 4], "big") for i in range(0, 64, 4)]
+    for i in range(16, 64):
+        s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
+        s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
+        w.append((w[i - 16] + s0 + w[i - 7] + s1) & 0xFFFFFFFF)
+    a, b, c, d, e, f, g, h = state
+    for i in range(64):
+        t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i]
+        t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))
+        a, b, c, d, e, f, g, h = (t1 + t2) & 0xFFFFFFFF, a, b, c, (d + t1) & 0xFFFFFFFF, e, f, g
+    return [(x + y) & 0xFFFFFFFF for x, y in zip(state, [a, b, c, d, e, f, g, h])]
+# The function checked against hashlib: SHA-256 of the empty message is one padding block.
+empty = b"".join(x.to_bytes(4, "big") for x in compress(IV, b"\x80" + b"\0" * 63))
+assert empty == hashlib.sha256(b"").digest(), "compress() is wrong"
+
 ch, sh, secret = bytes.fromhex(sys.argv[1]), bytes.fromhex(sys.argv[2]), sys.argv[3]
 transcript = hashlib.sha256(ch + sh).digest()
 iterations = int.from_bytes(sh[58:62], "big")
@@ -402,7 +428,15 @@ print("master", master.hex())
 print("prk", prk.hex())
 for name in ["client write", "server write", "client confirm", "server confirm"]:
     label = ("aeschat/1 " + name + " key").encode()
-    print(name.replace(" ", "_"), hmac.new(prk, label + b"\x01", "sha256").hexdigest())
+    key = hmac.new(prk, label + b"\x01", "sha256").digest()
+    print(name.replace(" ", "_"), key.hex())
+    if name.endswith("write"):
+        # What a MAC key is kept as: SHA-256 states after the padded key, u32s in memory order.
+        signing = key[:16]
+        for pad_name, pad in [("inner", 0x36), ("outer", 0x5c)]:
+            state = compress(IV, bytes(b ^ pad for b in signing.ljust(64, b"\0")))
+            print(name.replace(" ", "_") + "_mac_" + pad_name,
+                  b"".join(word.to_bytes(4, "little") for word in state).hex())
 "#;
         let output = Command::new("python3")
             .args(["-c", SCRIPT])
@@ -458,6 +492,23 @@ for name in ["client write", "server write", "client confirm", "server confirm"]
             .iter()
             .map(|name| needle(format!("{name} aes"), &self.get(name)[16..]))
             .collect()
+    }
+
+    /// The signing halves of both write keys, as they are kept during the session: SHA-256
+    /// states after the inner and outer pad blocks (each lets anyone forge MACs).
+    fn session_mac_states(&self) -> Vec<Needle> {
+        ["client_write_mac_inner", "client_write_mac_outer"]
+            .iter()
+            .chain(&["server_write_mac_inner", "server_write_mac_outer"])
+            .map(|name| needle(*name, self.get(name)))
+            .collect()
+    }
+
+    /// Everything of the session's write keys that is kept while it runs.
+    fn session_keys(&self) -> Vec<Needle> {
+        let mut needles = self.session_aes_keys();
+        needles.extend(self.session_mac_states());
+        needles
     }
 }
 
@@ -570,10 +621,6 @@ fn the_clients_derived_secrets_are_wiped_after_the_handshake() {
 }
 
 #[test]
-#[ignore = "bug D: a finished conversation's AES keys stay in the server's memory (copies left \
-            by moves of the session halves into the receiving thread's closure and stack, \
-            std-frontend/src/chat/conversation.rs run()); low impact, the server keeps the \
-            long-term secret anyway"]
 fn a_finished_conversations_keys_are_wiped_from_the_server() {
     let files = SecretFiles::new("secrets-after");
     let args = server_args(&["--password-file", &files.password_file], &[]);
@@ -582,22 +629,37 @@ fn a_finished_conversations_keys_are_wiped_from_the_server() {
     let server_pid = pid_of(&args);
     let mut peer = TestPeer::connect(&address, Secret::Password(SECRET.as_bytes()), Some(1000))
         .expect("cannot establish a session");
+    // Both directions in use, so both halves' work has left whatever it leaves.
     peer.send(b"from the test").expect("send");
     server.wait_stdout_line("[Client]: from the test");
+    server.type_line("from the server");
+    assert_eq!(
+        peer.receive().expect("a message"),
+        Some(b"from the server".to_vec())
+    );
     let (client_hello, server_hello) = peer.hellos(Role::Client);
     let derived = Derived::compute(&client_hello, &server_hello, SECRET);
-    let during = scan_memory(server_pid, &derived.session_aes_keys());
+    let keys = derived.session_keys();
+    let during = scan_memory(server_pid, &keys);
     peer.close().expect("close");
     assert_eq!(peer.receive().expect("the close"), None);
     server.wait_stderr("[-] Client left");
     server.wait_stderr_count("Waiting for a client", 2);
-    let after = scan_memory(server_pid, &derived.session_aes_keys());
+    let after = scan_memory(server_pid, &keys);
     eprintln!(
-        "figures: server: session AES key copies during the conversation {}, after it {}",
+        "figures: server: copies of the session's AES keys and MAC states during the \
+         conversation {}, after it {}",
         during.hits.len(),
         after.hits.len()
     );
-    assert!(during.hits.len() >= 2, "{}", during.report());
+    for key in &keys {
+        assert!(
+            during.count(&key.name) >= 1,
+            "the scan did not find {} in use: {}",
+            key.name,
+            during.report()
+        );
+    }
     assert!(
         after.hits.is_empty(),
         "the server keeps a finished conversation's keys: {}",

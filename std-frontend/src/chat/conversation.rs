@@ -22,6 +22,7 @@ use super::events::{Events, Next, PeerEnd, Typed};
 use super::handshake::unix_now;
 use super::ivs::Ivs;
 use super::net::{TcpReader, TcpWriter};
+use super::stack;
 use super::terminal::{self, PeerLines};
 use super::Failure;
 
@@ -58,12 +59,18 @@ pub(super) fn run(
     close_wait: Duration,
 ) -> Ending {
     let (conversation, notice) = events.begin_conversation();
-    let (mut sender, receiver) = session.split();
+    // The receiving thread borrows its half rather than owning it: moved into the thread, the
+    // half would leave a copy of its keys in the closure's heap allocation, which nothing wipes.
+    let (mut sender, mut receiver) = session.split();
+    let receiver = &mut receiver;
     thread::scope(|scope| {
         let receiving = thread::Builder::new()
             .name("receive".to_owned())
             .spawn_scoped(scope, move || {
                 notice.ended(receive_all(receiver, reader, frames, peer));
+                // The thread's stack outlives it (the system keeps it for the next thread),
+                // with the copies of the keys that receiving left in it.
+                stack::scrub();
             });
         let ending = match receiving {
             Ok(_) => {
@@ -88,14 +95,14 @@ pub(super) fn run(
 
 /// Receives and prints until the peer closes or the connection fails.
 fn receive_all(
-    mut receiver: Receiver,
+    receiver: &mut Receiver,
     mut reader: TcpReader,
     mut frames: Box<Frames>,
     peer: &'static str,
 ) -> PeerEnd {
     let mut lines = PeerLines::new(peer);
     let end = loop {
-        match receive(&mut receiver, &mut reader, &mut *frames) {
+        match receive(receiver, &mut reader, &mut *frames) {
             Ok(Incoming::Text(text)) => {
                 allocations::message();
                 lines.push(text);

@@ -16,6 +16,7 @@ mod passphrase;
 mod queue;
 mod secret;
 mod server;
+mod stack;
 mod terminal;
 mod wordlist;
 

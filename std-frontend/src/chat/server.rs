@@ -20,7 +20,7 @@ use super::events::{Events, Handover};
 use super::handshake::{establish, warn_about_iterations};
 use super::net;
 use super::secret::{self, SharedSecret};
-use super::{terminal, Failure, ServerArgs};
+use super::{stack, terminal, Failure, ServerArgs};
 
 /// The longest wait after a failed password, however many failures came before.
 const MAX_FAIL_DELAY: Duration = Duration::from_secs(300);
@@ -66,7 +66,12 @@ pub(super) fn run(args: ServerArgs) -> Result<(), Failure> {
             // The end of input with nothing left to send: nobody can talk to a next client.
             return Ok(());
         };
-        match server.serve(stream, peer, &mut events)? {
+        let next = server.serve(stream, peer, &mut events);
+        // The conversation's keys were wiped when it ended, but copies made on the way (the
+        // handshake's locals, moves of the session) are still in the stack memory `serve`
+        // and its callees used.
+        stack::scrub();
+        match next? {
             Next::Listen => {}
             Next::CoolDown(delay) => thread::sleep(delay),
             Next::Stop => return Ok(()),
@@ -94,6 +99,7 @@ struct Server<'a> {
 impl Server<'_> {
     /// Handshake and conversation with one client. Errors that end the server are returned;
     /// others are reported and the server listens again (unless `--once`).
+    #[inline(never)]
     fn serve(
         &mut self,
         stream: TcpStream,
