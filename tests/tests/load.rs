@@ -5,8 +5,8 @@
 //! server, and the server's memory (VmRSS and VmHWM from /proc) and thread count must stay
 //! where they were.
 //!
-//! Tests of bugs not yet fixed are `#[ignore]`d with the bug and the file; run them with
-//! `cargo test -p aeschat-tests --test load -- --ignored`.
+//! The test of a known limit (L1, docs/SECURITY.md) is `#[ignore]`d with its name; run it
+//! with `cargo test -p aeschat-tests --test load -- --ignored`.
 //!
 //! The tests take a lock so that their times and figures are measured one at a time.
 //! `docs/SECURITY.md` records the figures of one run.

@@ -5,8 +5,9 @@
 //! (allowed for a child of the test process), while the processes run: no core dump needed.
 //! Every scan that must find nothing is paired with one that must find something (the secret
 //! the server keeps by design, or the live session key), so a scanner that sees nothing cannot
-//! pass for one that finds nothing. Derived values (PBKDF2 output, HKDF keys) are computed
-//! independently of aeschat, with Python's hashlib and hmac, from the hellos on the wire.
+//! pass for one that finds nothing. Derived values (PBKDF2 output, HKDF keys, the MAC keys'
+//! keyed SHA-256 states) are computed independently of aeschat, with Python's hashlib and hmac
+//! and a SHA-256 compression function checked against hashlib, from the hellos on the wire.
 
 mod chat_support;
 mod cli_support;
