@@ -6,6 +6,7 @@ mod vectors;
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
 use clap::{Parser, Subcommand};
 
 /// End-to-end encrypted two-person chat over TCP, and tools for Fernet tokens.
@@ -39,14 +40,19 @@ enum Command {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => {
+        // clap reports --help and --version as "errors" that exit 0, and prints the help when
+        // no command is given (exit 2): those are meant to be read as they are.
+        Err(err) if !err.use_stderr() || err.kind() == DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = err.print();
-            // clap reports --help and --version as "errors" that exit 0; real usage errors exit 2.
             return if err.use_stderr() {
                 ExitCode::from(2)
             } else {
                 ExitCode::SUCCESS
             };
+        }
+        Err(err) => {
+            eprintln!("{}", usage_error_line(&err.render().to_string()));
+            return ExitCode::from(2);
         }
     };
     match cli.command {
@@ -58,5 +64,74 @@ fn main() -> ExitCode {
         Command::Server(args) => chat::server(args),
         Command::Client(args) => chat::client(args),
         Command::Passphrase(args) => chat::passphrase(args),
+    }
+}
+
+/// A usage error as clap writes it (an `error:` line, maybe continued on indented lines, tips,
+/// a usage line and a pointer to `--help`) made into the one line every aeschat problem is.
+fn usage_error_line(rendered: &str) -> String {
+    let mut message = String::new();
+    let mut usage = None;
+    for line in rendered
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+    {
+        if let Some(rest) = line.strip_prefix("Usage:") {
+            usage = Some(rest.trim());
+        } else if line.starts_with("For more information") {
+            // Said below, in fewer words.
+        } else {
+            let line = line.strip_prefix("error:").map_or(line, str::trim_start);
+            if !message.is_empty() {
+                message.push_str(if message.ends_with(':') { " " } else { "; " });
+            }
+            message.push_str(line);
+        }
+    }
+    match usage {
+        Some(usage) => format!("aeschat: {message} (usage: {usage}; more with --help)"),
+        None => format!("aeschat: {message} (more with --help)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Renders the usage error clap gives for `args`.
+    fn rendered(args: &[&str]) -> String {
+        match Cli::try_parse_from(args) {
+            Ok(_) => panic!("{args:?} parsed"),
+            Err(err) => err.render().to_string(),
+        }
+    }
+
+    #[test]
+    fn a_usage_error_becomes_one_line_with_the_usage_and_any_tip() {
+        let line = usage_error_line(&rendered(&["aeschat", "clinet"]));
+        assert_eq!(
+            line,
+            "aeschat: unrecognized subcommand 'clinet'; tip: a similar subcommand exists: \
+             'client' (usage: aeschat <COMMAND>; more with --help)"
+        );
+    }
+
+    #[test]
+    fn a_list_of_missing_arguments_joins_its_line() {
+        let line = usage_error_line(&rendered(&["aeschat", "decrypt"]));
+        assert_eq!(
+            line,
+            "aeschat: the following required arguments were not provided: --key-file <PATH> \
+             (usage: aeschat decrypt --key-file <PATH>; more with --help)"
+        );
+    }
+
+    #[test]
+    fn an_invalid_value_keeps_its_reason() {
+        let line = usage_error_line(&rendered(&["aeschat", "server", "--timeout", "abc"]));
+        assert!(line.starts_with("aeschat: invalid value 'abc' for '--timeout <SECS>': "));
+        assert!(line.contains("is not a number of seconds"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
     }
 }

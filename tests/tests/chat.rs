@@ -367,6 +367,16 @@ fn without_a_terminal_or_a_password_source_it_is_a_usage_error() {
     assert!(empty_password.stderr_text().contains("empty"));
     let mut bad_address = Peer::spawn("client", &["client", "--connect", "nowhere:99999"], &[]);
     bad_address.assert_exit(2);
+    for peer in [&both, &empty_password, &bad_address] {
+        // Besides the banner, which may come first.
+        let stderr = peer.stderr_text();
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("===")).collect();
+        assert!(
+            matches!(&lines[..], [line] if line.starts_with("aeschat: ")),
+            "a usage error is one line starting with `aeschat: `: {}",
+            peer.transcript()
+        );
+    }
 }
 
 #[test]

@@ -484,7 +484,6 @@ fn usage_errors_exit_with_status_2() {
     let key_file = dir.key_file("k", &Key::from_bytes([16; 32]));
     let k = key_file.as_str();
     let command_lines: &[&[&str]] = &[
-        &[],
         &["frobnicate"],
         &["genkey", "extra"],
         &["encrypt"],
@@ -502,6 +501,11 @@ fn usage_errors_exit_with_status_2() {
     for args in command_lines {
         run(*args, b"").usage_error();
     }
+    // No command at all is not a mistake in one: it gets the help, still with status 2.
+    let bare = run([] as [&str; 0], b"");
+    assert_eq!(bare.code(), 2, "{bare:?}");
+    assert!(bare.stderr.contains("Commands:"), "{bare:?}");
+    assert!(bare.stdout.is_empty(), "{bare:?}");
 }
 
 #[test]

@@ -120,8 +120,12 @@ impl Run {
             self.stdout.is_empty(),
             "usage error wrote to stdout: {self:?}"
         );
-        assert!(!self.stderr.is_empty(), "usage error without a message");
-        assert!(!self.stderr.contains("panicked"), "{self:?}");
+        assert!(
+            self.stderr.starts_with("aeschat: ")
+                && self.stderr.ends_with('\n')
+                && self.stderr.lines().count() == 1,
+            "a usage error is one line starting with `aeschat: `: {self:?}"
+        );
     }
 }
 
