@@ -40,19 +40,20 @@ enum Command {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        // clap reports --help and --version as "errors" that exit 0, and prints the help when
-        // no command is given (exit 2): those are meant to be read as they are.
-        Err(err) if !err.use_stderr() || err.kind() == DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = err.print();
-            return if err.use_stderr() {
+        Err(err) => {
+            let status = if err.use_stderr() {
                 ExitCode::from(2)
             } else {
                 ExitCode::SUCCESS
             };
-        }
-        Err(err) => {
-            eprintln!("{}", usage_error_line(&err.render().to_string()));
-            return ExitCode::from(2);
+            // clap reports --help and --version as "errors" that exit 0, and shows the help
+            // when no command is given: those are meant to be read as clap writes them.
+            if !err.use_stderr() || err.kind() == DisplayHelpOnMissingArgumentOrSubcommand {
+                let _ = err.print();
+            } else {
+                eprintln!("{}", usage_error_line(&err.render().to_string()));
+            }
+            return status;
         }
     };
     match cli.command {
