@@ -63,6 +63,7 @@ fn a_silent_connection_is_dropped_after_the_timeout_and_the_next_client_is_serve
         "{line}"
     );
 
+    server.wait_idle();
     let mut client = start_client(&files, &address);
     client.type_line("I do talk");
     server.wait_stdout_line("[Client]: I do talk");

@@ -83,6 +83,7 @@ fn converse(client: &mut Peer, server: &Peer, line: &str, served: &mut usize) {
     client.assert_exit(0);
     *served += 1;
     server.wait_stderr_count("[-] Client left", *served);
+    server.wait_idle();
 }
 
 /// One caller: connects, sends a hello, and must get exactly the Busy alert and then the end
@@ -446,6 +447,7 @@ fn a_refused_caller_sending_a_byte_at_a_time_cannot_keep_the_server_from_the_nex
     client.type_line("/quit");
     client.assert_exit(0);
     server.wait_stderr("[-] Client left");
+    server.wait_idle();
     // The conversation is over; the next client must be served within its own 10 s limit.
     let started = Instant::now();
     let mut next = start_client_with(
@@ -560,6 +562,7 @@ fn silent_and_slow_callers_are_timed_out_and_the_server_serves_the_next_client()
     );
     drop(trickle);
     server.wait_stderr("The connection ended during the handshake");
+    server.wait_idle();
     let mut last = start_client(&files, &address);
     converse(&mut last, &server, "after the trickle", &mut served);
     server.close_stdin();
@@ -853,6 +856,7 @@ fn garbage_oversize_half_closed_reset_and_killed_peers_leave_the_server_serving(
             .count();
         (fault.act)(&mut scene);
         scene.server.wait_stderr_count(fault.reported, reported + 1);
+        scene.server.wait_idle();
         let mut client = start_client(&files, &scene.address);
         converse(
             &mut client,

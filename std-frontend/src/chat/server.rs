@@ -61,17 +61,16 @@ pub(super) fn run(args: ServerArgs) -> Result<(), Failure> {
     loop {
         // Idle before saying so: a client that reads this line and connects must be served.
         state.store(IDLE, Ordering::SeqCst);
+        // The last conversation's keys were wiped when it ended, but copies made on the way
+        // (the handshake's locals, moves of the session) are still in the stack memory `serve`
+        // and its callees used. (A caller arriving meanwhile waits in the handover.)
+        stack::scrub();
         terminal::status(&format!("[*] Waiting for a client: listening on {local}"));
         let Some((stream, peer)) = events.next_connection() else {
             // The end of input with nothing left to send: nobody can talk to a next client.
             return Ok(());
         };
-        let next = server.serve(stream, peer, &mut events);
-        // The conversation's keys were wiped when it ended, but copies made on the way (the
-        // handshake's locals, moves of the session) are still in the stack memory `serve`
-        // and its callees used.
-        stack::scrub();
-        match next? {
+        match server.serve(stream, peer, &mut events)? {
             Next::Listen => {}
             Next::CoolDown(delay) => thread::sleep(delay),
             Next::Stop => return Ok(()),

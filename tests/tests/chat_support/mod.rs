@@ -221,6 +221,25 @@ impl Peer {
         );
     }
 
+    /// Waits until a server's last line on stderr is its `Waiting for a client` line: it
+    /// prints it only once it is ready, and nothing after it until someone calls. Before it, a
+    /// caller may still find the server busy with the previous one.
+    pub fn wait_idle(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        let idle = self.stderr.wait_until(deadline, |bytes| {
+            bytes
+                .split(|&byte| byte == b'\n')
+                .rfind(|line| !line.is_empty())
+                .is_some_and(|line| line.starts_with(b"[*] Waiting for a client"))
+        });
+        assert!(
+            idle,
+            "{} never went back to waiting for a client\n{}",
+            self.name,
+            self.transcript()
+        );
+    }
+
     /// The address from the server's `listening on HOST:PORT` line.
     pub fn listening_address(&self) -> String {
         let line = self.wait_stderr("listening on ");
