@@ -3,32 +3,41 @@
 // This module parses attacker-controlled bytes: no indexing that could panic, no unchecked arithmetic.
 #![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use zeroize::Zeroize;
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::mac::MacKey;
 
 /// The length of a SHA-256 output, and of every key derived here.
 pub(crate) const HASH_LEN: usize = 32;
 
-/// PBKDF2-HMAC-SHA256 producing exactly one 32-byte block: a longer output would cost the
-/// defender a full extra run per block while an attacker needs only the first.
+/// PBKDF2-HMAC-SHA256 (RFC 8018, section 5.2) producing exactly one 32-byte block: a longer
+/// output would cost the defender a full extra run per block while an attacker needs only the
+/// first. An `iterations` of 0 counts as 1 (the handshake refuses 0 before this).
 pub(crate) fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> [u8; HASH_LEN] {
-    let mut master = [0u8; HASH_LEN];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut master);
+    // The password's keyed states, computed once for all iterations.
+    let prf = MacKey::new(password);
+    let mut first = prf.start();
+    first.update(salt);
+    first.update(&1u32.to_be_bytes());
+    let mut u = first.finalize();
+    let mut master = u;
+    for _ in 1..iterations {
+        u = prf.mac_of_hash(&u);
+        for (m, b) in master.iter_mut().zip(&u) {
+            *m ^= b;
+        }
+    }
+    u.zeroize();
     master
 }
 
 /// HMAC-SHA256 of the concatenated `parts`.
 pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; HASH_LEN] {
-    // HMAC takes keys of any length, so the fallback is never taken.
-    let mut mac =
-        HmacSha256::new_from_slice(key).unwrap_or_else(|_| HmacSha256::new(&[0u8; 64].into()));
+    let mut mac = MacKey::new(key).start();
     for part in parts {
         mac.update(part);
     }
-    mac.finalize().into_bytes().into()
+    mac.finalize()
 }
 
 /// HKDF-Extract: a pseudorandom key from input keying material and a salt.
@@ -85,6 +94,27 @@ mod tests {
             pbkdf2_sha256(b"Password", b"NaCl", 80000)[..],
             hex("4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56")[..32]
         );
+    }
+
+    /// Passwords across the block length (a longer one is hashed first) and short and long
+    /// salts, against the `pbkdf2` crate.
+    #[test]
+    fn pbkdf2_matches_the_pbkdf2_crate() {
+        let bytes: [u8; 150] = core::array::from_fn(|i| (i * 37 + 1) as u8);
+        for password_len in [0, 1, 16, 63, 64, 65, 150] {
+            for salt_len in [0, 16, 85, 150] {
+                for iterations in [1, 2, 3, 1000] {
+                    let (password, salt) = (&bytes[..password_len], &bytes[..salt_len]);
+                    let mut expected = [0u8; HASH_LEN];
+                    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, iterations, &mut expected);
+                    assert_eq!(
+                        pbkdf2_sha256(password, salt, iterations),
+                        expected,
+                        "password {password_len}, salt {salt_len}, {iterations} iterations"
+                    );
+                }
+            }
+        }
     }
 
     fn check_hkdf(ikm: &[u8], salt: &[u8], info: &[u8], prk: &str, okm: &str) {

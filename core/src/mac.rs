@@ -1,11 +1,13 @@
 //! HMAC-SHA256 (RFC 2104) on SHA-256's compression function, so that the keyed state can be
-//! computed once, kept in a [`crate::PreparedKey`], and wiped: the `hmac` crate's state cannot be.
+//! computed once, kept (in a [`crate::PreparedKey`], a session half, PBKDF2's loop), and wiped:
+//! the `hmac` crate's state cannot be. The one HMAC of the crate: tokens, PBKDF2 and HKDF.
 
 // This module handles attacker-controlled bytes: no indexing that could panic, no unchecked arithmetic.
 #![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
 use sha2::digest::consts::U64;
 use sha2::digest::generic_array::GenericArray;
+use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 /// The length of an HMAC-SHA256 tag.
@@ -23,8 +25,9 @@ const SHA256_INITIAL: [u32; 8] = [
     0x5be0_cd19,
 ];
 const SHA256_BLOCK: usize = 64;
-/// The outer hash's message length in bits: the outer pad block and the inner hash.
-const OUTER_MESSAGE_BITS: u64 = ((SHA256_BLOCK + TAG_LEN) * 8) as u64;
+/// The message length in bits of a hash over a pad block and one hash: the outer hash always,
+/// the inner hash of [`MacKey::mac_of_hash`].
+const PAD_AND_HASH_BITS: u64 = ((SHA256_BLOCK + TAG_LEN) * 8) as u64;
 
 fn compress(state: &mut [u32; 8], block: &[u8; SHA256_BLOCK]) {
     // The length is right by type, so `from_slice` cannot fail.
@@ -41,11 +44,21 @@ pub(crate) struct MacKey {
 }
 
 impl MacKey {
-    pub(crate) fn new(key: &[u8; 16]) -> MacKey {
+    /// The keyed states of `key`, of any length: a key longer than a block is hashed first
+    /// (RFC 2104, section 2).
+    pub(crate) fn new(key: &[u8]) -> MacKey {
+        let mut hashed = [0u8; TAG_LEN];
+        let key = if key.len() > SHA256_BLOCK {
+            hashed = Sha256::digest(key).into();
+            &hashed[..]
+        } else {
+            key
+        };
         let mut block = [0x36u8; SHA256_BLOCK];
         for (b, k) in block.iter_mut().zip(key) {
             *b ^= k;
         }
+        hashed.zeroize();
         let mut inner = SHA256_INITIAL;
         compress(&mut inner, &block);
         for b in block.iter_mut() {
@@ -55,6 +68,26 @@ impl MacKey {
         compress(&mut outer, &block);
         block.zeroize();
         MacKey { inner, outer }
+    }
+
+    /// The MAC of a message that is one hash long, in two compressions and nothing else: what
+    /// PBKDF2 computes hundreds of thousands of times per password.
+    pub(crate) fn mac_of_hash(&self, message: &[u8; TAG_LEN]) -> [u8; TAG_LEN] {
+        let mut block = [0u8; SHA256_BLOCK];
+        let (head, padding) = block.split_at_mut(TAG_LEN);
+        head.copy_from_slice(message);
+        if let Some(marker) = padding.first_mut() {
+            *marker = 0x80;
+        }
+        if let Some(length) = padding.last_chunk_mut::<8>() {
+            *length = PAD_AND_HASH_BITS.to_be_bytes();
+        }
+        let mut inner = self.inner;
+        compress(&mut inner, &block);
+        block.zeroize();
+        let tag = outer_hash(&self.outer, &inner);
+        inner.zeroize();
+        tag
     }
 
     /// A MAC computation under this key.
@@ -136,26 +169,33 @@ impl Mac {
         }
         compress(&mut self.state, &self.block);
 
-        // The outer hash over the outer pad block and the inner hash: one more block.
-        let mut block = [0u8; SHA256_BLOCK];
-        for (dst, word) in block.chunks_exact_mut(4).zip(self.state) {
-            dst.copy_from_slice(&word.to_be_bytes());
-        }
-        if let Some(marker) = block.get_mut(TAG_LEN) {
-            *marker = 0x80;
-        }
-        if let Some(length) = block.last_chunk_mut::<8>() {
-            *length = OUTER_MESSAGE_BITS.to_be_bytes();
-        }
-        let mut outer = self.outer;
-        compress(&mut outer, &block);
-        let mut tag = [0u8; TAG_LEN];
-        for (dst, word) in tag.chunks_exact_mut(4).zip(outer) {
-            dst.copy_from_slice(&word.to_be_bytes());
-        }
-        outer.zeroize();
-        tag
+        outer_hash(&self.outer, &self.state)
     }
+}
+
+/// The outer hash, from the state after the outer pad block, over the inner hash (whose final
+/// state is `inner`): one more block. The result is the tag.
+fn outer_hash(outer: &[u32; 8], inner: &[u32; 8]) -> [u8; TAG_LEN] {
+    let mut block = [0u8; SHA256_BLOCK];
+    for (dst, word) in block.chunks_exact_mut(4).zip(inner) {
+        dst.copy_from_slice(&word.to_be_bytes());
+    }
+    if let Some(marker) = block.get_mut(TAG_LEN) {
+        *marker = 0x80;
+    }
+    if let Some(length) = block.last_chunk_mut::<8>() {
+        *length = PAD_AND_HASH_BITS.to_be_bytes();
+    }
+    let mut state = *outer;
+    compress(&mut state, &block);
+    // `block` holds only the inner hash, from which nothing about the key follows; wiping it
+    // would cost PBKDF2 a tenth of its speed (measured), which is the defender's margin.
+    let mut tag = [0u8; TAG_LEN];
+    for (dst, word) in tag.chunks_exact_mut(4).zip(state) {
+        dst.copy_from_slice(&word.to_be_bytes());
+    }
+    state.zeroize();
+    tag
 }
 
 impl Drop for Mac {
@@ -169,6 +209,85 @@ impl Drop for Mac {
 #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
+
+    /// RFC 4231, section 4: test cases 1, 2, 4 and 6 (a key longer than a block) and 7 (a key
+    /// and data longer than a block).
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        fn tag(key: &[u8], data: &[u8]) -> [u8; TAG_LEN] {
+            let mut mac = MacKey::new(key).start();
+            mac.update(data);
+            mac.finalize()
+        }
+        fn hex(text: &str) -> [u8; TAG_LEN] {
+            core::array::from_fn(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap())
+        }
+        let counting: [u8; 25] = core::array::from_fn(|i| i as u8 + 1);
+        let cases: [(&[u8], &[u8], &str); 5] = [
+            (
+                &[0x0b; 20],
+                b"Hi There",
+                "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+            ),
+            (
+                b"Jefe",
+                b"what do ya want for nothing?",
+                "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+            ),
+            (
+                &counting,
+                &[0xcd; 50],
+                "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b",
+            ),
+            (
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First",
+                "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+            ),
+            (
+                &[0xaa; 131],
+                b"This is a test using a larger than block-size key and a larger than \
+                  block-size data. The key needs to be hashed before being used by the HMAC \
+                  algorithm.",
+                "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2",
+            ),
+        ];
+        for (number, (key, data, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(tag(key, data), hex(expected), "case {number}");
+        }
+    }
+
+    /// The shortcut PBKDF2 takes gives the same MAC as the general computation.
+    #[test]
+    fn mac_of_hash_is_the_mac_of_those_32_bytes() {
+        for key_len in [0, 16, 32, 64, 65, 100] {
+            let key: [u8; 100] = core::array::from_fn(|i| (i * 7 + key_len) as u8);
+            let mac_key = MacKey::new(&key[..key_len]);
+            let message: [u8; TAG_LEN] = core::array::from_fn(|i| (i * 31 + key_len) as u8);
+            let mut general = mac_key.start();
+            general.update(&message);
+            assert_eq!(
+                mac_key.mac_of_hash(&message),
+                general.finalize(),
+                "key of {key_len}"
+            );
+        }
+    }
+
+    /// Keys of every length up to two blocks, against the reference HMAC.
+    #[test]
+    fn keys_of_every_length_match_the_hmac_crate() {
+        use hmac::Mac as _;
+        let key: [u8; 130] = core::array::from_fn(|i| (i * 11 + 3) as u8);
+        for len in 0..key.len() {
+            let mut reference = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key[..len]).unwrap();
+            reference.update(b"message");
+            let expected: [u8; 32] = reference.finalize().into_bytes().into();
+            let mut mac = MacKey::new(&key[..len]).start();
+            mac.update(b"message");
+            assert_eq!(mac.finalize(), expected, "key of {len} bytes");
+        }
+    }
 
     /// The reference HMAC (the `hmac` crate) against ours, for every length across the block
     /// and padding boundaries, in pieces of every size.
