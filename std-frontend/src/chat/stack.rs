@@ -23,8 +23,8 @@ const SCRUBBED_LEN: usize = 256 * 1024;
 /// with secrets, right after that work returned.
 #[inline(never)]
 pub(super) fn scrub() {
-    // Words rather than bytes: eight times fewer volatile stores (0.1 ms for 256 KiB in bytes
-    // in a release build, measured).
+    // Words rather than bytes: eight times fewer volatile stores (measured in a release
+    // build: 25 µs for the 256 KiB, against 0.1 ms in bytes).
     let mut area = [0u64; SCRUBBED_LEN / 8];
     // Zeroize writes through volatile stores, which the optimiser must keep even though
     // nothing reads the area afterwards; `black_box` keeps the array itself from being elided.
