@@ -15,9 +15,9 @@ deterministic and idempotent: rerunning it rewrites the same files, and it remov
 - key_parse: every key in the vectors, and a few near misses of the format.
 - frame_reader: one frame of each kind, a record frame holding a vector token, and the bare
   legacy token the old chat sent.
-- handshake_client, handshake_server, session_receiver: the vectors hold nothing for them; one
-  all-zero input, which these targets read as "every message genuine", so fuzzing starts from
-  a complete handshake or session.
+- handshake_client, handshake_server, session_receiver, session_driver: the vectors hold
+  nothing for them; one all-zero input, which these targets read as "every message genuine",
+  so fuzzing starts from a complete handshake or session.
 """
 
 import base64
@@ -139,6 +139,7 @@ TARGETS = {
     "handshake_client": all_genuine_seeds,
     "handshake_server": all_genuine_seeds,
     "session_receiver": all_genuine_seeds,
+    "session_driver": all_genuine_seeds,
 }
 
 
