@@ -524,13 +524,23 @@ fn unhex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn the_servers_derived_secrets_are_wiped_after_the_handshake() {
-    let files = SecretFiles::new("secrets-derived-server");
-    let args = server_args(&["--password-file", &files.password_file], &["--once"]);
+/// A real server (password from a file) in conversation with a test-side client, after one
+/// message each way, so both session halves have done their work; and the session's secrets,
+/// computed independently from the hellos.
+struct ServerInConversation {
+    server: Peer,
+    pid: u32,
+    peer: TestPeer,
+    derived: Derived,
+    _files: SecretFiles,
+}
+
+fn server_in_conversation(label: &str, server_extra: &[&str]) -> ServerInConversation {
+    let files = SecretFiles::new(label);
+    let args = server_args(&["--password-file", &files.password_file], server_extra);
     let mut server = Peer::spawn("server", &args, &[]);
     let address = server.listening_address();
-    let server_pid = pid_of(&args);
+    let pid = pid_of(&args);
     let mut peer = TestPeer::connect(&address, Secret::Password(SECRET.as_bytes()), Some(1000))
         .expect("cannot establish a session");
     peer.send(b"from the test").expect("send");
@@ -542,9 +552,26 @@ fn the_servers_derived_secrets_are_wiped_after_the_handshake() {
     );
     let (client_hello, server_hello) = peer.hellos(Role::Client);
     let derived = Derived::compute(&client_hello, &server_hello, SECRET);
+    ServerInConversation {
+        server,
+        pid,
+        peer,
+        derived,
+        _files: files,
+    }
+}
 
-    let live = scan_memory(server_pid, &derived.session_aes_keys());
-    let gone = scan_memory(server_pid, &derived.gone_after_handshake());
+#[test]
+fn the_servers_derived_secrets_are_wiped_after_the_handshake() {
+    let ServerInConversation {
+        mut server,
+        pid,
+        mut peer,
+        derived,
+        _files,
+    } = server_in_conversation("secrets-derived-server", &["--once"]);
+    let live = scan_memory(pid, &derived.session_aes_keys());
+    let gone = scan_memory(pid, &derived.gone_after_handshake());
     eprintln!(
         "figures: server: live session AES keys {} copies; master, prk and confirm keys {}",
         live.hits.len(),
@@ -623,30 +650,20 @@ fn the_clients_derived_secrets_are_wiped_after_the_handshake() {
 
 #[test]
 fn a_finished_conversations_keys_are_wiped_from_the_server() {
-    let files = SecretFiles::new("secrets-after");
-    let args = server_args(&["--password-file", &files.password_file], &[]);
-    let mut server = Peer::spawn("server", &args, &[]);
-    let address = server.listening_address();
-    let server_pid = pid_of(&args);
-    let mut peer = TestPeer::connect(&address, Secret::Password(SECRET.as_bytes()), Some(1000))
-        .expect("cannot establish a session");
-    // Both directions in use, so both halves' work has left whatever it leaves.
-    peer.send(b"from the test").expect("send");
-    server.wait_stdout_line("[Client]: from the test");
-    server.type_line("from the server");
-    assert_eq!(
-        peer.receive().expect("a message"),
-        Some(b"from the server".to_vec())
-    );
-    let (client_hello, server_hello) = peer.hellos(Role::Client);
-    let derived = Derived::compute(&client_hello, &server_hello, SECRET);
+    let ServerInConversation {
+        mut server,
+        pid,
+        mut peer,
+        derived,
+        _files,
+    } = server_in_conversation("secrets-after", &[]);
     let keys = derived.session_keys();
-    let during = scan_memory(server_pid, &keys);
+    let during = scan_memory(pid, &keys);
     peer.close().expect("close");
     assert_eq!(peer.receive().expect("the close"), None);
     server.wait_stderr("[-] Client left");
     server.wait_stderr_count("Waiting for a client", 2);
-    let after = scan_memory(server_pid, &keys);
+    let after = scan_memory(pid, &keys);
     eprintln!(
         "figures: server: copies of the session's AES keys and MAC states during the \
          conversation {}, after it {}",
