@@ -532,6 +532,7 @@ struct ServerInConversation {
     pid: u32,
     peer: TestPeer,
     derived: Derived,
+    /// Kept so that the password file outlives the server.
     _files: SecretFiles,
 }
 
@@ -563,15 +564,9 @@ fn server_in_conversation(label: &str, server_extra: &[&str]) -> ServerInConvers
 
 #[test]
 fn the_servers_derived_secrets_are_wiped_after_the_handshake() {
-    let ServerInConversation {
-        mut server,
-        pid,
-        mut peer,
-        derived,
-        _files,
-    } = server_in_conversation("secrets-derived-server", &["--once"]);
-    let live = scan_memory(pid, &derived.session_aes_keys());
-    let gone = scan_memory(pid, &derived.gone_after_handshake());
+    let mut talk = server_in_conversation("secrets-derived-server", &["--once"]);
+    let live = scan_memory(talk.pid, &talk.derived.session_aes_keys());
+    let gone = scan_memory(talk.pid, &talk.derived.gone_after_handshake());
     eprintln!(
         "figures: server: live session AES keys {} copies; master, prk and confirm keys {}",
         live.hits.len(),
@@ -587,8 +582,8 @@ fn the_servers_derived_secrets_are_wiped_after_the_handshake() {
         "the server still holds secrets of its handshake: {}",
         gone.report()
     );
-    peer.close().expect("close");
-    server.assert_exit(0);
+    talk.peer.close().expect("close");
+    talk.server.assert_exit(0);
 }
 
 #[test]
@@ -650,20 +645,14 @@ fn the_clients_derived_secrets_are_wiped_after_the_handshake() {
 
 #[test]
 fn a_finished_conversations_keys_are_wiped_from_the_server() {
-    let ServerInConversation {
-        mut server,
-        pid,
-        mut peer,
-        derived,
-        _files,
-    } = server_in_conversation("secrets-after", &[]);
-    let keys = derived.session_keys();
-    let during = scan_memory(pid, &keys);
-    peer.close().expect("close");
-    assert_eq!(peer.receive().expect("the close"), None);
-    server.wait_stderr("[-] Client left");
-    server.wait_stderr_count("Waiting for a client", 2);
-    let after = scan_memory(pid, &keys);
+    let mut talk = server_in_conversation("secrets-after", &[]);
+    let keys = talk.derived.session_keys();
+    let during = scan_memory(talk.pid, &keys);
+    talk.peer.close().expect("close");
+    assert_eq!(talk.peer.receive().expect("the close"), None);
+    talk.server.wait_stderr("[-] Client left");
+    talk.server.wait_stderr_count("Waiting for a client", 2);
+    let after = scan_memory(talk.pid, &keys);
     eprintln!(
         "figures: server: copies of the session's AES keys and MAC states during the \
          conversation {}, after it {}",
@@ -683,8 +672,8 @@ fn a_finished_conversations_keys_are_wiped_from_the_server() {
         "the server keeps a finished conversation's keys: {}",
         after.report()
     );
-    server.close_stdin();
-    server.assert_exit(0);
+    talk.server.close_stdin();
+    talk.server.assert_exit(0);
 }
 
 /// Drives `aeschat client` on a pseudo-terminal: types the password at the prompt once echo is
