@@ -49,6 +49,9 @@ impl MacKey {
     pub(crate) fn new(key: &[u8]) -> MacKey {
         let mut hashed = [0u8; TAG_LEN];
         let key = if key.len() > SHA256_BLOCK {
+            // Only for keys over 64 bytes (long passwords): the sha2 hasher's own buffer, which
+            // held the key's last block, cannot be wiped; a caller that must leave nothing
+            // behind clears its stack afterwards (the chat client does).
             hashed = Sha256::digest(key).into();
             &hashed[..]
         } else {
