@@ -64,20 +64,19 @@ impl<T> Queue<T> {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             state.pushing -= 1;
         }
-        if state.closed {
-            return Err(item);
-        }
-        state.items.push_back(item);
-        if state.popping > 0 {
-            self.arrived.notify_one();
-        }
-        Ok(())
+        self.enqueue(state, item)
     }
 
     /// Adds `item` at the back without waiting, even beyond the capacity. Gives it back if the
     /// queue is closed.
     pub(super) fn push_urgent(&self, item: T) -> Result<(), T> {
-        let mut state = self.lock();
+        let state = self.lock();
+        self.enqueue(state, item)
+    }
+
+    /// Adds `item` at the back under the lock, and wakes a waiting reader. Gives it back if
+    /// the queue is closed.
+    fn enqueue(&self, mut state: MutexGuard<'_, State<T>>, item: T) -> Result<(), T> {
         if state.closed {
             return Err(item);
         }
