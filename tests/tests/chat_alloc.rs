@@ -21,7 +21,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use cli_support::{aeschat_binary, workspace_dir};
+use cli_support::{aeschat_binary, build_aeschat_with, workspace_dir};
 
 const PASSWORD: &str = "otter pizza violet kettle brave dune";
 
@@ -35,33 +35,17 @@ const PATIENCE: Duration = Duration::from_secs(60);
 fn counting_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let target = workspace_dir().join("target").join("alloc-count");
-        let output = Command::new(cargo)
-            .current_dir(workspace_dir())
-            .args(["build", "--package", "aeschat", "--bin", "aeschat"])
-            .args(["--features", "count-allocations"])
-            .arg("--target-dir")
-            .arg(&target)
-            // The dependencies unoptimised and no debug information: the build takes a third
-            // of the time, and allocations are the same at any optimisation level.
-            .args(["--config", "profile.dev.package.\"*\".opt-level=0"])
-            .args(["--config", "profile.dev.debug=0"])
-            .args(["--message-format", "json-render-diagnostics"])
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("cannot run cargo to build the counting aeschat binary");
-        assert!(
-            output.status.success(),
-            "building aeschat with count-allocations failed (its errors are above)"
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|message| message["reason"] == "compiler-artifact")
-            .filter(|message| message["target"]["name"] == "aeschat")
-            .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no executable for the aeschat binary")
+        build_aeschat_with(|command| {
+            let target = workspace_dir().join("target").join("alloc-count");
+            command
+                .args(["--features", "count-allocations"])
+                .arg("--target-dir")
+                .arg(target)
+                // The dependencies unoptimised and no debug information: the build takes a
+                // third of the time, and allocations are the same at any optimisation level.
+                .args(["--config", "profile.dev.package.\"*\".opt-level=0"])
+                .args(["--config", "profile.dev.debug=0"]);
+        })
     })
 }
 

@@ -43,17 +43,30 @@ pub fn aeschat_binary() -> &'static Path {
 }
 
 fn build_aeschat() -> PathBuf {
+    build_aeschat_with(|_| {})
+}
+
+/// Builds the `aeschat` binary with `cargo build`, plus whatever `configure` adds to the
+/// command (features, a target directory, profile settings), and returns the executable's path.
+pub fn build_aeschat_with(configure: impl FnOnce(&mut Command)) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(workspace_dir())
-        .args(["build", "--package", "aeschat", "--bin", "aeschat"])
+    let mut command = Command::new(cargo);
+    command.current_dir(workspace_dir()).args([
+        "build",
+        "--package",
+        "aeschat",
+        "--bin",
+        "aeschat",
+    ]);
+    configure(&mut command);
+    let output = command
         .args(["--message-format", "json-render-diagnostics"])
         .stderr(Stdio::inherit())
         .output()
         .expect("cannot run cargo to build the aeschat binary");
     assert!(
         output.status.success(),
-        "`cargo build --package aeschat` failed (its errors are above)"
+        "`cargo build --package aeschat` failed (its errors are above): {command:?}"
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     stdout
