@@ -387,7 +387,13 @@ fn a_missing_server_is_a_clear_failure() {
         .and_then(|listener| listener.local_addr())
         .unwrap()
         .port();
-    let mut client = start_client(&files, &format!("127.0.0.1:{port}"));
+    // Without waiting for a server to start.
+    let mut client = start_client_with(
+        "client",
+        &format!("127.0.0.1:{port}"),
+        &files.password_file,
+        &["--wait", "0"],
+    );
     client.assert_exit(1);
     let line = client.wait_error_line();
     assert!(

@@ -1,6 +1,8 @@
 //! `aeschat client`: connect to a waiting server, agree on keys, chat, and exit.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use aeschat_core::{Role, Session};
 
@@ -12,6 +14,13 @@ use super::{secret, stack, terminal, ClientArgs, Failure};
 
 /// Where the client connects without `--connect`: a server on the same computer.
 const DEFAULT_SERVER: &str = "127.0.0.1";
+
+/// How often a client waiting for its server tries again.
+const RETRY_EVERY: Duration = Duration::from_millis(250);
+
+/// How long an aeschat server takes at most to send its first bytes (its hello goes out as
+/// soon as the client's arrives); silence beyond this means something else answered.
+const FIRST_ANSWER: Duration = Duration::from_secs(5);
 
 pub(super) fn run(args: ClientArgs) -> Result<(), Failure> {
     terminal::status("=== AES Encrypted Chat Client ===");
@@ -30,7 +39,7 @@ pub(super) fn run(args: ClientArgs) -> Result<(), Failure> {
 
     terminal::status(&format!("[+] Connected to the server at {server}"));
     terminal::status(super::TYPING_HINT);
-    let mut events = Events::start()?;
+    let mut events = Events::start("Server")?;
     match conversation::run(
         session,
         reader,
@@ -68,12 +77,13 @@ fn connect(args: &ClientArgs) -> Result<Connected, Failure> {
         .clone()
         .unwrap_or_else(|| Endpoint::new(DEFAULT_SERVER, net::DEFAULT_PORT));
     terminal::status(&format!("[*] Connecting to {endpoint}..."));
-    let stream = net::connect(&endpoint, common.timeout)?;
+    let stream = connect_waiting(&endpoint, common.timeout, args.wait)?;
     let server = stream
         .peer_addr()
         .map_err(|err| Failure::other(format!("the connection failed: {err}")))?;
     let (mut reader, mut writer) = net::halves(&stream, common.timeout)
         .map_err(|err| Failure::other(format!("the connection failed: {err}")))?;
+    reader.expect_answer_within(FIRST_ANSWER.min(common.timeout));
     let mut frames = Box::new(Frames::new());
     let session = establish(
         Role::Client,
@@ -90,4 +100,41 @@ fn connect(args: &ClientArgs) -> Result<Connected, Failure> {
         frames,
         server,
     })
+}
+
+/// Connects; while nothing listens at the address (the server is not started yet), tries
+/// again until `wait` has passed, having said once that it waits.
+fn connect_waiting(
+    endpoint: &Endpoint,
+    timeout: Duration,
+    wait: Duration,
+) -> Result<TcpStream, Failure> {
+    let deadline = Instant::now() + wait;
+    let mut waiting = false;
+    loop {
+        let failure = match net::connect(endpoint, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(not_connected) if not_connected.refused && Instant::now() < deadline => {
+                not_connected.failure
+            }
+            Err(not_connected) if waiting => {
+                return Err(Failure::other(format!(
+                    "{} (no server started within {})",
+                    not_connected.failure.message(),
+                    net::seconds(wait)
+                )))
+            }
+            Err(not_connected) => return Err(not_connected.failure),
+        };
+        if !waiting {
+            waiting = true;
+            terminal::status(&format!(
+                "[*] No server at {endpoint} yet: waiting up to {} for it to start \
+                 (Ctrl-C stops)...",
+                net::seconds(wait)
+            ));
+        }
+        drop(failure);
+        thread::sleep(RETRY_EVERY);
+    }
 }

@@ -20,6 +20,7 @@ use aeschat_core::{
 use super::allocations;
 use super::events::{Events, Next, PeerEnd, Typed};
 use super::handshake::unix_now;
+use super::interrupt::Conversing;
 use super::ivs::Ivs;
 use super::net::{TcpReader, TcpWriter};
 use super::stack;
@@ -41,7 +42,7 @@ const SEND_BATCH: usize = 32 * 1024;
 pub(super) enum Ending {
     /// The peer closed it; this side answered with its own close.
     PeerLeft,
-    /// This side closed it: `/quit`, or the end of standard input.
+    /// This side closed it: `/quit`, Ctrl-C, or the end of standard input.
     Left { input_ended: bool },
     /// The connection failed or was tampered with; what was said may be incomplete.
     Failed(Failure),
@@ -59,6 +60,8 @@ pub(super) fn run(
     close_wait: Duration,
 ) -> Ending {
     let (conversation, notice) = events.begin_conversation();
+    // Meanwhile a first Ctrl-C leaves the conversation instead of exiting.
+    let _conversing = Conversing::start();
     // The receiving thread borrows its half rather than owning it: moved into the thread, the
     // half would leave a copy of its keys in the closure's heap allocation, which nothing wipes.
     let (mut sender, mut receiver) = session.split();
@@ -214,7 +217,9 @@ impl Sending<'_> {
                 });
                 None
             }
-            Next::Typed(Typed::End) => Some(self.leave(events, conversation, close_wait, true)),
+            Next::Typed(Typed::End | Typed::Interrupted) => {
+                Some(self.leave(events, conversation, close_wait, true))
+            }
             Next::Typed(Typed::Failed(err)) => {
                 terminal::error(&format!("cannot read standard input: {err}"));
                 Some(self.leave(events, conversation, close_wait, true))

@@ -4,9 +4,12 @@
 //! to wait on several.
 //!
 //! Standard input is read by a thread of its own for the life of the process, because a
-//! blocking read cannot be abandoned when a conversation ends. What is typed waits in the queue
-//! for the current or next conversation, so it is sent in order, and lines typed between
-//! conversations go to the next peer, as they would if nobody had read them yet.
+//! blocking read cannot be abandoned when a conversation ends. On a terminal that thread runs
+//! the line editor (see `editor`); elsewhere it reads lines as they come. What is typed waits
+//! in the queue for the current or next conversation, so it is sent in order. Lines from a
+//! pipe that arrive between conversations go to the next peer, as they would if nobody had
+//! read them yet (a script prepares its input ahead); a person at a terminal is told instead
+//! that nobody is there to read them.
 //!
 //! Nothing here allocates per line. Standard input is read straight into a few buffers, made
 //! once, that cycle between the reading thread and the conversation: each read that ends one
@@ -19,6 +22,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
@@ -26,8 +30,9 @@ use std::time::Instant;
 use aeschat_core::{SessionError, MAX_MESSAGE_LEN};
 use zeroize::Zeroize;
 
+use super::editor::LineEditor;
 use super::queue::Queue;
-use super::Failure;
+use super::{interrupt, Failure};
 
 /// The size of each input buffer: room for the longest message with its line ending, twice,
 /// so that a line that starts late in one read still fits once moved to the next buffer. A
@@ -53,12 +58,14 @@ pub(super) enum Typed {
     /// A line too long to hold; none of it was kept.
     TooLong,
     End,
+    /// Ctrl-C: leave, as at the end of input.
+    Interrupted,
     Failed(io::Error),
 }
 
 impl Typed {
     fn is_last(&self) -> bool {
-        matches!(self, Typed::End | Typed::Failed(_))
+        matches!(self, Typed::End | Typed::Interrupted | Typed::Failed(_))
     }
 }
 
@@ -166,6 +173,47 @@ pub(super) struct Events {
     /// Typed input taken off the queue while something else was awaited, kept in order.
     held: VecDeque<Typed>,
     conversations: u64,
+    /// Set once anything at all has been read from standard input.
+    input_seen: Arc<AtomicBool>,
+}
+
+/// Where the thread that reads standard input puts what it reads.
+pub(super) struct TypedSink {
+    queue: Arc<Queue<Event>>,
+    free: Arc<Queue<Box<[u8]>>>,
+    input_seen: Arc<AtomicBool>,
+}
+
+impl TypedSink {
+    /// Queues one line (of at most [`MAX_MESSAGE_LEN`] bytes, else it is refused as too long).
+    /// Waits while every input buffer holds lines not sent yet. False once nobody listens.
+    pub(super) fn line(&self, line: &[u8]) -> bool {
+        self.input_seen.store(true, Ordering::SeqCst);
+        if line.len() > MAX_MESSAGE_LEN {
+            return self.send(Typed::TooLong);
+        }
+        let Some(mut buffer) = self.free.pop(None) else {
+            return false;
+        };
+        let len = line.len() + 1;
+        if let Some(room) = buffer.get_mut(..len) {
+            if let Some((end, text)) = room.split_last_mut() {
+                text.copy_from_slice(line);
+                *end = b'\n';
+            }
+        }
+        self.send(Typed::Lines(Lines {
+            buffer,
+            len,
+            next: 0,
+            free: Arc::clone(&self.free),
+        }))
+    }
+
+    /// Queues anything else typed. False once nobody listens.
+    pub(super) fn send(&self, typed: Typed) -> bool {
+        self.queue.push(Event::Typed(typed)).is_ok()
+    }
 }
 
 /// Hands new connections to the main thread.
@@ -196,28 +244,50 @@ impl PeerNotice {
 }
 
 impl Events {
-    /// Makes the input buffers and starts the thread that reads standard input.
-    pub(super) fn start() -> Result<Events, Failure> {
+    /// Makes the input buffers and starts the thread that reads standard input: the line
+    /// editor, with a prompt that names the `peer`, when standard input and output are a
+    /// terminal; else plain lines.
+    pub(super) fn start(peer: &'static str) -> Result<Events, Failure> {
         let queue = Arc::new(Queue::new(TYPED_CAPACITY, OTHER_CAPACITY));
         let free = Arc::new(Queue::new(INPUT_BUFFERS, 0));
         for _ in 0..INPUT_BUFFERS {
             // Cannot fail: the free list has room for every buffer and is open.
             let _ = free.push(vec![0; INPUT_BUFFER].into_boxed_slice());
         }
-        let reader = StdinReader {
+        let input_seen = Arc::new(AtomicBool::new(false));
+        let sink = TypedSink {
             queue: Arc::clone(&queue),
             free: Arc::clone(&free),
+            input_seen: Arc::clone(&input_seen),
         };
-        thread::Builder::new()
-            .name("stdin".to_owned())
-            .spawn(move || reader.run())
-            .map_err(|err| Failure::other(format!("cannot start a thread: {err}")))?;
+        // Ctrl-C pressed during a conversation (outside the editor, which reads it as a key)
+        // leaves it like the end of input.
+        let interrupts = Arc::clone(&queue);
+        interrupt::on_interrupt(Box::new(move || {
+            interrupts.push(Event::Typed(Typed::Interrupted)).is_ok()
+        }));
+        let started = match LineEditor::new(peer) {
+            Some(editor) => thread::Builder::new()
+                .name("editor".to_owned())
+                .spawn(move || editor.run(&sink)),
+            None => thread::Builder::new()
+                .name("stdin".to_owned())
+                .spawn(move || StdinReader { sink }.run()),
+        };
+        started.map_err(|err| Failure::other(format!("cannot start a thread: {err}")))?;
         Ok(Events {
             queue,
             free,
             held: VecDeque::with_capacity(TYPED_CAPACITY + OTHER_CAPACITY),
             conversations: 0,
+            input_seen,
         })
+    }
+
+    /// True when standard input ended before anything was read from it or any conversation
+    /// began: it was closed from the start (as under `nohup`, or in a container without `-i`).
+    pub(super) fn input_was_closed_from_the_start(&self) -> bool {
+        self.conversations == 0 && !self.input_seen.load(Ordering::SeqCst)
     }
 
     /// What the server's accept thread hands connections over with.
@@ -320,18 +390,22 @@ impl Drop for Events {
     }
 }
 
-/// The thread that reads standard input.
+/// The thread that reads standard input when it is not a terminal.
 struct StdinReader {
-    queue: Arc<Queue<Event>>,
-    free: Arc<Queue<Box<[u8]>>>,
+    sink: TypedSink,
 }
 
 impl StdinReader {
     /// Reads standard input until its end, handing on whole lines as they come.
     fn run(self) {
+        let TypedSink {
+            queue,
+            free,
+            input_seen,
+        } = &self.sink;
         let stdin = io::stdin();
         let mut input = stdin.lock();
-        let Some(buffer) = self.free.pop(None) else {
+        let Some(buffer) = free.pop(None) else {
             return;
         };
         let mut lines = LineReader::new(buffer);
@@ -339,17 +413,20 @@ impl StdinReader {
             let read = match lines.read(&mut input) {
                 Ok(read) => read,
                 Err(err) => {
-                    let _ = self.queue.push(Event::Typed(Typed::Failed(err)));
+                    let _ = queue.push(Event::Typed(Typed::Failed(err)));
                     return;
                 }
             };
-            if read.too_long && self.queue.push(Event::Typed(Typed::TooLong)).is_err() {
+            if !read.end || read.too_long || lines.len > 0 {
+                input_seen.store(true, Ordering::SeqCst);
+            }
+            if read.too_long && queue.push(Event::Typed(Typed::TooLong)).is_err() {
                 return;
             }
             if read.lines > 0 || (read.end && lines.len > 0) {
                 // The start of a line not yet ended goes on in a fresh buffer. Waits while
                 // every other buffer holds lines nobody has sent yet.
-                let Some(fresh) = self.free.pop(None) else {
+                let Some(fresh) = free.pop(None) else {
                     return;
                 };
                 let (buffer, len) = lines.hand_over(read.lines, fresh);
@@ -357,14 +434,14 @@ impl StdinReader {
                     buffer,
                     len,
                     next: 0,
-                    free: Arc::clone(&self.free),
+                    free: Arc::clone(free),
                 };
-                if self.queue.push(Event::Typed(Typed::Lines(whole))).is_err() {
+                if queue.push(Event::Typed(Typed::Lines(whole))).is_err() {
                     return;
                 }
             }
             if read.end {
-                let _ = self.queue.push(Event::Typed(Typed::End));
+                let _ = queue.push(Event::Typed(Typed::End));
                 return;
             }
         }

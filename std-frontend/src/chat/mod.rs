@@ -8,8 +8,10 @@
 mod allocations;
 mod client;
 mod conversation;
+mod editor;
 mod events;
 mod handshake;
+mod interrupt;
 mod ivs;
 mod net;
 mod passphrase;
@@ -32,7 +34,7 @@ pub use passphrase::{passphrase, PassphraseArgs};
 
 /// Printed when a conversation starts.
 const TYPING_HINT: &str =
-    "[*] Type a message and press Enter to send it; /quit or end of input (Ctrl-D) leaves.";
+    "[*] Type a message and press Enter to send it; /quit, end of input (Ctrl-D) or Ctrl-C leaves.";
 
 const SECRET_HELP: &str = "\
 The shared secret never goes on the command line. It comes from, in this order:
@@ -45,11 +47,13 @@ one: `aeschat passphrase` prints one with 81 bits of entropy.";
 
 const CHAT_HELP: &str = "\
 Lines typed on standard input are sent as messages (up to 65536 bytes each); messages from the
-peer are printed on standard output, with control characters shown as escapes like \\x1b.
-Status and errors go to standard error. /quit or the end of input closes the conversation.
+peer are printed on standard output, with control and invisible characters shown as escapes like
+\\x1b or \\u{200b} (and a backslash as \\\\). Status and errors go to standard error. On a
+terminal a line editor reads what is typed (arrows, history kept in memory only, whole pastes).
+/quit, the end of input (Ctrl-D) or Ctrl-C closes the conversation; a second Ctrl-C exits at once.
 
 Exit status: 0 clean end, 1 failure, 2 usage error, 3 authentication failed (wrong password or
-key, or someone interfered with the connection).";
+key, or someone interfered with the connection), 130 stopped by Ctrl-C.";
 
 const SERVER_EXAMPLES: &str = "\
 Examples:
@@ -134,17 +138,23 @@ pub struct ClientArgs {
     /// [default: 127.0.0.1:7878]
     #[arg(long, value_name = "HOST:PORT")]
     connect: Option<Endpoint>,
+    /// While nothing listens at the address, try again for this many seconds, so the client
+    /// can be started before its server (0: fail at once; Ctrl-C stops waiting).
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = parse_delay)]
+    wait: Duration,
     #[command(flatten)]
     common: CommonArgs,
 }
 
 /// Runs `aeschat server`.
 pub fn server(args: ServerArgs) -> ExitCode {
+    interrupt::install();
     finish(server::run(args))
 }
 
 /// Runs `aeschat client`.
 pub fn client(args: ClientArgs) -> ExitCode {
+    interrupt::install();
     finish(client::run(args))
 }
 
@@ -152,6 +162,8 @@ fn finish(result: Result<(), Failure>) -> ExitCode {
     allocations::report();
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Ctrl-C needs no explanation.
+        Err(failure) if failure.status == Status::Interrupted => failure.exit_code(),
         Err(failure) => {
             terminal::error(failure.message());
             failure.exit_code()
@@ -191,6 +203,8 @@ enum Status {
     Other = 1,
     Usage = 2,
     Authentication = 3,
+    /// Ctrl-C, where it stops the program: 128 + SIGINT, as shells report it.
+    Interrupted = interrupt::INTERRUPTED_STATUS as isize,
 }
 
 impl Failure {
@@ -205,6 +219,14 @@ impl Failure {
         Failure {
             status: Status::Usage,
             message: message.into(),
+        }
+    }
+
+    /// Ctrl-C: nothing is printed.
+    fn interrupted() -> Failure {
+        Failure {
+            status: Status::Interrupted,
+            message: String::new(),
         }
     }
 

@@ -66,8 +66,10 @@ impl FromStr for Endpoint {
         if text.is_empty() {
             return Err("the address is empty".to_owned());
         }
-        if let Ok(port) = text.parse::<u16>() {
-            return Ok(Endpoint::new("::", port));
+        if text.bytes().all(|byte| byte.is_ascii_digit()) {
+            // A number alone is a port; the resolver would take a larger one for an IPv4
+            // address (99999 is 0.1.134.159).
+            return Ok(Endpoint::new("::", parse_port(text)?));
         }
         if let Ok(address) = text.parse::<SocketAddr>() {
             return Ok(Endpoint::new(&address.ip().to_string(), address.port()));
@@ -102,7 +104,7 @@ impl FromStr for Endpoint {
 
 fn parse_port(text: &str) -> Result<u16, String> {
     text.parse()
-        .map_err(|_| format!("\"{text}\" is not a port number (0 to 65535)"))
+        .map_err(|_| format!("port \"{text}\" is not a port number (0 to 65535)"))
 }
 
 /// Binds the listening socket. Without an address: every interface, IPv6 and IPv4 together
@@ -127,13 +129,28 @@ pub(super) fn listen(endpoint: Option<&Endpoint>) -> Result<TcpListener, Failure
     Err(Failure::other(format!("cannot listen on {address}: {err}")))
 }
 
+/// Why a connection could not be made.
+pub(super) struct NotConnected {
+    pub(super) failure: Failure,
+    /// Every address refused the connection: nothing listens there (yet).
+    pub(super) refused: bool,
+}
+
 /// Connects to the first address of `endpoint` that answers within `timeout` each.
-pub(super) fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<TcpStream, Failure> {
+pub(super) fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<TcpStream, NotConnected> {
+    let addresses = endpoint.resolve().map_err(|failure| NotConnected {
+        failure,
+        refused: false,
+    })?;
+    let mut refused = true;
     let mut last_error = None;
-    for address in endpoint.resolve()? {
+    for address in addresses {
         match TcpStream::connect_timeout(&address, timeout) {
             Ok(stream) => return Ok(stream),
-            Err(err) => last_error = Some((address, err)),
+            Err(err) => {
+                refused &= err.kind() == io::ErrorKind::ConnectionRefused;
+                last_error = Some((address, err));
+            }
         }
     }
     let (address, err) = last_error.expect("resolve returns at least one address");
@@ -143,9 +160,12 @@ pub(super) fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<TcpStrea
         }
         _ => err.to_string(),
     };
-    Err(Failure::other(format!(
-        "cannot connect to {endpoint} ({address}): {reason}"
-    )))
+    Err(NotConnected {
+        failure: Failure::other(format!(
+            "cannot connect to {endpoint} ({address}): {reason}"
+        )),
+        refused,
+    })
 }
 
 /// Durations as people read them: "30 s", "1.5 s".
@@ -166,6 +186,9 @@ const RECEIVE_BUFFER: usize = 32 * 1024;
 pub(super) struct TcpReader {
     stream: TcpStream,
     deadline: Option<(Instant, Duration)>,
+    /// Until the peer's first byte: when it must come by (see
+    /// [`TcpReader::expect_answer_within`]).
+    answer: Option<(Instant, Duration)>,
     buffer: Box<[u8]>,
     /// The bytes read but not yet handed out: `buffer[start..end]`.
     start: usize,
@@ -188,6 +211,7 @@ pub(super) fn halves(stream: &TcpStream, limit: Duration) -> io::Result<(TcpRead
     let reader = TcpReader {
         stream: stream.try_clone()?,
         deadline: Some((Instant::now() + limit, limit)),
+        answer: None,
         buffer: vec![0; RECEIVE_BUFFER].into_boxed_slice(),
         start: 0,
         end: 0,
@@ -200,9 +224,17 @@ pub(super) fn halves(stream: &TcpStream, limit: Duration) -> io::Result<(TcpRead
 }
 
 impl TcpReader {
+    /// Requires the peer's first byte within `limit` from now: a port that accepts connections
+    /// but does not answer like aeschat (another program, a firewall that holds connections
+    /// open) is reported as such in seconds, not after the whole handshake's time limit.
+    pub(super) fn expect_answer_within(&mut self, limit: Duration) {
+        self.answer = Some((Instant::now() + limit, limit));
+    }
+
     /// Lifts the handshake deadline: an established conversation may be quiet for hours.
     pub(super) fn end_deadline(&mut self) -> io::Result<()> {
         self.deadline = None;
+        self.answer = None;
         self.stream.set_read_timeout(None)
     }
 
@@ -229,10 +261,13 @@ impl aeschat_core::Read for TcpReader {
         if self.start == self.end {
             // A request as large as the buffer gains nothing from going through it.
             if buf.len() >= self.buffer.len() {
-                return read_stream(&self.stream, self.deadline, buf);
+                let read = read_stream(&self.stream, self.late(), buf)?;
+                self.answer = None;
+                return Ok(read);
             }
             self.start = 0;
-            self.end = read_stream(&self.stream, self.deadline, &mut self.buffer)?;
+            self.end = read_stream(&self.stream, self.late(), &mut self.buffer)?;
+            self.answer = None;
         }
         let ahead = self.buffer.get(self.start..self.end).unwrap_or(&[]);
         let count = ahead.len().min(buf.len());
@@ -244,23 +279,56 @@ impl aeschat_core::Read for TcpReader {
     }
 }
 
+impl TcpReader {
+    /// The deadline in force for the next read, if any, and what missing it means.
+    fn late(&self) -> Option<(Instant, Late)> {
+        let handshake = self
+            .deadline
+            .map(|(when, limit)| (when, Late::Handshake(limit)));
+        match (handshake, self.answer) {
+            (Some((when, _)), Some((first, limit))) if first < when => {
+                Some((first, Late::Answer(limit)))
+            }
+            (handshake, _) => handshake,
+        }
+    }
+}
+
+/// A deadline that passed.
+#[derive(Clone, Copy)]
+enum Late {
+    Handshake(Duration),
+    Answer(Duration),
+}
+
+impl Late {
+    fn error(self) -> io::Error {
+        let message = match self {
+            Late::Handshake(limit) => format!(
+                "the peer did not complete the handshake within {}",
+                seconds(limit)
+            ),
+            Late::Answer(limit) => format!(
+                "the connection was accepted, but nothing answered like an aeschat server \
+                 within {}: is an aeschat server listening at that address and port?",
+                seconds(limit)
+            ),
+        };
+        io::Error::new(io::ErrorKind::TimedOut, message)
+    }
+}
+
 /// One read from the socket, under the handshake's deadline while there is one.
 fn read_stream(
     mut stream: &TcpStream,
-    deadline: Option<(Instant, Duration)>,
+    deadline: Option<(Instant, Late)>,
     buf: &mut [u8],
 ) -> io::Result<usize> {
     loop {
-        if let Some((deadline, limit)) = deadline {
+        if let Some((deadline, late)) = deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "the peer did not complete the handshake within {}",
-                        seconds(limit)
-                    ),
-                ));
+                return Err(late.error());
             }
             stream.set_read_timeout(Some(left))?;
         }
@@ -354,6 +422,10 @@ mod tests {
 
     #[test]
     fn bad_addresses_are_refused() {
+        assert_eq!(
+            parse("99999"),
+            Err("port \"99999\" is not a port number (0 to 65535)".to_owned())
+        );
         for bad in [
             "",
             "host:",
@@ -363,6 +435,10 @@ mod tests {
             "a b:1",
             ":80",
             "[::1]x",
+            "99999",
+            "65536",
+            "host:99999",
+            "[::1]:65536",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }

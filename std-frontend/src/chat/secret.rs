@@ -89,11 +89,13 @@ pub(super) fn obtain(
     password_file: Option<&Path>,
 ) -> Result<SharedSecret, Failure> {
     if let Some(path) = key_file {
+        warn_if_others_can_read(path, "key file");
         return read_key_file(path)
             .map(SharedSecret::Key)
             .map_err(|err| Failure::other(err.to_string()));
     }
     let password = if let Some(path) = password_file {
+        warn_if_others_can_read(path, "password file");
         read_password_file(path)?
     } else if let Some(value) = std::env::var_os(PASSWORD_VARIABLE) {
         password_from_environment(value)?
@@ -115,6 +117,46 @@ pub(super) fn obtain(
         ));
     }
     Ok(SharedSecret::Password(password))
+}
+
+/// Warns when a secret's file may be read by its group or by others (as ssh refuses such a
+/// key), and says which `chmod` fixes it. The file is still used: a secret that has been
+/// readable may already be known, which is for the person to judge.
+fn warn_if_others_can_read(path: &Path, what: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(metadata) = std::fs::metadata(path) else {
+            // Reading it will say what is wrong.
+            return;
+        };
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            terminal::warning(&format!(
+                "{what} \"{}\" can be read by {} (mode {mode:03o}): anyone who can read it \
+                 can take either side of the chat. `chmod 600 {}` makes it yours alone",
+                path.display(),
+                if mode & 0o007 != 0 {
+                    "other users"
+                } else {
+                    "its group"
+                },
+                shell_quoted(&path.display().to_string()),
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, what);
+}
+
+/// `text` as one shell word: as it is when it needs no quoting, else in single quotes.
+#[cfg(unix)]
+fn shell_quoted(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        return text.to_owned();
+    }
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// The first line of a file, without its line ending.
@@ -170,8 +212,17 @@ fn prompt_password() -> Result<SecretBytes, Failure> {
         .password_feedback_hide()
         .output_writer(io::stderr())
         .build();
-    let password = rpassword::read_password_with_config(config)
-        .map_err(|err| Failure::other(format!("cannot read the password: {err}")))?;
+    // Ctrl-C here is read by rpassword, which puts echo back before it returns.
+    let prompting = super::interrupt::Prompting::start();
+    let password = rpassword::read_password_with_config(config);
+    drop(prompting);
+    let password = password.map_err(|err| match err.kind() {
+        io::ErrorKind::Interrupted => {
+            terminal::prompt("\n");
+            Failure::interrupted()
+        }
+        _ => Failure::other(format!("cannot read the password: {err}")),
+    })?;
     // `into_bytes` keeps the same allocation, which is wiped on drop.
     Ok(SecretBytes::new(password.into_bytes()))
 }

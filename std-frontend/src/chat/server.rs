@@ -45,7 +45,7 @@ pub(super) fn run(args: ServerArgs) -> Result<(), Failure> {
 
     // Busy until the main thread is ready to take a connection.
     let state = Arc::new(AtomicU8::new(TALKING));
-    let mut events = Events::start()?;
+    let mut events = Events::start("Client")?;
     let handover = events.handover();
     let accept_state = Arc::clone(&state);
     thread::Builder::new()
@@ -68,7 +68,7 @@ pub(super) fn run(args: ServerArgs) -> Result<(), Failure> {
         terminal::status(&format!("[*] Waiting for a client: listening on {local}"));
         let Some((stream, peer)) = events.next_connection() else {
             // The end of input with nothing left to send: nobody can talk to a next client.
-            return Ok(());
+            return stop_without_input(&events);
         };
         match server.serve(stream, peer, &mut events)? {
             Next::Listen => {}
@@ -76,6 +76,19 @@ pub(super) fn run(args: ServerArgs) -> Result<(), Failure> {
             Next::Stop => return Ok(()),
         }
     }
+}
+
+/// Says why the server stops when its input ends while nobody is connected.
+fn stop_without_input(events: &Events) -> Result<(), Failure> {
+    if events.input_was_closed_from_the_start() {
+        return Err(Failure::usage(
+            "standard input is closed (as under nohup, or in a container without -i), so \
+             nothing could be typed to a client: the server stops. Run it in a terminal, or \
+             give it its input through a pipe",
+        ));
+    }
+    terminal::status("[-] Input ended with nobody connected: the server stops");
+    Ok(())
 }
 
 /// What the server does after a connection.

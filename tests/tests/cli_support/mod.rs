@@ -193,10 +193,19 @@ impl ScratchDir {
         &self.path
     }
 
-    /// Writes a file into the directory and returns its path as text, for command lines.
+    /// Writes a file into the directory, readable by its owner only (as a secret's file must
+    /// be to draw no warning), and returns its path as text, for command lines.
     pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> String {
         let path = self.path.join(name);
-        std::fs::write(&path, contents).expect("cannot write a scratch file");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::io::Write::write_all(
+            &mut options.open(&path).expect("cannot create a scratch file"),
+            contents.as_ref(),
+        )
+        .expect("cannot write a scratch file");
         path.to_str().expect("scratch paths are UTF-8").to_owned()
     }
 
