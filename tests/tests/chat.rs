@@ -64,12 +64,19 @@ fn an_overlong_line_is_refused_locally_and_the_conversation_goes_on() {
     client.type_line(&"y".repeat(MAX_MESSAGE_LEN + 1));
     let refusal = client.wait_stderr("not sent");
     assert!(
-        refusal.starts_with("aeschat: not sent: The message is too long: at most 65536 bytes"),
+        refusal.starts_with(
+            "aeschat: not sent: line 1 of the input (65537 bytes): The message is too long: at \
+             most 65536 bytes"
+        ),
         "{refusal}"
     );
     // Much longer than any buffer: refused too, without reading it all into memory.
     client.type_line(&"z".repeat(5 * MAX_MESSAGE_LEN));
-    client.wait_stderr_count("not sent", 2);
+    let refusal = client.wait_stderr_count("not sent", 2);
+    assert!(
+        refusal.starts_with("aeschat: not sent: line 2 of the input: The message is too long"),
+        "{refusal}"
+    );
 
     client.type_line("still here");
     server.wait_stdout_line("[Client]: still here");

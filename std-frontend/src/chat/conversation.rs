@@ -85,6 +85,7 @@ pub(super) fn run(
                     filled: 0,
                     text: Vec::with_capacity(MAX_MESSAGE_LEN),
                     ivs: Ivs::new(),
+                    line_number: 0,
                 };
                 sending.run(events, conversation, peer, close_wait)
             }
@@ -143,6 +144,8 @@ struct Sending<'a> {
     /// Where a line that is not UTF-8 is made so.
     text: Vec<u8>,
     ivs: Ivs,
+    /// Lines typed in this conversation so far, to name a line that is refused.
+    line_number: u64,
 }
 
 impl Sending<'_> {
@@ -177,6 +180,7 @@ impl Sending<'_> {
                 }
             };
             while let Some(line) = lines.next_line() {
+                self.line_number += 1;
                 if line.trim_ascii_end() == QUIT {
                     if !lines.is_empty() {
                         // The lines after it are for whoever this side talks to next.
@@ -212,9 +216,9 @@ impl Sending<'_> {
             // Sent by `run`.
             Next::Typed(Typed::Lines(_)) => None,
             Next::Typed(Typed::TooLong) => {
-                not_sent(Error::MessageTooLong {
-                    max: self.max_message_len(),
-                });
+                self.line_number += 1;
+                let max = self.max_message_len();
+                not_sent(self.line_number, None, Error::MessageTooLong { max });
                 None
             }
             Next::Typed(Typed::End | Typed::Interrupted) => {
@@ -252,12 +256,12 @@ impl Sending<'_> {
         // The chat promises UTF-8 text; bytes that are not are sent as U+FFFD.
         let lossy = std::str::from_utf8(line).is_err();
         if lossy && !replace_invalid_utf8(line, &mut self.text) {
-            not_sent(Error::MessageTooLong { max });
+            not_sent(self.line_number, None, Error::MessageTooLong { max });
             return Ok(());
         }
         let len = if lossy { self.text.len() } else { line.len() };
         if len > max {
-            not_sent(Error::MessageTooLong { max });
+            not_sent(self.line_number, Some(len), Error::MessageTooLong { max });
             return Ok(());
         }
         if self.records.len() - self.filled < record_frame_len(len) {
@@ -273,7 +277,7 @@ impl Sending<'_> {
                 Ok(())
             }
             Err(error @ Error::MessageTooLong { .. }) => {
-                not_sent(error);
+                not_sent(self.line_number, Some(len), error);
                 Ok(())
             }
             Err(error) => Err(error.into()),
@@ -347,8 +351,13 @@ fn send_failure(events: &mut Events, conversation: u64, error: SessionError<io::
     error.into()
 }
 
-fn not_sent(error: Error) {
-    terminal::error(&format!("not sent: {error}"));
+/// Says that a typed line was not sent, naming it by its number in the conversation's input
+/// (and its length, when known: a line far too long is not kept to be measured).
+fn not_sent(line_number: u64, len: Option<usize>, error: Error) {
+    let size = len.map_or_else(String::new, |len| format!(" ({len} bytes)"));
+    terminal::error(&format!(
+        "not sent: line {line_number} of the input{size}: {error}"
+    ));
 }
 
 /// Writes `line` into `text` (empty, never grown) as UTF-8, with U+FFFD for each invalid
