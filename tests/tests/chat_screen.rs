@@ -118,6 +118,11 @@ fn a_line_typed_on_a_server_with_nobody_connected_is_refused_not_kept() {
 }
 
 #[test]
+fn ctrl_d_or_quit_stops_a_server_that_waits_at_a_terminal() {
+    scenario("a_waiting_server_stops_at_ctrl_d_or_quit");
+}
+
+#[test]
 fn invisible_characters_show_escaped_and_peer_text_cannot_pass_for_a_status_line() {
     scenario("peer_text_cannot_hide_or_pretend");
 }

@@ -186,3 +186,36 @@ fn plain_lines_from_pipes_keep_their_order_both_ways() {
     client.assert_exit(0);
     server.assert_exit(0);
 }
+
+#[test]
+fn sigint_in_a_conversation_leaves_cleanly_and_while_waiting_exits_with_130() {
+    let files = Files::new("chat-sigint");
+    let (mut server, mut client, _) = connected_pair(&files, &["--once"]);
+    client.type_line("before the interrupt");
+    server.wait_stdout_line("[Client]: before the interrupt");
+    client.interrupt();
+    server.wait_stderr("[-] Client left");
+    client.wait_stderr("[-] Conversation closed");
+    client.assert_exit(0);
+    server.assert_exit(0);
+    assert!(
+        !server.stderr_text().contains("messages may be missing"),
+        "{}",
+        server.transcript()
+    );
+
+    // A client waiting for its server stops at once, quietly.
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut waiting = start_client_with("client", &address, &files.password_file, &[]);
+    waiting.wait_stderr("[*] No server at");
+    waiting.interrupt();
+    assert_eq!(waiting.wait_exit(), 130, "{}", waiting.transcript());
+    assert!(
+        !waiting
+            .stderr_text()
+            .lines()
+            .any(|line| line.starts_with("aeschat: ") && !line.contains("warning")),
+        "{}",
+        waiting.transcript()
+    );
+}

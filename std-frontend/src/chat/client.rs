@@ -9,6 +9,7 @@ use aeschat_core::{Role, Session};
 use super::conversation::{self, Ending, Frames};
 use super::events::Events;
 use super::handshake::{establish, warn_about_iterations};
+use super::interrupt::Conversing;
 use super::net::{self, Endpoint, TcpReader, TcpWriter};
 use super::{secret, stack, terminal, ClientArgs, Failure};
 
@@ -39,6 +40,9 @@ pub(super) fn run(args: ClientArgs) -> Result<(), Failure> {
 
     terminal::status(&format!("[+] Connected to the server at {server}"));
     terminal::status(super::TYPING_HINT);
+    // From here on the client is in its conversation: what is typed (even before the
+    // conversation's loop runs) is for the server, and Ctrl-C leaves cleanly.
+    let _conversing = Conversing::start();
     let mut events = Events::start("Server")?;
     match conversation::run(
         session,

@@ -48,11 +48,18 @@ impl LineEditor {
         })
     }
 
-    /// Reads lines until the end of input (Ctrl-D on an empty line) or Ctrl-C.
+    /// Reads lines until the end of input (Ctrl-D on an empty line, or `/quit` while nobody
+    /// is connected) or Ctrl-C.
     pub(super) fn run(mut self, sink: &TypedSink) {
+        sink.input_is_open();
         loop {
             match self.editor.readline(&self.prompt) {
                 Ok(text) => {
+                    if !interrupt::conversing() && text.trim_end() == "/quit" {
+                        // A waiting server stops, as at Ctrl-D.
+                        sink.send(Typed::End);
+                        return;
+                    }
                     if !interrupt::conversing() {
                         terminal::status(
                             "[!] Not sent: nobody is connected. Lines typed now are not kept \

@@ -210,6 +210,12 @@ impl TypedSink {
         }))
     }
 
+    /// Records that input is there to be typed, even if nothing is yet: a person at a
+    /// terminal.
+    pub(super) fn input_is_open(&self) {
+        self.input_seen.store(true, Ordering::SeqCst);
+    }
+
     /// Queues anything else typed. False once nobody listens.
     pub(super) fn send(&self, typed: Typed) -> bool {
         self.queue.push(Event::Typed(typed)).is_ok()

@@ -16,8 +16,9 @@ pub(super) const INTERRUPTED_STATUS: u8 = 130;
 /// Ctrl-C presses so far.
 static PRESSES: AtomicU32 = AtomicU32::new(0);
 
-/// True while a conversation runs, when a first Ctrl-C leaves it instead of exiting.
-static CONVERSING: AtomicBool = AtomicBool::new(false);
+/// How many marks of a running conversation there are ([`Conversing`]): while there is one, a
+/// first Ctrl-C leaves it instead of exiting.
+static CONVERSING: AtomicU32 = AtomicU32::new(0);
 
 /// True while the password prompt reads: it reports Ctrl-C itself, after putting the
 /// terminal's echo back.
@@ -47,7 +48,7 @@ pub(super) fn pressed() {
         return;
     }
     let first = PRESSES.fetch_add(1, Ordering::SeqCst) == 0;
-    if first && CONVERSING.load(Ordering::SeqCst) {
+    if first && conversing() {
         let leave = LEAVE
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -67,22 +68,23 @@ pub(super) fn exit() -> ! {
 
 /// True while a conversation runs.
 pub(super) fn conversing() -> bool {
-    CONVERSING.load(Ordering::SeqCst)
+    CONVERSING.load(Ordering::SeqCst) > 0
 }
 
-/// Marks the life of a conversation: made when it starts, dropped when it ends.
+/// Marks the life of a conversation: made when it starts, dropped when it ends. Marks may
+/// nest (the client's covers the whole time after its handshake).
 pub(super) struct Conversing(());
 
 impl Conversing {
     pub(super) fn start() -> Conversing {
-        CONVERSING.store(true, Ordering::SeqCst);
+        CONVERSING.fetch_add(1, Ordering::SeqCst);
         Conversing(())
     }
 }
 
 impl Drop for Conversing {
     fn drop(&mut self) {
-        CONVERSING.store(false, Ordering::SeqCst);
+        CONVERSING.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -317,6 +317,15 @@ impl Peer {
         );
     }
 
+    /// Sends SIGINT, as Ctrl-C on its terminal would.
+    pub fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("cannot run kill");
+        assert!(status.success(), "kill -INT failed for {}", self.name);
+    }
+
     /// Kills the process at once (SIGKILL): it gets no chance to close anything.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

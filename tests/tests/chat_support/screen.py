@@ -417,6 +417,14 @@ def ctrl_c_while_waiting_exits_quietly():
     expect(not errors(client), "Ctrl-C at the prompt printed an error")
 
 
+def a_waiting_server_stops_at_ctrl_d_or_quit():
+    for keys in ("\x04", "/quit\r"):
+        server, _ = terminal_server()
+        server.type(keys)
+        server.wait_for("[-] Input ended with nobody connected: the server stops")
+        expect(server.wait_exit() == 0, "%r did not stop the server cleanly" % keys)
+
+
 def text_typed_with_nobody_connected_is_not_sent_later():
     server, address = terminal_server()
     server.type("anyone there?\r")
@@ -451,6 +459,8 @@ def peer_text_cannot_hide_or_pretend():
         server.type_line("a" + c + "b")
     # Four typed characters, and one ESC byte followed by three.
     server.type_bytes(b"typed \\x1b and real \x1b[31m end\n")
+    # A window title, a cleared screen and a moved cursor.
+    server.type_bytes(b"\x1b]0;pwned\x07\x1b[2J\x1b[1;1Hmoved\n")
     # A flood of combining marks.
     server.type_line("e" + "\u0301" * 12 + "z")
     # A message that wraps at the window's edge into a line that reads like a status line.
@@ -464,6 +474,11 @@ def peer_text_cannot_hide_or_pretend():
                "U+%04X is not shown escaped" % ord(c))
     expect("[Server]: typed \\\\x1b and real \\x1b[31m end" in lines,
            "a typed backslash and an ESC byte are not told apart")
+    expect("[Server]: \\x1b]0;pwned\\x07\\x1b[2J\\x1b[1;1Hmoved" in lines,
+           "escape sequences are not shown escaped")
+    expect(client.screen.title != "pwned", "the peer set the window title")
+    expect(client.lines()[0].startswith("=== AES Encrypted Chat Client"),
+           "the peer cleared the screen")
     flood = [line for line in lines if line.endswith("}z")]
     expect(len(flood) == 1 and flood[0].count("\\u{301}") == 8,
            "a flood of combining marks is not cut short: %r" % flood)
