@@ -11,8 +11,9 @@
 //! read them yet (a script prepares its input ahead); a person at a terminal is told instead
 //! that nobody is there to read them.
 //!
-//! Nothing here allocates per line. Standard input is read straight into a few buffers, made
-//! once, that cycle between the reading thread and the conversation: each read that ends one
+//! Nothing here allocates per line (the line editor does, for a person's typing pace). Standard
+//! input is read straight into a few buffers, made once, that cycle between the reading thread
+//! and the conversation (the editor copies each line into one of them): each read that ends one
 //! or more lines hands those lines over together (see [`Lines`]), and the start of a line
 //! not yet ended moves on to the next buffer. A person typing gets one line per read; a pipe
 //! delivers hundreds, which then cost one hand-over instead of one each. When every buffer is

@@ -343,7 +343,11 @@ def an_incoming_message_leaves_the_typed_line_intact():
 
 def keys_edit_the_line_and_history_recalls():
     server, address = piped_server(["--once"])
-    client = terminal_client(address)
+    # History stays in memory: nothing may appear in the home directory.
+    home = os.path.join(SCRATCH, "home")
+    os.mkdir(home)
+    client = terminal_client(address, env={"HOME": home, "XDG_CONFIG_HOME": home,
+                                           "XDG_DATA_HOME": home, "XDG_STATE_HOME": home})
     # Left arrow, then a missing letter.
     client.type("helo" + ESC + "[D" + "l\r")
     server.wait_stdout("[Client]: hello\n")
@@ -361,6 +365,8 @@ def keys_edit_the_line_and_history_recalls():
     quit_both(client, server)
     expect("\\x1b" not in server.stdout() and "\\x0c" not in server.stdout(),
            "an editing key was sent as an escape")
+    expect(not os.listdir(home), "the line editor wrote to the home directory: %r"
+           % os.listdir(home))
 
 
 def ctrl_c_leaves_the_client_cleanly():
