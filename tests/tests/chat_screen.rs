@@ -88,6 +88,11 @@ fn an_incoming_message_prints_above_the_line_being_typed_which_is_sent_intact() 
 }
 
 #[test]
+fn a_burst_of_500_messages_while_typing_loses_nothing_and_garbles_nothing() {
+    scenario("a_burst_of_messages_while_typing_loses_nothing");
+}
+
+#[test]
 fn arrows_history_and_ctrl_l_edit_rather_than_send_escape_codes() {
     scenario("keys_edit_the_line_and_history_recalls");
 }

@@ -51,6 +51,7 @@ impl LineEditor {
     /// Reads lines until the end of input (Ctrl-D on an empty line, or `/quit` while nobody
     /// is connected) or Ctrl-C.
     pub(super) fn run(mut self, sink: &TypedSink) {
+        terminal::this_thread_edits();
         sink.input_is_open();
         loop {
             match self.editor.readline(&self.prompt) {

@@ -7,6 +7,7 @@
 //! one, not even with a message that wraps at the edge of the window. While the line editor
 //! runs, everything is printed above the input line, which the editor then redraws intact.
 
+use std::cell::Cell;
 use std::io::{self, IsTerminal, Write};
 use std::sync::{Mutex, OnceLock};
 
@@ -14,9 +15,10 @@ use aeschat_core::MAX_MESSAGE_LEN;
 use rustyline::ExternalPrinter;
 use unicode_general_category::{get_general_category, GeneralCategory};
 
-/// Held for every write to stdout or stderr, so a line on one stream is never written in the
-/// middle of a line on the other (each stream is a separate file, and a long line may take
-/// several system calls).
+/// Held for every direct write to stdout or stderr, so a line on one stream is never written
+/// in the middle of a line on the other (each stream is a separate file, and a long line may
+/// take several system calls). Lines printed through the line editor are kept whole by its own
+/// lock ([`ABOVE_INPUT`]).
 static OUTPUT: Mutex<()> = Mutex::new(());
 
 /// Prints above the line editor's input line while it runs (see [`print_above_input`]).
@@ -69,7 +71,7 @@ impl PeerLines {
     /// Writes every line collected so far.
     pub(super) fn flush(&mut self) {
         if !self.out.is_empty() {
-            write_whole(&mut io::stdout(), &self.out);
+            write_whole(&mut io::stdout(), stdout_is_terminal(), &self.out);
             self.out.clear();
         }
     }
@@ -92,7 +94,7 @@ pub(super) fn error(message: &str) {
 
 /// Prints a prompt on stderr, without a line ending.
 pub(super) fn prompt(text: &str) {
-    write_whole(&mut io::stderr(), text.as_bytes());
+    write_whole(&mut io::stderr(), stderr_is_terminal(), text.as_bytes());
 }
 
 /// From now on, everything printed goes above the line editor's input line (while the editor
@@ -125,7 +127,7 @@ fn marking() -> Marking {
     *MARKING.get_or_init(|| {
         // https://no-color.org: set and not empty.
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
-        choose_marking(io::stderr().is_terminal(), no_color)
+        choose_marking(stderr_is_terminal(), no_color)
     })
 }
 
@@ -151,7 +153,7 @@ fn marked(kind: Kind, line: &str) {
     whole.push_str(line);
     whole.push_str(end);
     whole.push('\n');
-    write_whole(&mut io::stderr(), whole.as_bytes());
+    write_whole(&mut io::stderr(), stderr_is_terminal(), whole.as_bytes());
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -161,11 +163,33 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn write_whole(stream: &mut (impl Write + IsTerminal), bytes: &[u8]) {
-    let _guard = lock(&OUTPUT);
+fn stdout_is_terminal() -> bool {
+    static TERMINAL: OnceLock<bool> = OnceLock::new();
+    *TERMINAL.get_or_init(|| io::stdout().is_terminal())
+}
+
+fn stderr_is_terminal() -> bool {
+    static TERMINAL: OnceLock<bool> = OnceLock::new();
+    *TERMINAL.get_or_init(|| io::stderr().is_terminal())
+}
+
+thread_local! {
+    /// True on the thread that runs the line editor.
+    static EDITING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as the line editor's: it prints only between two lines, when the
+/// editor does not draw, so its lines go straight to the terminal. (Through the editor they
+/// would wait for the editor's next line, which this thread itself has to start.)
+pub(super) fn this_thread_edits() {
+    EDITING.with(|editing| editing.set(true));
+}
+
+fn write_whole(stream: &mut impl Write, to_terminal: bool, bytes: &[u8]) {
     // While the line editor runs, what goes to the terminal goes through it. (Peer text goes to
-    // stdout, which is a terminal whenever the editor runs.)
-    if stream.is_terminal() {
+    // stdout, which is a terminal whenever the editor runs.) Only the editor's lock is held
+    // meanwhile: handing a line over may wait for the editor, which may print itself.
+    if to_terminal && !EDITING.with(Cell::get) {
         if let Some(printer) = lock(&ABOVE_INPUT).as_mut() {
             let text = String::from_utf8_lossy(bytes).into_owned();
             if printer.print(text).is_ok() {
@@ -173,6 +197,7 @@ fn write_whole(stream: &mut (impl Write + IsTerminal), bytes: &[u8]) {
             }
         }
     }
+    let _guard = lock(&OUTPUT);
     // Nothing sensible can be done when the terminal itself is gone: the chat goes on and ends
     // by its own rules.
     let _ = stream.write_all(bytes).and_then(|()| stream.flush());

@@ -341,6 +341,26 @@ def an_incoming_message_leaves_the_typed_line_intact():
     quit_both(client, server)
 
 
+def a_burst_of_messages_while_typing_loses_nothing():
+    server, address = piped_server(["--once"])
+    client = terminal_client(address)
+    server.type_bytes("".join("burst %d\n" % i for i in range(500)).encode())
+    typed = "typed during the burst, one key at a time"
+    for key in typed:
+        client.type(key)
+    client.wait_for("[Server]: burst 499")
+    client.wait_for("to Server> " + typed)
+    client.type("\r")
+    server.wait_stdout("[Client]: " + typed + "\n")
+    lines = client.lines()
+    expect(lines.index("[Server]: burst 499") < lines.index("to Server> " + typed),
+           "the last message is not above the typed line")
+    # The screen holds the last lines of the burst in order.
+    shown = [int(line.split()[-1]) for line in lines if line.startswith("[Server]: burst ")]
+    expect(shown == list(range(shown[0], 500)), "messages out of order: %r" % shown)
+    quit_both(client, server)
+
+
 def keys_edit_the_line_and_history_recalls():
     server, address = piped_server(["--once"])
     # History stays in memory: nothing may appear in the home directory.
