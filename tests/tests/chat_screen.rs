@@ -123,6 +123,11 @@ fn a_line_typed_on_a_server_with_nobody_connected_is_refused_not_kept() {
 }
 
 #[test]
+fn a_client_started_first_counts_the_seconds_it_waits_and_connects_when_the_server_starts() {
+    scenario("a_client_started_first_counts_the_wait_then_connects");
+}
+
+#[test]
 fn ctrl_d_or_quit_stops_a_server_that_waits_at_a_terminal() {
     scenario("a_waiting_server_stops_at_ctrl_d_or_quit");
 }

@@ -107,38 +107,71 @@ fn connect(args: &ClientArgs) -> Result<Connected, Failure> {
 }
 
 /// Connects; while nothing listens at the address (the server is not started yet), tries
-/// again until `wait` has passed, having said once that it waits.
+/// again until `wait` has passed, saying that it waits and, on a terminal, for how long so far.
 fn connect_waiting(
     endpoint: &Endpoint,
     timeout: Duration,
     wait: Duration,
 ) -> Result<TcpStream, Failure> {
-    let deadline = Instant::now() + wait;
-    let mut waiting = false;
+    let started = Instant::now();
+    let deadline = started + wait;
+    let mut waiting = WaitingLine::default();
     loop {
-        let failure = match net::connect(endpoint, timeout) {
+        let not_connected = match net::connect(endpoint, timeout) {
             Ok(stream) => return Ok(stream),
-            Err(not_connected) if not_connected.refused && Instant::now() < deadline => {
-                not_connected.failure
-            }
-            Err(not_connected) if waiting => {
-                return Err(Failure::other(format!(
+            Err(not_connected) => not_connected,
+        };
+        if !(not_connected.refused && Instant::now() < deadline) {
+            return Err(match waiting.shown {
+                false => not_connected.failure,
+                true => Failure::other(format!(
                     "{} (no server started within {})",
                     not_connected.failure.message(),
                     net::seconds(wait)
-                )))
-            }
-            Err(not_connected) => return Err(not_connected.failure),
-        };
-        if !waiting {
-            waiting = true;
+                )),
+            });
+        }
+        waiting.show(endpoint, started.elapsed(), wait);
+        thread::sleep(RETRY_EVERY);
+    }
+}
+
+/// What a client waiting for its server shows: a line saying so, then (on a terminal) a line
+/// that counts the seconds, ended when the wait is.
+#[derive(Default)]
+struct WaitingLine {
+    shown: bool,
+    /// The seconds the counting line shows, while there is one.
+    counted: Option<u64>,
+}
+
+impl WaitingLine {
+    fn show(&mut self, endpoint: &Endpoint, waited: Duration, wait: Duration) {
+        if !self.shown {
+            self.shown = true;
             terminal::status(&format!(
                 "[*] No server at {endpoint} yet: waiting up to {} for it to start \
                  (Ctrl-C stops)...",
                 net::seconds(wait)
             ));
+            return;
         }
-        drop(failure);
-        thread::sleep(RETRY_EVERY);
+        let seconds = waited.as_secs();
+        if self.counted != Some(seconds)
+            && terminal::status_in_place(&format!(
+                "[*] Still waiting: {seconds} s of {}",
+                net::seconds(wait)
+            ))
+        {
+            self.counted = Some(seconds);
+        }
+    }
+}
+
+impl Drop for WaitingLine {
+    fn drop(&mut self) {
+        if self.counted.is_some() {
+            terminal::end_in_place();
+        }
     }
 }

@@ -139,7 +139,28 @@ fn choose_marking(terminal: bool, no_color: bool) -> Marking {
     }
 }
 
+/// On a terminal, replaces the line the cursor is on with a status line that changes (a count
+/// of seconds), without ending it; true if it did. Elsewhere it does nothing: a log needs no
+/// count. [`end_in_place`] ends the line.
+pub(super) fn status_in_place(line: &str) -> bool {
+    if !stderr_is_terminal() {
+        return false;
+    }
+    marked_between(Kind::Status, "\r\x1b[2K", line, "");
+    true
+}
+
+/// Ends the line [`status_in_place`] wrote.
+pub(super) fn end_in_place() {
+    write_whole(&mut io::stderr(), stderr_is_terminal(), b"\n");
+}
+
 fn marked(kind: Kind, line: &str) {
+    marked_between(kind, "", line, "\n");
+}
+
+/// Writes `before`, then `line` marked as this program's own, then `after`.
+fn marked_between(kind: Kind, before: &str, line: &str, after: &str) {
     let start = match (marking(), kind) {
         (Marking::Plain, _) => "",
         (Marking::Bold, _) => "\x1b[1m",
@@ -148,11 +169,13 @@ fn marked(kind: Kind, line: &str) {
         (Marking::Colour, Kind::Error) => "\x1b[1;31m",
     };
     let end = if start.is_empty() { "" } else { "\x1b[0m" };
-    let mut whole = String::with_capacity(start.len() + line.len() + end.len() + 1);
+    let mut whole =
+        String::with_capacity(before.len() + start.len() + line.len() + end.len() + after.len());
+    whole.push_str(before);
     whole.push_str(start);
     whole.push_str(line);
     whole.push_str(end);
-    whole.push('\n');
+    whole.push_str(after);
     write_whole(&mut io::stderr(), stderr_is_terminal(), whole.as_bytes());
 }
 

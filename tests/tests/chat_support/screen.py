@@ -443,6 +443,26 @@ def ctrl_c_while_waiting_exits_quietly():
     expect(not errors(client), "Ctrl-C at the prompt printed an error")
 
 
+def a_client_started_first_counts_the_wait_then_connects():
+    import socket
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    address = "127.0.0.1:%d" % probe.getsockname()[1]
+    probe.close()
+    client = Term(["client", "--connect", address, "--password-file", password_file(),
+                   "--wait", "60"] + FAST)
+    client.wait_for("[*] No server at %s yet: waiting up to 60 s" % address)
+    client.wait_for("[*] Still waiting: 2 s of 60 s")
+    server = Piped(["server", "--password-file", password_file(), "--listen", address,
+                    "--once"] + FAST)
+    client.wait_for("to Server>")
+    lines = client.lines()
+    counter = [index for index, line in enumerate(lines) if line.startswith("[*] Still waiting")]
+    expect(len(counter) == 1 and lines[counter[0] + 1].startswith("[+] Connected"),
+           "the count is not one line, ended before the next")
+    quit_both(client, server)
+
+
 def a_waiting_server_stops_at_ctrl_d_or_quit():
     for keys in ("\x04", "/quit\r"):
         server, _ = terminal_server()
