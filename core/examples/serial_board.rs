@@ -355,7 +355,9 @@ impl<'a> Engine<'a> {
             Phase::Closed | Phase::Failed(_) => Ok(()),
         };
         if let Err(error) = result {
-            self.fail(error, false, log);
+            // A server's derivation checks the client's Finished: a wrong one is told (alert 1).
+            let tell_peer = matches!(error, Error::AuthenticationFailed);
+            self.fail(error, tell_peer, log);
         }
     }
 

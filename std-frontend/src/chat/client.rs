@@ -31,8 +31,10 @@ pub(super) fn run(args: ClientArgs) -> Result<(), Failure> {
     terminal::status(&format!("[+] Connected to the server at {server}"));
     terminal::status(super::TYPING_HINT);
     let mut events = Events::start()?;
+    let (mut sender, mut receiver) = session.split();
     match conversation::run(
-        session,
+        &mut sender,
+        &mut receiver,
         reader,
         writer,
         frames,
@@ -82,6 +84,7 @@ fn connect(args: &ClientArgs) -> Result<Connected, Failure> {
         &mut reader,
         &mut writer,
         &mut frames,
+        || Ok(()),
     )?;
     Ok(Connected {
         session,
