@@ -26,21 +26,24 @@ const _: () = {
     let _ = wiped_on_drop::<Sha256>;
 };
 
+/// An HMAC (`Hmac` or `HmacReset`) keyed with `key`, of any length: a key longer than a block is
+/// hashed first (RFC 2104, section 2).
+pub(crate) fn keyed<M: KeyInit>(key: &[u8]) -> M {
+    // HMAC takes keys of any length, so `new_from_slice` always succeeds (hmac 0.13 returns `Ok`
+    // unconditionally). The fallback, never taken, keeps this function free of a panic path of
+    // its own: the core promises not to panic.
+    M::new_from_slice(key).unwrap_or_else(|_| M::new(&Default::default()))
+}
+
 /// An HMAC-SHA256 key, as the hash states after its inner and outer pad blocks. Wiped on drop
 /// (by the crates): these states let anyone compute MACs, as the key itself does.
 #[derive(Clone)]
 pub(crate) struct MacKey(HmacSha256);
 
 impl MacKey {
-    /// The keyed states of `key`, of any length: a key longer than a block is hashed first
-    /// (RFC 2104, section 2).
+    /// The keyed states of `key`, of any length.
     pub(crate) fn new(key: &[u8]) -> MacKey {
-        // HMAC takes keys of any length, so `new_from_slice` always succeeds (hmac 0.13 returns
-        // `Ok` unconditionally). The fallback, never taken, keeps this function free of a panic
-        // path of its own: the core promises not to panic.
-        let keyed =
-            HmacSha256::new_from_slice(key).unwrap_or_else(|_| HmacSha256::new(&[0; 64].into()));
-        MacKey(keyed)
+        MacKey(keyed(key))
     }
 
     /// A MAC computation under this key.
