@@ -19,16 +19,22 @@ type HmacSha256 = Hmac<Sha256>;
 // Proof, at compile time, that the `zeroize` features are on: `Sha256` is `ZeroizeOnDrop` only
 // when its block-level core and its block buffer are, and `Hmac<Sha256>` holds exactly two such
 // cores and one such buffer (`hmac::block_api::HmacCore`). `Hmac` itself does not carry the
-// marker trait in hmac 0.13, so it cannot be asserted directly; the memory scans in
-// tests/tests/secrets.rs check the outcome in a running process.
+// marker trait in hmac 0.13, so it cannot be asserted directly; tests/tests/wipe_on_drop.rs
+// checks the outcome in memory, and fails when these features are off.
 const _: () = {
     fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
     let _ = wiped_on_drop::<Sha256>;
 };
 
-/// An HMAC (`Hmac` or `HmacReset`) keyed with `key`, of any length: a key longer than a block is
-/// hashed first (RFC 2104, section 2).
-pub(crate) fn keyed<M: KeyInit>(key: &[u8]) -> M {
+/// The HMAC-SHA256 types of the crate: they take keys of any length, which [`keyed`] relies on
+/// (a cipher's `KeyInit` refuses a wrong length, and must not get a fallback key).
+pub(crate) trait HmacSha256Kind: KeyInit {}
+impl HmacSha256Kind for HmacSha256 {}
+impl HmacSha256Kind for hmac::HmacReset<Sha256> {}
+
+/// An HMAC-SHA256 (`Hmac` or `HmacReset`) keyed with `key`, of any length: a key longer than a
+/// block is hashed first (RFC 2104, section 2).
+pub(crate) fn keyed<M: HmacSha256Kind>(key: &[u8]) -> M {
     // HMAC takes keys of any length, so `new_from_slice` always succeeds (hmac 0.13 returns `Ok`
     // unconditionally). The fallback, never taken, keeps this function free of a panic path of
     // its own: the core promises not to panic.
