@@ -32,7 +32,7 @@ pub(super) fn establish(
         config = config.with_insecure_iterations(iterations);
     }
     let mut nonce = [0u8; NONCE_LEN];
-    getrandom::getrandom(&mut nonce).map_err(|_| Failure::other(Error::Randomness.to_string()))?;
+    getrandom::fill(&mut nonce).map_err(|_| Failure::other(Error::Randomness.to_string()))?;
     let handshake = Handshake::new(config, nonce, unix_now());
     let session = aeschat_core::handshake_admitting(reader, writer, frames, handshake, admit)?;
     reader

@@ -78,7 +78,7 @@ fn print_line(passphrase: &str) -> Result<(), Failure> {
 /// `count` words drawn uniformly and independently, joined by hyphens.
 fn generate(count: u8) -> Result<String, Failure> {
     let mut random = vec![0u8; 2 * usize::from(count)];
-    getrandom::getrandom(&mut random)
+    getrandom::fill(&mut random)
         .map_err(|_| Failure::other(aeschat_core::Error::Randomness.to_string()))?;
     let words: Vec<&str> = random
         .chunks_exact(2)

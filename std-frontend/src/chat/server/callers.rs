@@ -154,7 +154,7 @@ impl Callers {
     fn drop_a_silent_caller(&self, source: Option<Source>) -> bool {
         let mut pending = self.pending();
         let silent = pending.iter().position(|pending| {
-            !pending.spoke.load(Ordering::SeqCst) && source.map_or(true, |s| s == pending.source)
+            !pending.spoke.load(Ordering::SeqCst) && source.is_none_or(|s| s == pending.source)
         });
         match silent {
             Some(index) => {
