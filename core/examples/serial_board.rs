@@ -116,7 +116,7 @@ impl Transmitter {
     }
 
     /// Fills the UART FIFO with as much of the frame as it takes (what a TX interrupt does).
-    fn pump(&mut self, uart: &mut Producer<'_, u8, UART_FIFO>) {
+    fn pump(&mut self, uart: &mut Producer<'_, u8>) {
         while let Some(&byte) = self.frame.get(self.sent..self.len).and_then(<[u8]>::first) {
             let noisy = if self.corrupt_at == Some(self.line_position) {
                 byte ^ 0x01
@@ -197,7 +197,7 @@ impl<'a> Node<'a> {
 
     /// Takes at most ONE byte from the UART (what an RX interrupt delivers) and acts on any
     /// frame it completes. `peer_hung_up` models the line going dead once its bytes are read.
-    fn receive(&mut self, uart: &mut Consumer<'_, u8, UART_FIFO>, peer_hung_up: bool, log: Log) {
+    fn receive(&mut self, uart: &mut Consumer<'_, u8>, peer_hung_up: bool, log: Log) {
         if self.engine.is_over() {
             return;
         }
@@ -355,7 +355,9 @@ impl<'a> Engine<'a> {
             Phase::Closed | Phase::Failed(_) => Ok(()),
         };
         if let Err(error) = result {
-            self.fail(error, false, log);
+            // A server's derivation checks the client's Finished: a wrong one is told (alert 1).
+            let tell_peer = matches!(error, Error::AuthenticationFailed);
+            self.fail(error, tell_peer, log);
         }
     }
 

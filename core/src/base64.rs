@@ -96,7 +96,7 @@ pub(crate) fn encode_padded(src: &[u8], dst: &mut [u8]) -> Result<usize, Error> 
 /// exactly long enough. Any character outside the alphabet ('=' included) is an error.
 /// Two quanta at a time: 8 characters in one load, 48 bits out.
 pub(crate) fn decode_quanta(src: &[u8], dst: &mut [u8]) -> Result<(), Error> {
-    if src.len() % 4 != 0 || (src.len() / 4).saturating_mul(3) != dst.len() {
+    if !src.len().is_multiple_of(4) || (src.len() / 4).saturating_mul(3) != dst.len() {
         return Err(Error::TokenEncoding);
     }
     let mut invalid = 0;

@@ -58,7 +58,42 @@ pub fn handshake<R, W, const N: usize>(
     reader: &mut R,
     writer: &mut W,
     frames: &mut FrameReader<N>,
+    handshake: Handshake<'_>,
+) -> Result<Session, SessionError<R::Error>>
+where
+    R: Read,
+    W: Write<Error = R::Error>,
+{
+    handshake_admitting(reader, writer, frames, handshake, || Ok(()))
+}
+
+/// [`handshake`], with a say before the expensive step: `admit` is called just before the key
+/// derivation (PBKDF2 in password mode), which on a server comes only once the client has sent
+/// its ClientFinished. A server uses it to ration derivations among callers; an error from
+/// `admit` ends the handshake with that error, and its alert (for instance
+/// [`Error::RetryLater`]) goes to the peer.
+///
+/// ```
+/// # use aeschat_core::*;
+/// # fn demo<T: Read<Error = E> + Write<Error = E>, E>(stream: &mut T, other: &mut T) {
+/// let config = Config::new(Role::Server, Secret::Password(b"passphrase"));
+/// let mut frames = FrameReader::<DEFAULT_FRAME_CAPACITY>::new();
+/// let mut derivations_left = 3;
+/// let result = handshake_admitting(stream, other, &mut frames, Handshake::new(config, [0x5a; 32], 0), || {
+///     if derivations_left == 0 {
+///         return Err(Error::RetryLater { seconds: 60 });
+///     }
+///     derivations_left -= 1;
+///     Ok(())
+/// });
+/// # }
+/// ```
+pub fn handshake_admitting<R, W, const N: usize>(
+    reader: &mut R,
+    writer: &mut W,
+    frames: &mut FrameReader<N>,
     mut handshake: Handshake<'_>,
+    mut admit: impl FnMut() -> Result<(), Error>,
 ) -> Result<Session, SessionError<R::Error>>
 where
     R: Read,
@@ -103,7 +138,12 @@ where
                     });
                 }
             }
-            HandshakeState::DeriveKeys => handshake.derive_keys()?,
+            HandshakeState::DeriveKeys => {
+                // A server that finds the client's confirmation wrong says so (alert 1).
+                if let Err(error) = admit().and_then(|()| handshake.derive_keys()) {
+                    return Err(alert_peer(writer, error));
+                }
+            }
             HandshakeState::Established => return Ok(handshake.into_session()?),
             HandshakeState::Failed => return Err(Error::OutOfOrderCall.into()),
         }
@@ -202,7 +242,7 @@ fn write_all<W: Write>(writer: &mut W, mut bytes: &[u8]) -> Result<(), SessionEr
 /// since the handshake has failed either way.
 fn alert_peer<W: Write>(writer: &mut W, error: Error) -> SessionError<W::Error> {
     if let Some(alert) = Alert::for_error(error) {
-        let mut out = [0u8; 6];
+        let mut out = [0u8; Alert::MAX_FRAME_LEN];
         if let Ok(frame) = alert.write(&mut out) {
             let _ = write_all(writer, frame)
                 .and_then(|()| writer.flush().map_err(SessionError::Transport));

@@ -84,6 +84,12 @@ pub enum Error {
     AuthenticationFailed,
     /// The server is already in a conversation and refused this connection.
     PeerBusy,
+    /// The server takes no attempt from this caller for a while: it paused after failed
+    /// authentications, or too many attempts are in progress.
+    RetryLater {
+        /// How long to wait before trying again.
+        seconds: u16,
+    },
     /// The peer does not support this side's protocol version.
     VersionRefused,
     /// The client refused this server's PBKDF2 iteration count.
@@ -192,6 +198,11 @@ impl fmt::Display for Error {
                 "Authentication failed: the other side used a different password or key, or \
                  someone interfered with the connection. Restart both sides with the same \
                  password.",
+            ),
+            Error::RetryLater { seconds } => write!(
+                f,
+                "The server is not taking attempts from this address right now (a pause after \
+                 failed authentications, or too many at once): try again in {seconds} s."
             ),
             Error::PeerBusy => f.write_str(
                 "The server is busy with another conversation: try again when it is free.",

@@ -59,10 +59,13 @@ pub enum Secret<'a> {
 }
 
 impl Secret<'_> {
+    const PASSWORD_MODE: u8 = 1;
+    const KEY_MODE: u8 = 2;
+
     fn mode_byte(&self) -> u8 {
         match self {
-            Secret::Password(_) => 1,
-            Secret::PreSharedKey(_) => 2,
+            Secret::Password(_) => Self::PASSWORD_MODE,
+            Secret::PreSharedKey(_) => Self::KEY_MODE,
         }
     }
 }
@@ -155,7 +158,9 @@ pub enum HandshakeState {
     SendHello,
     /// Call [`Handshake::read_message`] with the peer's hello.
     AwaitHello,
-    /// Call [`Handshake::derive_keys`]: the slow step (PBKDF2 in password mode).
+    /// Call [`Handshake::derive_keys`]: the slow step (PBKDF2 in password mode). A client
+    /// comes here after the ServerHello; a server only after the ClientFinished, which it then
+    /// checks, so that a caller who cannot finish costs it no derivation.
     DeriveKeys,
     /// Call [`Handshake::write_message`]: this side sends its key confirmation.
     SendFinished,
@@ -173,21 +178,50 @@ pub enum HandshakeState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Alert {
-    /// Key confirmation failed.
-    AuthenticationFailed = 1,
-    /// The client's protocol version is not supported.
-    UnsupportedVersion = 2,
-    /// One side uses a password, the other a key file.
-    ModeMismatch = 3,
-    /// The client refused the server's work factor.
-    IterationsRefused = 4,
-    /// The server is in another conversation.
-    Busy = 5,
-    /// A malformed or unexpected message.
-    UnexpectedMessage = 6,
+    /// Key confirmation failed (code 1).
+    AuthenticationFailed,
+    /// The client's protocol version is not supported (code 2).
+    UnsupportedVersion,
+    /// One side uses a password, the other a key file (code 3).
+    ModeMismatch,
+    /// The client refused the server's work factor (code 4).
+    IterationsRefused,
+    /// The server is in another conversation (code 5).
+    Busy,
+    /// A malformed or unexpected message (code 6).
+    UnexpectedMessage,
+    /// The server takes no attempt from this caller for the next `seconds` (code 7, followed by
+    /// the seconds as a big-endian u16): a pause after failed authentications, or too many
+    /// attempts at once.
+    RetryLater {
+        /// How long the caller should wait before trying again.
+        seconds: u16,
+    },
 }
 
 impl Alert {
+    /// The longest alert frame: header, code and a two-byte parameter.
+    pub const MAX_FRAME_LEN: usize = FRAME_HEADER_LEN + 3;
+
+    /// The alert's code on the wire.
+    ///
+    /// ```
+    /// use aeschat_core::Alert;
+    /// assert_eq!(Alert::Busy.code(), 5);
+    /// assert_eq!(Alert::RetryLater { seconds: 4 }.code(), 7);
+    /// ```
+    pub const fn code(self) -> u8 {
+        match self {
+            Alert::AuthenticationFailed => 1,
+            Alert::UnsupportedVersion => 2,
+            Alert::ModeMismatch => 3,
+            Alert::IterationsRefused => 4,
+            Alert::Busy => 5,
+            Alert::UnexpectedMessage => 6,
+            Alert::RetryLater { .. } => 7,
+        }
+    }
+
     /// The alert to send the peer when this side fails with `error`, if the peer should hear
     /// of it.
     ///
@@ -207,32 +241,51 @@ impl Alert {
             Error::UnexpectedMessage | Error::NotAeschat | Error::FrameTooLong { .. } => {
                 Some(Alert::UnexpectedMessage)
             }
+            // A server's own refusals, as a gate before the key derivation may return them
+            // (see `handshake_admitting`).
+            Error::PeerBusy => Some(Alert::Busy),
+            Error::RetryLater { seconds } => Some(Alert::RetryLater { seconds }),
             _ => None,
         }
     }
 
-    /// The error this side reports when it receives an alert body.
-    pub(crate) fn received(body: &[u8]) -> Error {
-        match body {
-            [1] => Error::AuthenticationFailed,
-            [2] => Error::VersionRefused,
-            [3] => Error::ModeMismatch,
-            [4] => Error::IterationsRefused,
-            [5] => Error::PeerBusy,
+    /// The error a handshake reports when it receives an alert body from a peer in the role
+    /// `from`. An alert that role never sends is a stranger's or a forger's, and is only
+    /// [`Error::PeerAborted`]: above all, no alert reaching a server before it has checked a
+    /// ClientFinished can pass for a failed password (a server that counted failures would
+    /// otherwise be stopped by anyone able to reach it).
+    pub(crate) fn received(body: &[u8], from: Role) -> Error {
+        match (body, from) {
+            ([1], Role::Server) => Error::AuthenticationFailed,
+            ([2], _) => Error::VersionRefused,
+            ([3], _) => Error::ModeMismatch,
+            ([4], Role::Client) => Error::IterationsRefused,
+            ([5], Role::Server) => Error::PeerBusy,
+            (&[7, high, low], Role::Server) => Error::RetryLater {
+                seconds: u16::from_be_bytes([high, low]),
+            },
             _ => Error::PeerAborted,
         }
     }
 
-    /// Writes this alert as a frame into `out` (which needs 6 bytes).
+    /// Writes this alert as a frame into `out` (which needs [`Alert::MAX_FRAME_LEN`] bytes at
+    /// most: 6 for every alert but `RetryLater`, which takes 8).
     ///
     /// ```
     /// use aeschat_core::Alert;
-    /// let mut out = [0u8; 6];
+    /// let mut out = [0u8; Alert::MAX_FRAME_LEN];
     /// assert_eq!(Alert::Busy.write(&mut out)?, &[6, 0, 0, 0, 1, 5][..]);
+    /// assert_eq!(Alert::RetryLater { seconds: 300 }.write(&mut out)?, &[6, 0, 0, 0, 3, 7, 1, 44][..]);
     /// # Ok::<(), aeschat_core::Error>(())
     /// ```
     pub fn write(self, out: &mut [u8]) -> Result<&[u8], Error> {
-        write_frame(FrameKind::Alert, &[self as u8], out)
+        match self {
+            Alert::RetryLater { seconds } => {
+                let [high, low] = seconds.to_be_bytes();
+                write_frame(FrameKind::Alert, &[self.code(), high, low], out)
+            }
+            _ => write_frame(FrameKind::Alert, &[self.code()], out),
+        }
     }
 }
 
@@ -271,8 +324,8 @@ impl Drop for SessionKeys {
 /// pass(&mut client, &mut server)?;              // ClientHello
 /// pass(&mut server, &mut client)?;              // ServerHello
 /// client.derive_keys()?;
-/// server.derive_keys()?;
 /// pass(&mut client, &mut server)?;              // ClientFinished
+/// server.derive_keys()?;                        // and checks the ClientFinished
 /// pass(&mut server, &mut client)?;              // ServerFinished
 /// assert_eq!(client.state(), HandshakeState::Established);
 /// assert_eq!(server.state(), HandshakeState::Established);
@@ -291,6 +344,8 @@ pub struct Handshake<'a> {
     /// SHA-256 over both hello frames, then its result.
     transcript: Sha256,
     transcript_hash: [u8; HASH_LEN],
+    /// The server's copy of the client's key confirmation, checked once the keys are derived.
+    peer_finished: [u8; FINISHED_LEN],
     keys: Option<SessionKeys>,
 }
 
@@ -317,6 +372,7 @@ impl<'a> Handshake<'a> {
             iterations,
             transcript: Sha256::new(),
             transcript_hash: [0; HASH_LEN],
+            peer_finished: [0; FINISHED_LEN],
             keys: None,
         }
     }
@@ -355,10 +411,27 @@ impl<'a> Handshake<'a> {
 
     /// Derives the session keys: PBKDF2 over the password (the slow part, about 0.1 s at the
     /// default work factor on a desktop) or the pre-shared key, then HKDF over the transcript.
+    ///
+    /// A server derives only once the client has sent its ClientFinished, and checks it here:
+    /// a caller that cannot get that far costs the server no key derivation. An
+    /// [`Error::AuthenticationFailed`] from this call ends the handshake, and the peer should
+    /// be told ([`Alert::for_error`]).
     pub fn derive_keys(&mut self) -> Result<(), Error> {
         if self.state != HandshakeState::DeriveKeys {
             return Err(Error::OutOfOrderCall);
         }
+        self.derive_session_keys();
+        if self.config.role == Role::Server {
+            if let Err(error) = self.check_finished(&self.peer_finished) {
+                self.state = HandshakeState::Failed;
+                return Err(error);
+            }
+        }
+        self.state = HandshakeState::SendFinished;
+        Ok(())
+    }
+
+    fn derive_session_keys(&mut self) {
         let (client_nonce, server_nonce) = match self.config.role {
             Role::Client => (&self.own_nonce, &self.peer_nonce),
             Role::Server => (&self.peer_nonce, &self.own_nonce),
@@ -396,11 +469,6 @@ impl<'a> Handshake<'a> {
         client_write.zeroize();
         server_write.zeroize();
         prk.zeroize();
-        self.state = match self.config.role {
-            Role::Client => HandshakeState::SendFinished,
-            Role::Server => HandshakeState::AwaitFinished,
-        };
-        Ok(())
     }
 
     /// The established session, ready to split into a sending and a receiving half.
@@ -440,9 +508,10 @@ impl<'a> Handshake<'a> {
                 self.transcript.update(frame);
                 self.state = match role {
                     Role::Client => HandshakeState::AwaitHello,
+                    // The server derives nothing before the client's ClientFinished arrives.
                     Role::Server => {
                         self.finish_transcript();
-                        HandshakeState::DeriveKeys
+                        HandshakeState::AwaitFinished
                     }
                 };
                 Ok(frame)
@@ -474,7 +543,11 @@ impl<'a> Handshake<'a> {
             _ => return Err(Error::OutOfOrderCall),
         };
         if frame.kind == FrameKind::Alert {
-            return Err(Alert::received(frame.body));
+            let from = match self.config.role {
+                Role::Client => Role::Server,
+                Role::Server => Role::Client,
+            };
+            return Err(Alert::received(frame.body, from));
         }
         if frame.kind != expected {
             return Err(Error::UnexpectedMessage);
@@ -494,11 +567,21 @@ impl<'a> Handshake<'a> {
                 };
             }
             _ => {
-                self.check_finished(frame.body)?;
-                self.state = match self.config.role {
-                    Role::Client => HandshakeState::Established,
-                    Role::Server => HandshakeState::SendFinished,
-                };
+                // A confirmation of the wrong length is malformed, not a wrong secret: nothing
+                // was checked, so it is not reported (or counted) as a failed authentication.
+                let proof: &[u8; FINISHED_LEN] = (&*frame.body)
+                    .try_into()
+                    .map_err(|_| Error::UnexpectedMessage)?;
+                match self.config.role {
+                    Role::Client => {
+                        self.check_finished(proof)?;
+                        self.state = HandshakeState::Established;
+                    }
+                    Role::Server => {
+                        self.peer_finished = *proof;
+                        self.state = HandshakeState::DeriveKeys;
+                    }
+                }
             }
         }
         Ok(())
@@ -551,7 +634,11 @@ impl<'a> Handshake<'a> {
         let Some((&mode, rest)) = rest.split_first() else {
             return Err(Error::UnexpectedMessage);
         };
-        // Stops silent fallback: a password side never talks to a key-file side.
+        // Stops silent fallback: a password side never talks to a key-file side. A mode byte
+        // that is neither is no mismatch of secrets but a malformed hello.
+        if mode != Secret::PASSWORD_MODE && mode != Secret::KEY_MODE {
+            return Err(Error::UnexpectedMessage);
+        }
         if mode != self.config.secret.mode_byte() {
             return Err(Error::ModeMismatch);
         }
@@ -604,14 +691,14 @@ impl<'a> Handshake<'a> {
 
     /// Key confirmation: stops a side without the secret (wrong password, or an attacker) from
     /// reaching the chat. The MAC is compared in constant time.
-    fn check_finished(&self, body: &[u8]) -> Result<(), Error> {
+    fn check_finished(&self, proof: &[u8; FINISHED_LEN]) -> Result<(), Error> {
         let keys = self.keys.as_ref().ok_or(Error::OutOfOrderCall)?;
         let peer_confirm = match self.config.role {
             Role::Client => &keys.server_confirm,
             Role::Server => &keys.client_confirm,
         };
         let expected = hmac_sha256(peer_confirm, &[&self.transcript_hash]);
-        if body.len() != FINISHED_LEN || !bool::from(expected.ct_eq(body)) {
+        if !bool::from(expected.ct_eq(proof)) {
             return Err(Error::AuthenticationFailed);
         }
         Ok(())

@@ -81,7 +81,7 @@ impl Key {
     #[cfg(feature = "getrandom")]
     pub fn generate() -> Result<Key, Error> {
         let mut bytes = [0u8; KEY_LEN];
-        getrandom::getrandom(&mut bytes).map_err(|_| Error::Randomness)?;
+        getrandom::fill(&mut bytes).map_err(|_| Error::Randomness)?;
         Ok(Key { bytes })
     }
 

@@ -36,7 +36,9 @@ mod session;
 mod token;
 mod transport;
 
-pub use driver::{handshake, read_frame, receive, send_close, send_text, SessionError};
+pub use driver::{
+    handshake, handshake_admitting, read_frame, receive, send_close, send_text, SessionError,
+};
 pub use frame::{write_frame, Frame, FrameKind, FrameReader, FRAME_HEADER_LEN};
 pub use handshake::{
     Alert, Config, Handshake, HandshakeState, Role, Secret, DEFAULT_ITERATIONS,

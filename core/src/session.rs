@@ -256,12 +256,16 @@ impl Receiver {
     fn open_record<'b>(&mut self, frame: Frame<'b>) -> Result<Incoming<'b>, Error> {
         match frame.kind {
             FrameKind::Record => {}
-            // The one alert that can follow a handshake: the client rejected the server's key
-            // confirmation after the server had finished, so it reaches the server before any
-            // record. Any other (unauthenticated) alert could only be forged, and must not pass
-            // for a wrong password.
-            FrameKind::Alert if self.accepts_late_alert && self.next_sequence == 0 => {
-                return Err(Alert::received(frame.body))
+            // The one alert that can follow a handshake: alert 1, the client rejected the
+            // server's key confirmation after the server had finished, so it reaches the server
+            // before the first record the server receives. Any other (unauthenticated) alert
+            // could only be forged, and must not pass for a wrong password or a busy server.
+            FrameKind::Alert
+                if self.accepts_late_alert
+                    && self.next_sequence == 0
+                    && frame.body == [Alert::AuthenticationFailed.code()] =>
+            {
+                return Err(Error::AuthenticationFailed)
             }
             _ => return Err(Error::UnexpectedMessage),
         }
@@ -287,10 +291,12 @@ impl Receiver {
                 received: sequence,
             });
         }
-        self.next_sequence = self
-            .next_sequence
-            .checked_add(1)
-            .ok_or(Error::SessionEnded)?;
+        match self.next_sequence.checked_add(1) {
+            Some(next) => self.next_sequence = next,
+            // The sender's last possible number, 2^64 - 1, is accepted like any other (the
+            // sender seals it, section 5.4); nothing can follow it.
+            None => self.ended = true,
+        }
         match (record_type, body) {
             // The peer was told this side's limit and must keep to it.
             (RECORD_TEXT, text) if text.len() > self.max_message_len => {

@@ -6,17 +6,17 @@
 //! decodes, authenticates and stores the ciphertext in one pass, so neither needs a second buffer.
 //!
 //! Speed (see `docs/PERFORMANCE.md`): the key schedules and HMAC pad states can be computed once
-//! ([`crate::PreparedKey`]); HMAC-SHA256 (`mac.rs`) runs on SHA-256's compression function
-//! so its keyed state is ours to cache and wipe; token text goes through a table-driven base64url
-//! (`base64.rs`), since it only ever holds public bytes, never a key or a plaintext.
+//! ([`crate::PreparedKey`]); each token's HMAC-SHA256 (`mac.rs`, the `hmac` crate) starts from
+//! a clone of the cached keyed state, which the crates wipe on drop; token text goes through a
+//! table-driven base64url (`base64.rs`), since it only ever holds public bytes, never a key or a
+//! plaintext.
 
 // This module parses attacker-controlled bytes: no indexing that could panic, no unchecked arithmetic.
 #![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
 use aes::{Aes128Dec, Aes128Enc};
-use cbc::cipher::block_padding::NoPadding;
 use cbc::cipher::inout::InOutBuf;
-use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, InnerIvInit};
+use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, InnerIvInit};
 use core::borrow::Borrow;
 use core::ops::Range;
 use subtle::ConstantTimeEq;
@@ -110,7 +110,7 @@ impl Iv {
     #[cfg(feature = "getrandom")]
     pub fn random() -> Result<Iv, Error> {
         let mut bytes = [0u8; IV_LEN];
-        getrandom::getrandom(&mut bytes).map_err(|_| Error::Randomness)?;
+        getrandom::fill(&mut bytes).map_err(|_| Error::Randomness)?;
         Ok(Iv(bytes))
     }
 
@@ -252,7 +252,7 @@ pub(crate) fn seal<'o>(
         let end = pending.saturating_add(len);
         let blocks = stage.get_mut(pending..end).ok_or(too_small)?;
         let (blocks_inout, _) = InOutBuf::from(&mut *blocks).into_chunks();
-        cipher.encrypt_blocks_inout_mut(blocks_inout);
+        cipher.encrypt_blocks_inout(blocks_inout);
         mac.update(blocks);
         if last {
             let tag_end = end.saturating_add(TAG_LEN);
@@ -467,7 +467,7 @@ pub(crate) fn open_with<'o, A: Borrow<Aes128Dec>>(
 /// The decoded length of a token's text, from its length and padding alone. Rejects text that
 /// cannot be canonical padded base64 by its length.
 fn decoded_len(text: &[u8]) -> Result<usize, Error> {
-    if text.is_empty() || text.len() % 4 != 0 {
+    if text.is_empty() || !text.len().is_multiple_of(4) {
         return Err(Error::TokenEncoding);
     }
     let padding = text.iter().rev().take(2).filter(|&&c| c == b'=').count();
@@ -557,13 +557,15 @@ impl Streamed {
     /// Decrypts the ciphertext stored at the start of `buffer` and strips the padding. A bad
     /// padding reports the same error as a bad MAC, so it cannot serve as a padding oracle.
     fn decrypt<'b>(&self, aes: &Aes128Dec, buffer: &'b mut [u8]) -> Result<&'b [u8], Error> {
-        let cipher = cbc::Decryptor::<&Aes128Dec>::inner_iv_init(aes, (&self.iv).into());
+        let mut cipher = cbc::Decryptor::<&Aes128Dec>::inner_iv_init(aes, (&self.iv).into());
         let ciphertext = buffer
             .get_mut(..self.ciphertext_len)
             .ok_or(Error::InvalidToken)?;
-        cipher
-            .decrypt_padded_mut::<NoPadding>(ciphertext)
-            .map_err(|_| Error::InvalidToken)?;
+        let (blocks, tail) = InOutBuf::from(&mut *ciphertext).into_chunks();
+        if !tail.is_empty() {
+            return Err(Error::InvalidToken);
+        }
+        cipher.decrypt_blocks_inout(blocks);
         match pkcs7_unpadded_len(ciphertext) {
             Some(len) => ciphertext.get(..len).ok_or(Error::InvalidToken),
             None => {

@@ -107,18 +107,11 @@ impl Model {
     fn predict_record(&mut self, kind: FrameKind, body: &[u8]) -> Outcome {
         match kind {
             FrameKind::Record => {}
-            // Only a server believes an alert, and only before the first record: the client may
-            // reject the server's finished after the server is established. Any other alert
-            // could only be forged.
-            FrameKind::Alert if self.server && self.expected == 0 => {
-                return Outcome::Failed(match body {
-                    [1] => Error::AuthenticationFailed,
-                    [2] => Error::VersionRefused,
-                    [3] => Error::ModeMismatch,
-                    [4] => Error::IterationsRefused,
-                    [5] => Error::PeerBusy,
-                    _ => Error::PeerAborted,
-                })
+            // Only a server believes an alert, only alert 1, and only before the first record
+            // it receives: the client may reject the server's finished after the server is
+            // established. Any other alert could only be forged.
+            FrameKind::Alert if self.server && self.expected == 0 && body == [1] => {
+                return Outcome::Failed(Error::AuthenticationFailed)
             }
             _ => return Outcome::Failed(Error::UnexpectedMessage),
         }

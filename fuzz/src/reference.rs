@@ -1,6 +1,9 @@
 //! An independent Fernet, written here from the specification with RustCrypto's `hmac`, `sha2`,
-//! `aes`, `cbc` and `base64ct`, as the oracle of differential checks. The core implements HMAC
-//! on SHA-256's compression function and base64url by lookup table; this uses neither.
+//! `aes`, `cbc` and `base64ct`, as the oracle of differential checks. The core streams its
+//! tokens through its own chunked CBC and MAC loop and a lookup-table base64url; this uses
+//! neither. Its crates are deliberately the previous RustCrypto generation (hmac 0.12, sha2
+//! 0.10, aes 0.8, cbc 0.1) while the core uses the current one: the primitives are then
+//! separate releases of the same projects, not the very code the core calls.
 //!
 //! It follows the check order aeschat documents (vectors/README.md): canonical base64url,
 //! version, length, time (only with a TTL, without overflow), HMAC, then padding.

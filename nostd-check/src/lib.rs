@@ -294,8 +294,9 @@ fn session(seed: u8, password: bool) -> Result<(), i32> {
     pass(&mut client, &mut server, &mut frames, 1)?;
     pass(&mut server, &mut client, &mut frames, 2)?;
     client.derive_keys().map_err(|_| 3)?;
-    server.derive_keys().map_err(|_| 4)?;
     pass(&mut client, &mut server, &mut frames, 5)?;
+    // The server derives once the client's Finished is in, and checks it.
+    server.derive_keys().map_err(|_| 4)?;
     pass(&mut server, &mut client, &mut frames, 6)?;
     ensure(client.state() == HandshakeState::Established, 7)?;
     let (mut client_sender, mut client_receiver) = client.into_session().map_err(|_| 8)?.split();

@@ -443,7 +443,7 @@ fn decode_hex(hex: &str) -> Result<Vec<u8>, &'static str> {
         }
     }
     let digits = hex.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err("it has an odd number of hex digits");
     }
     digits

@@ -57,11 +57,9 @@ fn a_silent_connection_is_dropped_after_the_timeout_and_the_next_client_is_serve
         waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
         "dropped after {waited:?}"
     );
-    let line = server.wait_stderr("did not complete the handshake within 1 s");
-    assert!(
-        line.starts_with("aeschat: connection from 127.0.0.1:"),
-        "{line}"
-    );
+    // The first frame's deadline is a few seconds, or the whole handshake's if that is less.
+    let line = server.wait_stderr("the caller sent no aeschat hello within 1 s");
+    assert!(line.starts_with("[!] Dropped 127.0.0.1:"), "{line}");
 
     server.wait_idle();
     let mut client = start_client(&files, &address);
@@ -87,7 +85,8 @@ fn a_peer_sending_a_byte_now_and_then_cannot_stretch_the_handshake() {
         }
         std::thread::sleep(Duration::from_millis(300));
     }
-    server.wait_stderr("did not complete the handshake within 1 s");
+    // Its first frame (the hello) is not whole within the 1 s limit.
+    server.wait_stderr("the caller sent no aeschat hello within 1 s");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -100,25 +99,25 @@ fn failed_passwords_are_throttled_and_the_server_stops_after_the_maximum() {
     let mut guesser = start_client_with("first guess", &address, &wrong, &[]);
     guesser.assert_exit(3);
     let line = server.wait_stderr("[!] Authentication failed for 127.0.0.1:");
-    assert!(line.contains("1 attempt left"), "{line}");
-    assert!(line.contains("refusing connections for 3 s"), "{line}");
+    assert!(line.contains("127.0.0.1 must wait 3 s"), "{line}");
 
-    // During the wait even the right password is turned away, at no cost to the server.
+    // During the wait even the right password is turned away from that address, at no cost
+    // to the server, and told how long to wait.
     let mut during = start_client_with("during the wait", &address, &files.password_file, &[]);
     during.assert_exit(1);
     assert!(
-        during.stderr_text().contains("busy"),
+        during.stderr_text().contains("try again in 3 s"),
         "{}",
         during.transcript()
     );
-    server.wait_stderr("waiting after a failed password");
+    server.wait_stderr("waiting after a failed authentication");
 
-    // After the wait the server listens again; the second failure stops it.
-    server.wait_stderr_count("listening on", 2);
+    // After the wait the second failure in a row stops it, as --max-failures asks.
+    std::thread::sleep(Duration::from_secs(3));
     let mut again = start_client_with("second guess", &address, &wrong, &[]);
     again.assert_exit(3);
     server.assert_exit(3);
-    let last = server.wait_stderr("aeschat: authentication failed 2 times");
+    let last = server.wait_stderr("aeschat: authentication failed 2 times in a row");
     assert!(last.contains("the server stops"), "{last}");
     assert_eq!(server.stdout(), b"");
 }
@@ -128,15 +127,15 @@ fn a_successful_login_resets_the_failure_count() {
     let files = Files::new("chat-reset");
     let (mut server, address) = start_server(&files, &["--max-failures", "2", "--fail-delay", "0"]);
     let wrong = files.password("wrong", "not the password at all, sorry");
-    for round in 1..=2 {
+    for round in 1..=3 {
         let mut guesser = start_client_with("guess", &address, &wrong, &[]);
         guesser.assert_exit(3);
-        server.wait_stderr_count("1 attempt left", round);
-        server.wait_stderr_count("listening on", 2 * round);
+        server.wait_stderr_count("[!] Authentication failed", round);
         let mut friend = start_client(&files, &address);
         friend.type_line("/quit");
         friend.assert_exit(0);
-        server.wait_stderr_count("listening on", 2 * round + 1);
+        server.wait_stderr_count("[-] Client left", round);
+        server.wait_idle();
     }
     assert!(server.is_running(), "{}", server.transcript());
     server.close_stdin();

@@ -427,17 +427,25 @@ master = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, iterations, 32)
 prk = hmac.new(transcript, master, "sha256").digest()
 print("master", master.hex())
 print("prk", prk.hex())
+
+def mac_key(name, key):
+    # What an HMAC key becomes: the key XORed into the inner and outer pad blocks (the key's
+    # bytes of those blocks are printed), and the SHA-256 states after each block, u32s in
+    # memory order, which is what a MAC key is kept as.
+    for pad_name, pad in [("inner", 0x36), ("outer", 0x5c)]:
+        block = bytes(b ^ pad for b in key.ljust(64, b"\0"))
+        print(name + "_pad_" + pad_name, block[:len(key)].hex())
+        state = compress(IV, block)
+        print(name + "_mac_" + pad_name, b"".join(word.to_bytes(4, "little") for word in state).hex())
+
+assert len(secret.encode()) <= 64, "a longer password is hashed before padding"
+mac_key("password", secret.encode())
 for name in ["client write", "server write", "client confirm", "server confirm"]:
     label = ("aeschat/1 " + name + " key").encode()
     key = hmac.new(prk, label + b"\x01", "sha256").digest()
     print(name.replace(" ", "_"), key.hex())
-    if name.endswith("write"):
-        # What a MAC key is kept as: SHA-256 states after the padded key, u32s in memory order.
-        signing = key[:16]
-        for pad_name, pad in [("inner", 0x36), ("outer", 0x5c)]:
-            state = compress(IV, bytes(b ^ pad for b in signing.ljust(64, b"\0")))
-            print(name.replace(" ", "_") + "_mac_" + pad_name,
-                  b"".join(word.to_bytes(4, "little") for word in state).hex())
+    # The signing half of a write key, the whole of a confirmation key, is an HMAC key.
+    mac_key(name.replace(" ", "_"), key[:16] if name.endswith("write") else key)
 "#;
         let output = Command::new("python3")
             .args(["-c", SCRIPT])
@@ -471,9 +479,11 @@ for name in ["client write", "server write", "client confirm", "server confirm"]
             .1
     }
 
-    /// Whole values and both halves of the ones that must be gone after the handshake.
+    /// Whole values and both halves of the ones that must be gone after the handshake; and
+    /// what the HMAC keys of PBKDF2 (the password) and of the key confirmation become: the pad
+    /// blocks with the key in them, and the hash states after them.
     fn gone_after_handshake(&self) -> Vec<Needle> {
-        ["master", "prk", "client_confirm", "server_confirm"]
+        let mut needles: Vec<Needle> = ["master", "prk", "client_confirm", "server_confirm"]
             .iter()
             .flat_map(|name| {
                 let value = self.get(name);
@@ -482,6 +492,22 @@ for name in ["client write", "server write", "client confirm", "server confirm"]
                     needle(format!("{name} first half"), &value[..16]),
                     needle(format!("{name} second half"), &value[16..]),
                 ]
+            })
+            .collect();
+        needles.extend(self.mac_key_traces(&["password", "client_confirm", "server_confirm"]));
+        needles
+    }
+
+    /// For each HMAC key named: its bytes XORed into the inner and outer pad blocks, and the
+    /// SHA-256 states after those blocks.
+    fn mac_key_traces(&self, keys: &[&str]) -> Vec<Needle> {
+        keys.iter()
+            .flat_map(|key| {
+                ["pad_inner", "pad_outer", "mac_inner", "mac_outer"].map(|what| {
+                    let name = format!("{key}_{what}");
+                    let value = self.get(&name);
+                    needle(name, value)
+                })
             })
             .collect()
     }
@@ -510,6 +536,20 @@ for name in ["client write", "server write", "client confirm", "server confirm"]
         let mut needles = self.session_aes_keys();
         needles.extend(self.session_mac_states());
         needles
+    }
+
+    /// The signing halves of both write keys XORed into the pad blocks: made when the MAC
+    /// states are computed, never kept.
+    fn session_pad_blocks(&self) -> Vec<Needle> {
+        ["client_write", "server_write"]
+            .iter()
+            .flat_map(|key| {
+                ["pad_inner", "pad_outer"].map(|what| {
+                    let name = format!("{key}_{what}");
+                    needle(name.clone(), self.get(&name))
+                })
+            })
+            .collect()
     }
 }
 
@@ -568,7 +608,8 @@ fn the_servers_derived_secrets_are_wiped_after_the_handshake() {
     let live = scan_memory(talk.pid, &talk.derived.session_aes_keys());
     let gone = scan_memory(talk.pid, &talk.derived.gone_after_handshake());
     eprintln!(
-        "figures: server: live session AES keys {} copies; master, prk and confirm keys {}",
+        "figures: server: live session AES keys {} copies; master, prk, confirm keys and the \
+         password's and confirm keys' HMAC pad blocks and states {}",
         live.hits.len(),
         gone.hits.len()
     );
@@ -623,7 +664,8 @@ fn the_clients_derived_secrets_are_wiped_after_the_handshake() {
     let live = scan_memory(client_pid, &derived.session_aes_keys());
     let gone = scan_memory(client_pid, &derived.gone_after_handshake());
     eprintln!(
-        "figures: client: live session AES keys {} copies; master, prk and confirm keys {}",
+        "figures: client: live session AES keys {} copies; master, prk, confirm keys and the \
+         password's and confirm keys' HMAC pad blocks and states {}",
         live.hits.len(),
         gone.hits.len()
     );
@@ -652,10 +694,13 @@ fn a_finished_conversations_keys_are_wiped_from_the_server() {
     assert_eq!(talk.peer.receive().expect("the close"), None);
     talk.server.wait_stderr("[-] Client left");
     talk.server.wait_stderr_count("Waiting for a client", 2);
-    let after = scan_memory(talk.pid, &keys);
+    // After it, the pad blocks the MAC states were computed from must be gone too.
+    let mut traces = talk.derived.session_keys();
+    traces.extend(talk.derived.session_pad_blocks());
+    let after = scan_memory(talk.pid, &traces);
     eprintln!(
         "figures: server: copies of the session's AES keys and MAC states during the \
-         conversation {}, after it {}",
+         conversation {}, after it {} (pad blocks included)",
         during.hits.len(),
         after.hits.len()
     );

@@ -28,8 +28,9 @@ const CLIENT_STATES: [HandshakeState; 6] = [
 const SERVER_STATES: [HandshakeState; 6] = [
     HandshakeState::AwaitHello,
     HandshakeState::SendHello,
-    HandshakeState::DeriveKeys,
+    // The server derives nothing before the client's Finished has arrived.
     HandshakeState::AwaitFinished,
+    HandshakeState::DeriveKeys,
     HandshakeState::SendFinished,
     HandshakeState::Established,
 ];
@@ -71,18 +72,20 @@ fn each_call_moves_the_handshake_exactly_one_state_on() {
     assert_eq!(server.state(), HandshakeState::SendHello);
 
     let server_hello = write_message(&mut server);
-    assert_eq!(server.state(), HandshakeState::DeriveKeys);
+    assert_eq!(server.state(), HandshakeState::AwaitFinished);
     read_message(&mut client, &server_hello).unwrap();
     assert_eq!(client.state(), HandshakeState::DeriveKeys);
 
     client.derive_keys().unwrap();
     assert_eq!(client.state(), HandshakeState::SendFinished);
-    server.derive_keys().unwrap();
-    assert_eq!(server.state(), HandshakeState::AwaitFinished);
+    // Too early for the server: it derives once the client's Finished is in.
+    assert_eq!(server.derive_keys(), Err(Error::OutOfOrderCall));
 
     let client_finished = write_message(&mut client);
     assert_eq!(client.state(), HandshakeState::AwaitFinished);
     read_message(&mut server, &client_finished).unwrap();
+    assert_eq!(server.state(), HandshakeState::DeriveKeys);
+    server.derive_keys().unwrap();
     assert_eq!(server.state(), HandshakeState::SendFinished);
 
     let server_finished = write_message(&mut server);
@@ -179,8 +182,8 @@ fn calls_out_of_order_are_refused_as_caller_errors() {
     read_message(&mut peer, &write_message(&mut established)).unwrap();
     read_message(&mut established, &write_message(&mut peer)).unwrap();
     established.derive_keys().unwrap();
-    peer.derive_keys().unwrap();
     read_message(&mut peer, &write_message(&mut established)).unwrap();
+    peer.derive_keys().unwrap();
     let server_finished = write_message(&mut peer);
     read_message(&mut established, &server_finished).unwrap();
     assert_eq!(established.state(), HandshakeState::Established);
@@ -704,8 +707,8 @@ fn a_too_small_handshake_buffer_names_the_size_needed_and_the_retry_completes() 
     step(&mut client, &mut server, 5 + 53);
     step(&mut server, &mut client, 5 + 57);
     client.derive_keys().unwrap();
-    server.derive_keys().unwrap();
     step(&mut client, &mut server, 5 + 32);
+    server.derive_keys().unwrap();
     step(&mut server, &mut client, 5 + 32);
     assert_eq!(client.state(), HandshakeState::Established);
     assert_eq!(server.state(), HandshakeState::Established);

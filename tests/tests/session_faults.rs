@@ -548,7 +548,10 @@ fn expected_for_hello_flip(from: Side, offset: usize, flipped: u8) -> (Error, Er
             Error::UnsupportedProtocol { version: flipped },
             Error::VersionRefused,
         ),
-        MODE => (Error::ModeMismatch, Error::ModeMismatch),
+        // Mode 2 (this test's) flipped to mode 1 is the other kind of secret; to anything else
+        // it is no mode at all, a malformed hello.
+        MODE if flipped == 1 => (Error::ModeMismatch, Error::ModeMismatch),
+        MODE => (Error::UnexpectedMessage, Error::PeerAborted),
         o if from == Side::Server && ITERATIONS.contains(&o) => {
             (Error::UnexpectedMessage, Error::PeerAborted)
         }
@@ -1022,35 +1025,100 @@ fn a_handshake_message_inside_the_session_is_unexpected() {
 // ---------------------------------------------------------------------------------------------
 // Alerts.
 
+/// What a handshake on `side` reports for an alert with `body`: an alert is believed only from
+/// the role that sends it (docs/PROTOCOL.md 7.1); anything else is the peer aborting.
+fn expected_alert_error(side: Side, body: &[u8]) -> Error {
+    match (side, body) {
+        (Side::Client, [1]) => Error::AuthenticationFailed,
+        (_, [2]) => Error::VersionRefused,
+        (_, [3]) => Error::ModeMismatch,
+        (Side::Server, [4]) => Error::IterationsRefused,
+        (Side::Client, [5]) => Error::PeerBusy,
+        (Side::Client, &[7, high, low]) => Error::RetryLater {
+            seconds: u16::from_be_bytes([high, low]),
+        },
+        _ => Error::PeerAborted,
+    }
+}
+
 #[test]
-fn each_known_alert_is_reported_as_its_reason_in_every_waiting_state_and_in_the_session() {
-    let known = [
-        (1, Error::AuthenticationFailed),
-        (2, Error::VersionRefused),
-        (3, Error::ModeMismatch),
-        (4, Error::IterationsRefused),
-        (5, Error::PeerBusy),
-    ];
+fn each_alert_is_believed_only_from_the_role_that_sends_it_in_every_waiting_state() {
     let secret = Secret::PreSharedKey(&PSK);
-    for (code, error) in known {
+    let bodies: [&[u8]; 9] = [
+        &[1],
+        &[2],
+        &[3],
+        &[4],
+        &[5],
+        &[6],
+        &[7, 0, 2],
+        &[7, 1, 44],
+        &[7],
+    ];
+    for body in bodies {
         for (side, state) in AWAITING {
             let mut handshake = advanced_to(side, state, secret);
             assert_eq!(
-                read_message(&mut handshake, &alert_bytes(code)),
-                Err(error),
-                "alert {code} to {} in {state:?}",
+                read_message(&mut handshake, &frame_bytes(6, body)),
+                Err(expected_alert_error(side, body)),
+                "alert {body:?} to {} in {state:?}",
                 side.name()
             );
             assert_eq!(handshake.state(), HandshakeState::Failed);
         }
-        let (_, server) = key_file_sessions();
-        let (_, mut rx) = server.split();
+    }
+}
+
+#[test]
+fn no_alert_before_the_servers_finished_passes_for_a_failed_password() {
+    // A stranger's alert 1 as the first frame, or after the hello: the server has checked no
+    // ClientFinished, so this is no guess (it used to stop a server after five).
+    let secret = Secret::Password(PASSWORD);
+    for state in [HandshakeState::AwaitHello, HandshakeState::AwaitFinished] {
+        let mut handshake = advanced_to(Side::Server, state, secret);
         assert_eq!(
-            open(&mut rx, &alert_bytes(code)),
-            Err(error),
-            "alert {code} in session"
+            read_message(&mut handshake, &alert_bytes(1)),
+            Err(Error::PeerAborted),
+            "{state:?}"
         );
     }
+}
+
+#[test]
+fn after_the_handshake_only_the_servers_late_alert_1_is_accepted() {
+    for code in 0..=8u8 {
+        let (client, server) = key_file_sessions();
+        let (_, mut server_rx) = server.split();
+        let expected = if code == 1 {
+            Error::AuthenticationFailed
+        } else {
+            Error::UnexpectedMessage
+        };
+        assert_eq!(
+            open(&mut server_rx, &alert_bytes(code)),
+            Err(expected),
+            "server, alert {code}"
+        );
+        let (_, mut client_rx) = client.split();
+        assert_eq!(
+            open(&mut client_rx, &alert_bytes(code)),
+            Err(Error::UnexpectedMessage),
+            "client, alert {code}"
+        );
+    }
+    // Once the server has received a record, even alert 1 can only be forged.
+    let (client, server) = key_file_sessions();
+    let (mut client_tx, _) = client.split();
+    let (_, mut server_rx) = server.split();
+    let record = seal(&mut client_tx, b"first", 1);
+    assert_eq!(
+        open(&mut server_rx, &record),
+        Ok(Got::Text(b"first".to_vec()))
+    );
+    assert_eq!(
+        open(&mut server_rx, &alert_bytes(1)),
+        Err(Error::UnexpectedMessage)
+    );
 }
 
 #[test]
@@ -1059,7 +1127,7 @@ fn an_unknown_alert_is_reported_as_the_peer_aborting() {
     let unknown: [Vec<u8>; 7] = [
         alert_bytes(0),
         alert_bytes(6),
-        alert_bytes(7),
+        alert_bytes(8),
         alert_bytes(0xFF),
         frame_bytes(6, b""),
         frame_bytes(6, &[1, 1]),
@@ -1079,7 +1147,7 @@ fn an_unknown_alert_is_reported_as_the_peer_aborting() {
         let (_, mut rx) = server.split();
         assert_eq!(
             open(&mut rx, alert),
-            Err(Error::PeerAborted),
+            Err(Error::UnexpectedMessage),
             "{alert:?} in session"
         );
     }
@@ -1140,7 +1208,8 @@ fn alerts_are_sent_for_exactly_the_errors_the_peer_should_hear_of() {
         (Error::LegacyPeer, None),
         (Error::VersionRefused, None),
         (Error::PeerAborted, None),
-        (Error::PeerBusy, None),
+        // A server's own refusals, which a gate before its key derivation returns.
+        (Error::PeerBusy, Some(5)),
         (Error::IterationsRefused, None),
         (Error::HandshakeInterrupted, None),
         (Error::Truncated, None),
@@ -1148,9 +1217,9 @@ fn alerts_are_sent_for_exactly_the_errors_the_peer_should_hear_of() {
     ];
     for (error, code) in expected {
         let alert = Alert::for_error(error);
-        assert_eq!(alert.map(|a| a as u8), code, "{error:?}");
+        assert_eq!(alert.map(|a| a.code()), code, "{error:?}");
         if let Some(alert) = alert {
-            let mut out = [0u8; 6];
+            let mut out = [0u8; Alert::MAX_FRAME_LEN];
             assert_eq!(alert.write(&mut out).unwrap(), alert_bytes(code.unwrap()));
         }
     }
@@ -1408,8 +1477,19 @@ proptest! {
         let parsed = parse_chunks::<DEFAULT_FRAME_CAPACITY>([&bytes[..]]);
         if let Some(mut frame) = parsed.frames.into_iter().next() {
             let mut handshake = advanced_to(side, HandshakeState::AwaitFinished, secret);
-            let result = handshake.read_message(Frame { kind: frame.kind, body: &mut frame.body });
-            prop_assert_eq!(result, Err(Error::AuthenticationFailed));
+            let mut result = handshake.read_message(Frame { kind: frame.kind, body: &mut frame.body });
+            // A server checks the confirmation once it has derived its keys.
+            if result.is_ok() && side == Side::Server {
+                prop_assert_eq!(handshake.state(), HandshakeState::DeriveKeys);
+                result = handshake.derive_keys();
+            }
+            // 32 bytes that are not the MAC fail authentication; any other length is malformed.
+            let expected = if frame.body.len() == 32 {
+                Error::AuthenticationFailed
+            } else {
+                Error::UnexpectedMessage
+            };
+            prop_assert_eq!(result, Err(expected));
         }
     }
 }

@@ -162,7 +162,17 @@ impl Side<'_> {
                 let message = self.handshake.write_message(&mut out)?;
                 assert_eq!(self.writer.write(message), Ok(message.len()));
             }
-            HandshakeState::DeriveKeys => self.handshake.derive_keys()?,
+            // A server's derivation checks the client's Finished; a wrong one is told.
+            HandshakeState::DeriveKeys => {
+                if let Err(error) = self.handshake.derive_keys() {
+                    if let Some(alert) = Alert::for_error(error) {
+                        let mut out = [0u8; 6];
+                        let frame = alert.write(&mut out)?;
+                        assert_eq!(self.writer.write(frame), Ok(frame.len()));
+                    }
+                    return Err(error);
+                }
+            }
             HandshakeState::AwaitHello | HandshakeState::AwaitFinished => {
                 if self.reader.0.borrow().len == 0 {
                     return Ok(());

@@ -44,8 +44,10 @@ pub(super) fn run(args: ClientArgs) -> Result<(), Failure> {
     // conversation's loop runs) is for the server, and Ctrl-C leaves cleanly.
     let _conversing = Conversing::start();
     let mut events = Events::start("Server")?;
+    let (mut sender, mut receiver) = session.split();
     match conversation::run(
-        session,
+        &mut sender,
+        &mut receiver,
         reader,
         writer,
         frames,
@@ -96,6 +98,7 @@ fn connect(args: &ClientArgs) -> Result<Connected, Failure> {
         &mut reader,
         &mut writer,
         &mut frames,
+        || Ok(()),
     )?;
     Ok(Connected {
         session,

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use aeschat_core::{
-    receive, record_frame_len, send_close, Error, FrameReader, Incoming, Receiver, Sender, Session,
+    receive, record_frame_len, send_close, Error, FrameReader, Incoming, Receiver, Sender,
     SessionError, Write, DEFAULT_FRAME_CAPACITY, MAX_MESSAGE_LEN,
 };
 
@@ -48,10 +48,17 @@ pub(super) enum Ending {
     Failed(Failure),
 }
 
-/// Runs one conversation over `session` to its end. `peer` names the other side in printed
-/// lines ("Client", "Server"); `close_wait` bounds the wait for the peer's answering close.
+/// Runs one conversation over a session's two halves to its end. `peer` names the other side
+/// in printed lines ("Client", "Server"); `close_wait` bounds the wait for the peer's answering
+/// close.
+///
+/// The halves are borrowed, not taken: wherever they live (the caller's stack, or a box made
+/// once), they stay there and are wiped there when dropped, with no copy of their keys left
+/// behind by a move.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
-    session: Session,
+    sender: &mut Sender,
+    receiver: &mut Receiver,
     reader: TcpReader,
     mut writer: TcpWriter,
     frames: Box<Frames>,
@@ -64,8 +71,6 @@ pub(super) fn run(
     let _conversing = Conversing::start();
     // The receiving thread borrows its half rather than owning it: moved into the thread, the
     // half would leave a copy of its keys in the closure's heap allocation, which nothing wipes.
-    let (mut sender, mut receiver) = session.split();
-    let receiver = &mut receiver;
     thread::scope(|scope| {
         let receiving = thread::Builder::new()
             .name("receive".to_owned())
@@ -78,7 +83,7 @@ pub(super) fn run(
         let ending = match receiving {
             Ok(_) => {
                 let mut sending = Sending {
-                    sender: &mut sender,
+                    sender,
                     writer: &mut writer,
                     records: vec![0; SEND_BATCH + record_frame_len(MAX_MESSAGE_LEN)]
                         .into_boxed_slice(),

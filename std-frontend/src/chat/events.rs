@@ -22,7 +22,6 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -33,6 +32,7 @@ use zeroize::Zeroize;
 
 use super::editor::LineEditor;
 use super::queue::Queue;
+use super::server::Arrival;
 use super::{interrupt, Failure};
 
 /// The size of each input buffer: room for the longest message with its line ending, twice,
@@ -146,7 +146,7 @@ pub(super) enum PeerEnd {
 
 enum Event {
     Typed(Typed),
-    Connection(TcpStream, SocketAddr),
+    Connection(Arrival),
     Peer { conversation: u64, end: PeerEnd },
 }
 
@@ -228,8 +228,8 @@ pub(super) struct Handover(Arc<Queue<Event>>);
 
 impl Handover {
     /// False once nobody waits for connections any more.
-    pub(super) fn hand_over(&self, stream: TcpStream, peer: SocketAddr) -> bool {
-        self.0.push_urgent(Event::Connection(stream, peer)).is_ok()
+    pub(super) fn hand_over(&self, arrival: Arrival) -> bool {
+        self.0.push_urgent(Event::Connection(arrival)).is_ok()
     }
 }
 
@@ -315,13 +315,13 @@ impl Events {
     /// Waits for the next connection, keeping what is typed meanwhile for that conversation.
     /// `None` when input has ended with nothing left to send: nobody can talk to a next
     /// client, so there is no reason to wait for one.
-    pub(super) fn next_connection(&mut self) -> Option<(TcpStream, SocketAddr)> {
+    pub(super) fn next_connection(&mut self) -> Option<Arrival> {
         loop {
             if matches!(self.held.front(), Some(typed) if typed.is_last()) {
                 return None;
             }
             match self.receive(Wait::Forever)? {
-                Event::Connection(stream, peer) => return Some((stream, peer)),
+                Event::Connection(arrival) => return Some(arrival),
                 Event::Typed(typed) => self.held.push_back(typed),
                 // From a conversation that is over.
                 Event::Peer { .. } => {}

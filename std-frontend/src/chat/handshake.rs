@@ -16,7 +16,8 @@ use super::{terminal, Failure};
 const CLOCK_WARNING_SECS: u64 = 60;
 
 /// Runs the handshake on a connection whose halves are `reader` and `writer`, then lifts the
-/// handshake's deadline. `iterations` lowers the PBKDF2 work factor (tests only).
+/// handshake's deadline. `iterations` lowers the PBKDF2 work factor (tests only). `admit` is
+/// asked just before the key derivation (see `aeschat_core::handshake_admitting`).
 pub(super) fn establish(
     role: Role,
     secret: &SharedSecret,
@@ -24,15 +25,16 @@ pub(super) fn establish(
     reader: &mut TcpReader,
     writer: &mut TcpWriter,
     frames: &mut Frames,
+    admit: impl FnMut() -> Result<(), Error>,
 ) -> Result<Session, Failure> {
     let mut config = Config::new(role, secret.as_core());
     if let Some(iterations) = iterations {
         config = config.with_insecure_iterations(iterations);
     }
     let mut nonce = [0u8; NONCE_LEN];
-    getrandom::getrandom(&mut nonce).map_err(|_| Failure::other(Error::Randomness.to_string()))?;
+    getrandom::fill(&mut nonce).map_err(|_| Failure::other(Error::Randomness.to_string()))?;
     let handshake = Handshake::new(config, nonce, unix_now());
-    let session = aeschat_core::handshake(reader, writer, frames, handshake)?;
+    let session = aeschat_core::handshake_admitting(reader, writer, frames, handshake, admit)?;
     reader
         .end_deadline()
         .map_err(|err| Failure::other(format!("the connection failed: {err}")))?;

@@ -32,7 +32,7 @@ impl Ivs {
     /// The next IV.
     pub(super) fn next(&mut self) -> Result<Iv, Error> {
         if self.used >= self.store.len() {
-            getrandom::getrandom(&mut self.store).map_err(|_| Error::Randomness)?;
+            getrandom::fill(&mut self.store).map_err(|_| Error::Randomness)?;
             self.used = 0;
         }
         let mut bytes = [0u8; IV_LEN];

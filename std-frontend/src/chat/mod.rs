@@ -111,19 +111,21 @@ pub struct ServerArgs {
     /// picks a free port [default: [::]:7878, every interface, IPv6 and IPv4]
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<Endpoint>,
-    /// Serve one connection, then exit with its outcome.
+    /// Serve one conversation, then exit with its outcome; a failed authentication before it
+    /// also ends the server (exit status 3). Callers that never authenticate (junk, hang-ups,
+    /// timeouts) do not count.
     #[arg(long)]
     once: bool,
-    /// Stop (exit status 3) after this many failed passwords in a row.
+    /// Stop (exit status 3) after this many failed authentications in a row. Off by default:
+    /// whoever can reach the port could otherwise stop the server by guessing.
     #[arg(
         long,
         value_name = "N",
-        default_value_t = 5,
         value_parser = clap::value_parser!(u32).range(1..),
     )]
-    max_failures: u32,
-    /// Refuse new connections for this many seconds after a failed password, doubling after
-    /// each further failure.
+    max_failures: Option<u32>,
+    /// After a failed password, refuse that caller's address for this many seconds, doubling
+    /// after each further failure from it (at most 300 s). Other addresses are not affected.
     #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_delay)]
     fail_delay: Duration,
     #[command(flatten)]

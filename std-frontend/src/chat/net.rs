@@ -7,6 +7,8 @@ use std::net::{
     IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs,
 };
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aeschat_core::FRAME_HEADER_LEN;
@@ -186,7 +188,9 @@ const RECEIVE_BUFFER: usize = 32 * 1024;
 pub(super) struct TcpReader {
     stream: TcpStream,
     deadline: Option<(Instant, Duration)>,
-    /// Until the peer's first byte: when it must come by (see
+    /// A server's shorter deadline for the caller's first frame, until it is whole.
+    first_frame: Option<FirstFrame>,
+    /// A client's shorter deadline for the server's first byte (see
     /// [`TcpReader::expect_answer_within`]).
     answer: Option<(Instant, Duration)>,
     buffer: Box<[u8]>,
@@ -211,6 +215,7 @@ pub(super) fn halves(stream: &TcpStream, limit: Duration) -> io::Result<(TcpRead
     let reader = TcpReader {
         stream: stream.try_clone()?,
         deadline: Some((Instant::now() + limit, limit)),
+        first_frame: None,
         answer: None,
         buffer: vec![0; RECEIVE_BUFFER].into_boxed_slice(),
         start: 0,
@@ -221,6 +226,35 @@ pub(super) fn halves(stream: &TcpStream, limit: Duration) -> io::Result<(TcpRead
         limit,
     };
     Ok((reader, writer))
+}
+
+/// A caller that says nothing is dropped after a few seconds rather than after the whole
+/// handshake's time limit: its connection holds one of the server's few handshake places.
+struct FirstFrame {
+    deadline: Instant,
+    wait: Duration,
+    /// The frame's header as it is handed out, then the frame's whole length.
+    header: [u8; FRAME_HEADER_LEN],
+    handed_out: usize,
+    /// Set once the first frame is whole.
+    arrived: Arc<AtomicBool>,
+}
+
+impl FirstFrame {
+    /// Counts bytes handed out; true once the first frame is whole.
+    fn note(&mut self, bytes: &[u8]) -> bool {
+        let header_left = self.header.get_mut(self.handed_out..).unwrap_or_default();
+        for (slot, &byte) in header_left.iter_mut().zip(bytes) {
+            *slot = byte;
+        }
+        self.handed_out = self.handed_out.saturating_add(bytes.len());
+        if self.handed_out < FRAME_HEADER_LEN {
+            return false;
+        }
+        let [_, length @ ..] = self.header;
+        let body = usize::try_from(u32::from_be_bytes(length)).unwrap_or(usize::MAX);
+        self.handed_out >= FRAME_HEADER_LEN.saturating_add(body)
+    }
 }
 
 impl TcpReader {
@@ -234,8 +268,67 @@ impl TcpReader {
     /// Lifts the handshake deadline: an established conversation may be quiet for hours.
     pub(super) fn end_deadline(&mut self) -> io::Result<()> {
         self.deadline = None;
+        self.first_frame = None;
         self.answer = None;
         self.stream.set_read_timeout(None)
+    }
+
+    /// Requires the peer's first frame to be whole within `wait` (if that is sooner than the
+    /// handshake's deadline); `arrived` is set when it is.
+    pub(super) fn first_frame_within(&mut self, wait: Duration, arrived: Arc<AtomicBool>) {
+        let mut deadline = Instant::now() + wait;
+        let mut wait = wait;
+        if let Some((whole, limit)) = self.deadline {
+            // Never later than the whole handshake's: then it is the first frame that is late.
+            deadline = deadline.min(whole);
+            wait = wait.min(limit);
+        }
+        self.first_frame = Some(FirstFrame {
+            deadline,
+            wait,
+            header: [0; FRAME_HEADER_LEN],
+            handed_out: 0,
+            arrived,
+        });
+    }
+
+    /// The deadline the next read must meet, and what to say when it passes.
+    fn current_deadline(&self) -> Option<(Instant, String)> {
+        let whole = self.deadline.map(|(deadline, limit)| {
+            let why = format!(
+                "the peer did not complete the handshake within {}",
+                seconds(limit)
+            );
+            (deadline, why)
+        });
+        match (&self.first_frame, self.answer, whole) {
+            (Some(first), _, Some((deadline, _))) if first.deadline <= deadline => Some((
+                first.deadline,
+                format!(
+                    "the caller sent no aeschat hello within {}",
+                    seconds(first.wait)
+                ),
+            )),
+            (_, Some((first, limit)), Some((deadline, _))) if first < deadline => Some((
+                first,
+                format!(
+                    "the connection was accepted, but nothing answered like an aeschat server \
+                     within {}: is an aeschat server listening at that address and port?",
+                    seconds(limit)
+                ),
+            )),
+            (_, _, whole) => whole,
+        }
+    }
+
+    /// Keeps count of the first frame's bytes, and lifts its deadline once it is whole.
+    fn handed_out(&mut self, bytes: &[u8]) {
+        if let Some(first) = &mut self.first_frame {
+            if first.note(bytes) {
+                first.arrived.store(true, Ordering::SeqCst);
+                self.first_frame = None;
+            }
+        }
     }
 
     /// True when the bytes read ahead hold at least one whole frame, so the next frame comes
@@ -259,14 +352,16 @@ impl aeschat_core::Read for TcpReader {
             return Ok(0);
         }
         if self.start == self.end {
+            let deadline = self.current_deadline();
             // A request as large as the buffer gains nothing from going through it.
             if buf.len() >= self.buffer.len() {
-                let read = read_stream(&self.stream, self.late(), buf)?;
+                let count = read_stream(&self.stream, deadline, buf)?;
                 self.answer = None;
-                return Ok(read);
+                self.handed_out(buf.get(..count).unwrap_or(&[]));
+                return Ok(count);
             }
             self.start = 0;
-            self.end = read_stream(&self.stream, self.late(), &mut self.buffer)?;
+            self.end = read_stream(&self.stream, deadline, &mut self.buffer)?;
             self.answer = None;
         }
         let ahead = self.buffer.get(self.start..self.end).unwrap_or(&[]);
@@ -275,60 +370,22 @@ impl aeschat_core::Read for TcpReader {
             to.copy_from_slice(from);
         }
         self.start += count;
+        self.handed_out(buf.get(..count).unwrap_or(&[]));
         Ok(count)
-    }
-}
-
-impl TcpReader {
-    /// The deadline in force for the next read, if any, and what missing it means.
-    fn late(&self) -> Option<(Instant, Late)> {
-        let handshake = self
-            .deadline
-            .map(|(when, limit)| (when, Late::Handshake(limit)));
-        match (handshake, self.answer) {
-            (Some((when, _)), Some((first, limit))) if first < when => {
-                Some((first, Late::Answer(limit)))
-            }
-            (handshake, _) => handshake,
-        }
-    }
-}
-
-/// A deadline that passed.
-#[derive(Clone, Copy)]
-enum Late {
-    Handshake(Duration),
-    Answer(Duration),
-}
-
-impl Late {
-    fn error(self) -> io::Error {
-        let message = match self {
-            Late::Handshake(limit) => format!(
-                "the peer did not complete the handshake within {}",
-                seconds(limit)
-            ),
-            Late::Answer(limit) => format!(
-                "the connection was accepted, but nothing answered like an aeschat server \
-                 within {}: is an aeschat server listening at that address and port?",
-                seconds(limit)
-            ),
-        };
-        io::Error::new(io::ErrorKind::TimedOut, message)
     }
 }
 
 /// One read from the socket, under the handshake's deadline while there is one.
 fn read_stream(
     mut stream: &TcpStream,
-    deadline: Option<(Instant, Late)>,
+    deadline: Option<(Instant, String)>,
     buf: &mut [u8],
 ) -> io::Result<usize> {
     loop {
-        if let Some((deadline, late)) = deadline {
+        if let Some((deadline, why)) = &deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(late.error());
+                return Err(io::Error::new(io::ErrorKind::TimedOut, why.clone()));
             }
             stream.set_read_timeout(Some(left))?;
         }

@@ -5,6 +5,7 @@
 //! to guess by hand. Nine words from 512 give 81 bits: at a billion guesses a second, finding
 //! it would take tens of millions of years.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use super::wordlist::WORDS;
@@ -52,11 +53,8 @@ pub struct PassphraseArgs {
 
 /// Runs `aeschat passphrase`.
 pub fn passphrase(args: PassphraseArgs) -> ExitCode {
-    match generate(args.words) {
-        Ok(passphrase) => {
-            println!("{passphrase}");
-            ExitCode::SUCCESS
-        }
+    match generate(args.words).and_then(|passphrase| print_line(&passphrase)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             terminal::error(failure.message());
             failure.exit_code()
@@ -64,10 +62,23 @@ pub fn passphrase(args: PassphraseArgs) -> ExitCode {
     }
 }
 
+/// Writes the passphrase and its line ending. A closed pipe or a full disk is a failure to
+/// report in one line (`println!` would panic): the passphrase may not have been saved.
+fn print_line(passphrase: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{passphrase}")
+        .and_then(|()| stdout.flush())
+        .map_err(|err| {
+            Failure::other(format!(
+                "cannot write the passphrase to standard output: {err}"
+            ))
+        })
+}
+
 /// `count` words drawn uniformly and independently, joined by hyphens.
 fn generate(count: u8) -> Result<String, Failure> {
     let mut random = vec![0u8; 2 * usize::from(count)];
-    getrandom::getrandom(&mut random)
+    getrandom::fill(&mut random)
         .map_err(|_| Failure::other(aeschat_core::Error::Randomness.to_string()))?;
     let words: Vec<&str> = random
         .chunks_exact(2)

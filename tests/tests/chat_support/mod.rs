@@ -222,14 +222,21 @@ impl Peer {
     }
 
     /// Waits until a server's last line on stderr is its `Waiting for a client` line: it
-    /// prints it only once it is ready, and nothing after it until someone calls. Before it, a
-    /// caller may still find the server busy with the previous one.
+    /// prints it only once it is ready, and nothing after it until someone calls (but for its
+    /// account of callers it refused or dropped, which do not change that). Before it, a caller
+    /// may still find the server busy with the previous one.
     pub fn wait_idle(&self) {
         let deadline = Instant::now() + PATIENCE;
+        let caller_log = |line: &[u8]| {
+            line.starts_with(b"[!] Refused ")
+                || line.starts_with(b"[!] Dropped ")
+                || line.starts_with(b"[!] Authentication failed for ")
+                || (line.starts_with(b"[!] ") && line.windows(12).any(|w| w == b" more caller"))
+        };
         let idle = self.stderr.wait_until(deadline, |bytes| {
             bytes
                 .split(|&byte| byte == b'\n')
-                .rfind(|line| !line.is_empty())
+                .rfind(|line| !line.is_empty() && !caller_log(line))
                 .is_some_and(|line| line.starts_with(b"[*] Waiting for a client"))
         });
         assert!(
@@ -271,6 +278,34 @@ impl Peer {
 
     /// Waits for the process to exit and for its output to be complete; returns its exit code.
     /// Kills it and fails the test if it takes longer than [`PATIENCE`].
+    /// Waits until the process exits (its status) or prints a line on stderr starting with
+    /// `prefix` while still running (that line). A server reports the callers it drops this way
+    /// and goes on listening.
+    pub fn wait_exit_or_line(&mut self, prefix: &str) -> Result<i32, String> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if self
+                .child
+                .try_wait()
+                .expect("cannot wait for aeschat")
+                .is_some()
+            {
+                return Ok(self.wait_exit());
+            }
+            if let Some(line) = self
+                .stderr_text()
+                .lines()
+                .find(|line| line.starts_with(prefix))
+            {
+                return Err(line.to_owned());
+            }
+            if Instant::now() >= deadline {
+                return Ok(self.wait_exit());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn wait_exit(&mut self) -> i32 {
         let deadline = Instant::now() + PATIENCE;
         let status = loop {

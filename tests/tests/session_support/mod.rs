@@ -323,7 +323,7 @@ impl<'a> Party<'a> {
     /// cause: an alert is never answered with an alert.
     fn fail(&mut self, error: Error, peer_alerted: bool, outbox: &mut Vec<Vec<u8>>) {
         if let Some(alert) = Alert::for_error(error).filter(|_| !peer_alerted) {
-            let mut out = [0u8; 6];
+            let mut out = [0u8; Alert::MAX_FRAME_LEN];
             outbox.push(alert.write(&mut out).expect("an alert fits").to_vec());
         }
         self.result = Some(Err(error));
@@ -340,10 +340,8 @@ impl<'a> Party<'a> {
                 outbox.push(write_message(handshake));
                 None
             }
-            HandshakeState::DeriveKeys => {
-                handshake.derive_keys().expect("keys derive");
-                None
-            }
+            // A server's derivation checks the client's Finished; a wrong one is told (alert 1).
+            HandshakeState::DeriveKeys => handshake.derive_keys().err().map(|e| (e, false)),
             HandshakeState::AwaitHello | HandshakeState::AwaitFinished => {
                 // Feed bytes until a frame completes, as the driver's reads would.
                 loop {

@@ -1,0 +1,404 @@
+//! Who may start a handshake, and who may make the server derive keys: the rules that keep the
+//! server available to the person it waits for, whatever strangers send.
+//!
+//! - **Connections** are bounded: a handful of handshakes at once, at most two per source, so
+//!   callers that connect and say nothing cannot fill the server (the caller of this module
+//!   also drops the oldest silent one when all places are taken).
+//! - **Key derivations** (PBKDF2, the server's one expensive step) happen only once a caller has
+//!   sent its ClientFinished, one at a time, and never while a conversation is in progress.
+//! - **Guesses** are only failed authentications: the server itself checked a ClientFinished
+//!   and found it wrong. Each one makes its source wait (doubling, capped), and all sources
+//!   together get a fixed number per window. An alert, junk, a hang-up or a timeout is no guess.
+//!   In key-file mode there is nothing to guess, so there is no waiting at all.
+//!
+//! Pure bookkeeping: every call takes `now`, nothing here sleeps, reads a clock or touches a
+//! socket, so the rules are tested directly.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Handshakes in progress at once, from all sources.
+pub(super) const MAX_HANDSHAKES: usize = 16;
+/// Handshakes in progress at once from one source.
+pub(super) const MAX_HANDSHAKES_PER_SOURCE: usize = 2;
+/// The longest wait imposed on one source, however many failures came before.
+pub(super) const MAX_FAIL_DELAY: Duration = Duration::from_secs(300);
+/// Failed authentications allowed from all sources together within [`GUESS_WINDOW`].
+pub(super) const GLOBAL_GUESSES: usize = 20;
+/// The window of [`GLOBAL_GUESSES`].
+pub(super) const GUESS_WINDOW: Duration = Duration::from_secs(600);
+/// A source with no failure for this long starts afresh.
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
+/// Sources whose failures are remembered; beyond this the stalest is forgotten first, so a
+/// flood of addresses cannot make the table grow without bound.
+const MAX_REMEMBERED: usize = 4096;
+
+/// Where a connection comes from, as far as limits go: an IPv4 address, or an IPv6 /64 (one
+/// machine commonly holds a whole /64, so single IPv6 addresses would be free for the taking).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct Source(IpAddr);
+
+impl Source {
+    pub(super) fn of(ip: IpAddr) -> Source {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                Source(IpAddr::V6(prefix.into()))
+            }
+            v4 => Source(v4),
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V6(prefix) => write!(f, "{prefix}/64"),
+            v4 => v4.fmt(f),
+        }
+    }
+}
+
+/// Why a caller is turned away before any key work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Refusal {
+    /// A conversation is in progress.
+    Busy,
+    /// This source failed to authenticate and must wait.
+    CoolingDown { left: Duration },
+    /// All sources together have failed too often lately.
+    TooManyGuesses { left: Duration },
+    /// This source already has its handshakes in progress.
+    TooManyFromSource,
+    /// Every place for a handshake is taken by callers that are talking.
+    TooManyAtOnce,
+}
+
+impl Refusal {
+    /// How long the caller is told to wait, if it should wait rather than give up.
+    pub(super) fn retry_after(self) -> Option<Duration> {
+        match self {
+            Refusal::Busy => None,
+            Refusal::CoolingDown { left } | Refusal::TooManyGuesses { left } => Some(left),
+            Refusal::TooManyFromSource | Refusal::TooManyAtOnce => Some(Duration::from_secs(1)),
+        }
+    }
+
+    /// A few words for the server's log.
+    pub(super) fn reason(self) -> &'static str {
+        match self {
+            Refusal::Busy => "busy with another conversation",
+            Refusal::CoolingDown { .. } => "waiting after a failed authentication from there",
+            Refusal::TooManyGuesses { .. } => "too many failed authentications lately",
+            Refusal::TooManyFromSource => "too many connections from there at once",
+            Refusal::TooManyAtOnce => "too many handshakes at once",
+        }
+    }
+}
+
+/// What a failed authentication did to its source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::chat) struct Penalty {
+    /// How long the source now waits (zero in key-file mode).
+    pub(in crate::chat) delay: Duration,
+    /// Failed authentications in a row, from anywhere, since the last success.
+    pub(in crate::chat) in_a_row: u32,
+}
+
+/// The settings the operator chose.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Rules {
+    /// The first wait after a failure; each further failure from the same source doubles it.
+    pub(super) fail_delay: Duration,
+    /// Whether failures are guesses that slow their source (password mode) or not (key file).
+    pub(super) throttle_guesses: bool,
+}
+
+#[derive(Debug)]
+struct SourceRecord {
+    failures: u32,
+    last_failure: Instant,
+    blocked_until: Instant,
+}
+
+/// The server's admission state: one per server, behind a lock.
+#[derive(Debug)]
+pub(super) struct Admission {
+    rules: Rules,
+    talking: bool,
+    handshakes: HashMap<Source, usize>,
+    handshakes_total: usize,
+    records: HashMap<Source, SourceRecord>,
+    /// When the recent failed authentications happened, oldest first.
+    recent_failures: Vec<Instant>,
+    in_a_row: u32,
+}
+
+impl Admission {
+    pub(super) fn new(rules: Rules) -> Admission {
+        Admission {
+            rules,
+            talking: false,
+            handshakes: HashMap::new(),
+            handshakes_total: 0,
+            records: HashMap::new(),
+            recent_failures: Vec::new(),
+            in_a_row: 0,
+        }
+    }
+
+    /// A new connection: takes a handshake place for it, or says why not. No key work has
+    /// been done, and a refused caller costs only the refusal.
+    pub(super) fn connect(&mut self, source: Source, now: Instant) -> Result<(), Refusal> {
+        self.check_waits(source, now)?;
+        let from_source = self.handshakes.get(&source).copied().unwrap_or(0);
+        if from_source >= MAX_HANDSHAKES_PER_SOURCE {
+            return Err(Refusal::TooManyFromSource);
+        }
+        if self.handshakes_total >= MAX_HANDSHAKES {
+            return Err(Refusal::TooManyAtOnce);
+        }
+        self.take_place(source);
+        Ok(())
+    }
+
+    /// A place for `source` although all are taken, because the caller is closing a silent
+    /// connection to make room (its place is given back when its handshake ends).
+    pub(super) fn connect_in_place_of_silent(&mut self, source: Source) {
+        self.take_place(source);
+    }
+
+    fn take_place(&mut self, source: Source) {
+        *self.handshakes.entry(source).or_insert(0) += 1;
+        self.handshakes_total += 1;
+    }
+
+    /// A handshake ended, however it ended: its place is free.
+    pub(super) fn handshake_ended(&mut self, source: Source) {
+        if let Some(count) = self.handshakes.get_mut(&source) {
+            *count -= 1;
+            if *count == 0 {
+                self.handshakes.remove(&source);
+            }
+            self.handshakes_total -= 1;
+        }
+    }
+
+    /// A caller has sent its ClientFinished: may the server derive keys to check it? Checked
+    /// again here because a conversation or a failure may have come since it connected.
+    pub(super) fn derive(&self, source: Source, now: Instant) -> Result<(), Refusal> {
+        self.check_waits(source, now)
+    }
+
+    fn check_waits(&self, source: Source, now: Instant) -> Result<(), Refusal> {
+        if self.talking {
+            return Err(Refusal::Busy);
+        }
+        if let Some(record) = self.records.get(&source) {
+            if record.blocked_until > now {
+                return Err(Refusal::CoolingDown {
+                    left: record.blocked_until - now,
+                });
+            }
+        }
+        if self.rules.throttle_guesses && self.recent_failures.len() >= GLOBAL_GUESSES {
+            let oldest = self.recent_failures[self.recent_failures.len() - GLOBAL_GUESSES];
+            let free_at = oldest + GUESS_WINDOW;
+            if free_at > now {
+                return Err(Refusal::TooManyGuesses {
+                    left: free_at - now,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The caller proved the secret and now holds the conversation: every other caller is
+    /// busy until [`Admission::conversation_ended`]. Its source starts afresh.
+    pub(super) fn authenticated(&mut self, source: Source) {
+        self.talking = true;
+        self.in_a_row = 0;
+        self.records.remove(&source);
+    }
+
+    pub(super) fn conversation_ended(&mut self) {
+        self.talking = false;
+    }
+
+    /// The server checked a caller's ClientFinished and found it wrong: a guess.
+    pub(super) fn failed(&mut self, source: Source, now: Instant) -> Penalty {
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        if !self.rules.throttle_guesses {
+            return Penalty {
+                delay: Duration::ZERO,
+                in_a_row: self.in_a_row,
+            };
+        }
+        self.recent_failures.retain(|&at| at + GUESS_WINDOW > now);
+        self.recent_failures.push(now);
+        self.forget_stale(now);
+        let record = self.records.entry(source).or_insert(SourceRecord {
+            failures: 0,
+            last_failure: now,
+            blocked_until: now,
+        });
+        if now.duration_since(record.last_failure) > FORGET_AFTER {
+            record.failures = 0;
+        }
+        record.failures = record.failures.saturating_add(1);
+        record.last_failure = now;
+        let doublings = (record.failures - 1).min(20);
+        let delay = self
+            .rules
+            .fail_delay
+            .saturating_mul(1 << doublings)
+            .min(MAX_FAIL_DELAY);
+        record.blocked_until = now + delay;
+        Penalty {
+            delay,
+            in_a_row: self.in_a_row,
+        }
+    }
+
+    /// Keeps the table of sources bounded: sources quiet for an hour go, and beyond
+    /// [`MAX_REMEMBERED`] the one whose last failure is oldest.
+    fn forget_stale(&mut self, now: Instant) {
+        self.records
+            .retain(|_, record| now.duration_since(record.last_failure) <= FORGET_AFTER);
+        while self.records.len() >= MAX_REMEMBERED {
+            let stalest = self
+                .records
+                .iter()
+                .min_by_key(|(_, record)| record.last_failure)
+                .map(|(source, _)| *source);
+            match stalest {
+                Some(source) => self.records.remove(&source),
+                None => break,
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn source(last: u8) -> Source {
+        Source::of(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+    }
+
+    fn passwords() -> Admission {
+        Admission::new(Rules {
+            fail_delay: Duration::from_secs(2),
+            throttle_guesses: true,
+        })
+    }
+
+    #[test]
+    fn each_source_gets_two_places_and_everyone_sixteen() {
+        let mut admission = passwords();
+        let now = Instant::now();
+        assert_eq!(admission.connect(source(2), now), Ok(()));
+        assert_eq!(admission.connect(source(2), now), Ok(()));
+        assert_eq!(
+            admission.connect(source(2), now),
+            Err(Refusal::TooManyFromSource)
+        );
+        for last in 3..=16 {
+            assert_eq!(admission.connect(source(last), now), Ok(()));
+        }
+        assert_eq!(
+            admission.connect(source(1), now),
+            Err(Refusal::TooManyAtOnce)
+        );
+        admission.handshake_ended(source(2));
+        assert_eq!(admission.connect(source(1), now), Ok(()));
+    }
+
+    #[test]
+    fn a_failure_slows_its_own_source_only_doubling_up_to_the_cap() {
+        let mut admission = passwords();
+        let start = Instant::now();
+        let mut now = start;
+        let mut delays = Vec::new();
+        for _ in 0..10 {
+            let penalty = admission.failed(source(2), now);
+            delays.push(penalty.delay.as_secs());
+            assert_eq!(
+                admission.derive(source(2), now),
+                Err(Refusal::CoolingDown {
+                    left: penalty.delay
+                })
+            );
+            assert_eq!(admission.derive(source(1), now), Ok(()));
+            now += penalty.delay;
+            assert_eq!(admission.derive(source(2), now), Ok(()));
+        }
+        assert_eq!(delays, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+    }
+
+    #[test]
+    fn all_sources_together_get_a_fixed_number_of_guesses_per_window() {
+        let mut admission = passwords();
+        let now = Instant::now();
+        for n in 0..GLOBAL_GUESSES {
+            admission.failed(source(10 + n as u8), now);
+        }
+        let refusal = admission.derive(source(1), now);
+        assert_eq!(refusal, Err(Refusal::TooManyGuesses { left: GUESS_WINDOW }));
+        assert_eq!(admission.derive(source(1), now + GUESS_WINDOW), Ok(()));
+    }
+
+    #[test]
+    fn key_file_mode_has_nothing_to_guess_and_never_waits() {
+        let mut admission = Admission::new(Rules {
+            fail_delay: Duration::from_secs(2),
+            throttle_guesses: false,
+        });
+        let now = Instant::now();
+        for round in 1..=100 {
+            let penalty = admission.failed(source(2), now);
+            assert_eq!(penalty.delay, Duration::ZERO);
+            assert_eq!(penalty.in_a_row, round);
+            assert_eq!(admission.derive(source(2), now), Ok(()));
+        }
+    }
+
+    #[test]
+    fn a_conversation_makes_everyone_else_busy_until_it_ends() {
+        let mut admission = passwords();
+        let now = Instant::now();
+        admission.failed(source(1), now);
+        admission.authenticated(source(1));
+        assert_eq!(admission.connect(source(2), now), Err(Refusal::Busy));
+        assert_eq!(admission.derive(source(3), now), Err(Refusal::Busy));
+        admission.conversation_ended();
+        // The successful source starts afresh.
+        assert_eq!(admission.derive(source(1), now), Ok(()));
+    }
+
+    #[test]
+    fn ipv6_callers_are_counted_per_64_bit_prefix() {
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let b: IpAddr = "2001:db8::ffff:1".parse().unwrap();
+        let c: IpAddr = "2001:db8:0:1::1".parse().unwrap();
+        assert_eq!(Source::of(a), Source::of(b));
+        assert_ne!(Source::of(a), Source::of(c));
+        assert_eq!(Source::of(a).to_string(), "2001:db8::/64");
+        let mapped: IpAddr = "::ffff:127.0.0.2".parse().unwrap();
+        assert_eq!(Source::of(mapped), source(2));
+    }
+
+    #[test]
+    fn the_table_of_sources_stays_bounded() {
+        let mut admission = passwords();
+        let now = Instant::now();
+        for n in 0..(MAX_REMEMBERED as u32 + 100) {
+            let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n));
+            admission.failed(Source::of(ip), now);
+        }
+        assert!(admission.records.len() <= MAX_REMEMBERED);
+    }
+}

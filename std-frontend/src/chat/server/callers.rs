@@ -1,0 +1,367 @@
+//! Every connection the server accepts: refused at once, or given a handshake on a thread of
+//! its own, under the rules of `admission`.
+//!
+//! Key derivations run one at a time, under [`Callers::derivation`], and only once the caller
+//! has sent its ClientFinished; the lock is held until the outcome is known, so the first
+//! caller to authenticate takes the conversation before the next derivation can start, and
+//! everyone after it is told (truthfully) that the server is busy.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use aeschat_core::{Alert, Error, Role};
+
+use super::super::conversation::Frames;
+use super::super::events::Handover;
+use super::super::handshake::establish;
+use super::super::net;
+use super::super::secret::SharedSecret;
+use super::super::{stack, terminal, Failure};
+use super::admission::{Admission, Refusal, Rules, Source};
+use super::log::CallerLog;
+use super::{Arrival, Established};
+
+/// How long a caller has to send its first frame (its ClientHello) before it is dropped, when
+/// that is sooner than `--timeout`: a silent connection holds one of the few handshake places.
+const FIRST_FRAME_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a refused connection is given to read its alert.
+const REFUSAL_GRACE: Duration = Duration::from_millis(250);
+
+/// A handshake in progress, as the accept thread sees it.
+struct Pending {
+    id: u64,
+    source: Source,
+    stream: TcpStream,
+    /// Set once the caller's first frame is whole: it is talking, not holding a place.
+    spoke: Arc<AtomicBool>,
+}
+
+/// What the accept thread and the handshake threads share.
+pub(super) struct Callers {
+    secret: SharedSecret,
+    iterations: Option<u32>,
+    timeout: Duration,
+    admission: Mutex<Admission>,
+    /// Held from the start of a key derivation until its outcome is recorded.
+    derivation: Mutex<()>,
+    pending: Mutex<Vec<Pending>>,
+    next_id: AtomicUsize,
+    log: CallerLog,
+    handover: Handover,
+}
+
+impl Callers {
+    pub(super) fn new(
+        secret: SharedSecret,
+        iterations: Option<u32>,
+        timeout: Duration,
+        fail_delay: Duration,
+        handover: Handover,
+    ) -> Callers {
+        let throttle_guesses = matches!(secret, SharedSecret::Password(_));
+        Callers {
+            secret,
+            iterations,
+            timeout,
+            admission: Mutex::new(Admission::new(Rules {
+                fail_delay,
+                throttle_guesses,
+            })),
+            derivation: Mutex::new(()),
+            pending: Mutex::new(Vec::new()),
+            next_id: AtomicUsize::new(0),
+            log: CallerLog::start(),
+            handover,
+        }
+    }
+
+    fn admission(&self) -> MutexGuard<'_, Admission> {
+        // A poisoned lock means a thread panicked mid-update; the counts are still usable.
+        self.admission
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// The conversation is over: the next caller to authenticate may have the server.
+    pub(super) fn conversation_ended(&self) {
+        self.admission().conversation_ended();
+    }
+
+    /// Decides about one new connection.
+    fn take(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+        let source = Source::of(peer.ip());
+        let verdict = {
+            let mut admission = self.admission();
+            match admission.connect(source, Instant::now()) {
+                Err(Refusal::TooManyAtOnce) if self.drop_a_silent_caller(None) => {
+                    admission.connect_in_place_of_silent(source);
+                    Ok(())
+                }
+                Err(Refusal::TooManyFromSource) if self.drop_a_silent_caller(Some(source)) => {
+                    admission.connect_in_place_of_silent(source);
+                    Ok(())
+                }
+                verdict => verdict,
+            }
+        };
+        if let Err(refusal) = verdict {
+            self.log
+                .record(source, &format!("Refused {peer}"), refusal.reason());
+            refuse(stream, alert_for(refusal));
+            return;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) as u64;
+        let spoke = Arc::new(AtomicBool::new(false));
+        if let Ok(clone) = stream.try_clone() {
+            self.pending().push(Pending {
+                id,
+                source,
+                stream: clone,
+                spoke: Arc::clone(&spoke),
+            });
+        }
+        let callers = Arc::clone(self);
+        let spawned = thread::Builder::new()
+            .name("handshake".to_owned())
+            .spawn(move || {
+                callers.handshake(&stream, peer, source, spoke);
+                callers.admission().handshake_ended(source);
+                callers.pending().retain(|pending| pending.id != id);
+                // Thread stacks are kept for the next thread, with what the handshake left
+                // in them: the password's derivation, the keys on their way to the box.
+                stack::scrub();
+            });
+        if spawned.is_err() {
+            self.admission().handshake_ended(source);
+            self.pending().retain(|pending| pending.id != id);
+        }
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Vec<Pending>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Makes room by closing the oldest connection (from `source`, if given) that has not yet
+    /// sent its first frame, if there is one: callers who connect and say nothing cannot keep
+    /// out one who talks, from anywhere or from the same address.
+    fn drop_a_silent_caller(&self, source: Option<Source>) -> bool {
+        let mut pending = self.pending();
+        let silent = pending.iter().position(|pending| {
+            !pending.spoke.load(Ordering::SeqCst) && source.is_none_or(|s| s == pending.source)
+        });
+        match silent {
+            Some(index) => {
+                let _ = pending.remove(index).stream.shutdown(Shutdown::Both);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// One caller's handshake, to its outcome.
+    #[inline(never)]
+    fn handshake(
+        &self,
+        stream: &TcpStream,
+        peer: SocketAddr,
+        source: Source,
+        spoke: Arc<AtomicBool>,
+    ) {
+        let (mut reader, mut writer) = match net::halves(stream, self.timeout) {
+            Ok(halves) => halves,
+            Err(err) => {
+                self.log
+                    .record(source, &format!("Dropped {peer}"), &err.to_string());
+                return;
+            }
+        };
+        reader.first_frame_within(FIRST_FRAME_WAIT.min(self.timeout), spoke);
+        let mut frames = Box::new(Frames::new());
+        // Taken just before the derivation and held until its outcome is recorded below.
+        let mut deriving: Option<MutexGuard<'_, ()>> = None;
+        let mut refused = None;
+        let result = establish(
+            Role::Server,
+            &self.secret,
+            self.iterations,
+            &mut reader,
+            &mut writer,
+            &mut frames,
+            || {
+                let turn = self
+                    .derivation
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner());
+                self.admission()
+                    .derive(source, Instant::now())
+                    .map_err(|refusal| {
+                        refused = Some(refusal);
+                        refusal_error(refusal)
+                    })?;
+                deriving = Some(turn);
+                Ok(())
+            },
+        );
+        match result {
+            Ok(session) => {
+                self.admission().authenticated(source);
+                drop(deriving);
+                let established = Established {
+                    halves: Box::new(session.split()),
+                    reader,
+                    writer,
+                    frames,
+                    peer,
+                };
+                // If nobody takes it (the server is stopping), dropping it closes the connection.
+                self.handover.hand_over(Arrival::Authenticated(established));
+            }
+            Err(failure) if failure.is_authentication() => {
+                let penalty = self.admission().failed(source, Instant::now());
+                drop(deriving);
+                say_failed(peer, source, penalty.delay, &self.secret);
+                self.handover.hand_over(Arrival::Failed { peer, penalty });
+            }
+            Err(failure) => {
+                drop(deriving);
+                match refused {
+                    Some(refusal) => {
+                        self.log
+                            .record(source, &format!("Refused {peer}"), refusal.reason())
+                    }
+                    None => self
+                        .log
+                        .record(source, &format!("Dropped {peer}"), failure.message()),
+                }
+            }
+        }
+    }
+}
+
+/// A failed authentication names its source, always: there are few, since each one makes its
+/// source wait.
+fn say_failed(peer: SocketAddr, source: Source, delay: Duration, secret: &SharedSecret) {
+    let what = match secret {
+        SharedSecret::Password(_) => "wrong password or interference",
+        SharedSecret::Key(_) => "wrong key or interference",
+    };
+    if delay.is_zero() {
+        terminal::status(&format!("[!] Authentication failed for {peer}: {what}"));
+    } else {
+        terminal::status(&format!(
+            "[!] Authentication failed for {peer}: {what}; {source} must wait {} before trying \
+             again",
+            net::seconds(delay)
+        ));
+    }
+}
+
+/// Starts the thread that accepts every connection.
+pub(super) fn start_accepting(listener: TcpListener, callers: Arc<Callers>) -> Result<(), Failure> {
+    thread::Builder::new()
+        .name("accept".to_owned())
+        .spawn(move || accept_all(&listener, &callers))
+        .map(|_| ())
+        .map_err(|err| Failure::other(format!("cannot start a thread: {err}")))
+}
+
+fn accept_all(listener: &TcpListener, callers: &Arc<Callers>) {
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                // A dual-stack listener sees IPv4 callers as ::ffff:a.b.c.d; people know them
+                // as a.b.c.d.
+                let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+                callers.take(stream, peer);
+            }
+            // The caller gave up before the connection was taken: nothing to do.
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            // Most likely out of file descriptors: give connections time to close rather
+            // than spin.
+            Err(_) => thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The alert that tells a refused caller why.
+fn alert_for(refusal: Refusal) -> Alert {
+    match refusal_error(refusal) {
+        Error::PeerBusy => Alert::Busy,
+        error => Alert::for_error(error).unwrap_or(Alert::Busy),
+    }
+}
+
+/// A refusal as the error a handshake gate returns, which carries its alert.
+fn refusal_error(refusal: Refusal) -> Error {
+    match refusal.retry_after() {
+        None => Error::PeerBusy,
+        Some(wait) => Error::RetryLater {
+            // Rounded up, so that a caller who waits exactly that long is let in.
+            seconds: u16::try_from(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+                .unwrap_or(u16::MAX),
+        },
+    }
+}
+
+/// Answers a connection with an alert and closes it.
+fn refuse(stream: TcpStream, alert: Alert) {
+    let mut frame = [0u8; Alert::MAX_FRAME_LEN];
+    if let Ok(frame) = alert.write(&mut frame) {
+        let _ = stream.set_write_timeout(Some(REFUSAL_GRACE));
+        let _ = (&stream).write_all(frame);
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+    // The wait for the caller to hang up runs on a thread of its own, so that slow or silent
+    // callers cannot hold up the accept thread and delay every refusal after them; at most
+    // MAX_DRAINING at once (beyond that the socket is simply closed).
+    if DRAINING.fetch_add(1, Ordering::SeqCst) >= MAX_DRAINING {
+        DRAINING.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
+    let spawned = thread::Builder::new()
+        .name("refuse".to_owned())
+        .spawn(move || {
+            drain(&stream);
+            DRAINING.fetch_sub(1, Ordering::SeqCst);
+        });
+    if spawned.is_err() {
+        DRAINING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Refused connections being drained at the same time.
+static DRAINING: AtomicUsize = AtomicUsize::new(0);
+const MAX_DRAINING: usize = 64;
+
+/// Closing a socket with unread input (the caller's hello) sends a reset, which may destroy
+/// the alert before the caller reads it. Reading that input first, briefly, avoids it: until
+/// the caller hangs up, 4 KiB have arrived, or one deadline for the whole drain passes (so a
+/// caller trickling bytes cannot keep the thread).
+fn drain(stream: &TcpStream) {
+    let deadline = Instant::now() + REFUSAL_GRACE;
+    let mut sink = [0u8; 512];
+    let mut total = 0;
+    while total < 4096 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match (&*stream).read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => total += read,
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! The server stays available to the person it waits for. Each attack of the availability issue
+//! runs against the real binary over loopback, the attackers on loopback addresses of their own
+//! (127.0.0.2 and up) so that per-source rules are exercised, the real client from 127.0.0.1:
+//! junk alerts and replayed hellos, floods of hellos that hang up, silent callers, a retry after
+//! a wrong password, real password guessing (still slowed), floods of refused callers (log
+//! lines stay few), and hundreds of garbage connections (memory and threads stay flat).
+//!
+//! `docs/SECURITY.md` records the figures of one run.
+
+mod chat_support;
+mod cli_support;
+mod load_support;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chat_support::*;
+use load_support::*;
+use socket2::{Domain, Socket, Type};
+
+/// A TCP connection to `server` from the loopback address 127.0.0.`last`.
+fn connect_from(last: u8, server: &str) -> TcpStream {
+    let server: SocketAddr = server.parse().expect("a loopback address");
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("cannot make a socket");
+    let source = SocketAddr::from((Ipv4Addr::new(127, 0, 0, last), 0));
+    socket
+        .bind(&source.into())
+        .expect("cannot bind a loopback source address");
+    socket
+        .connect_timeout(&server.into(), PATIENCE)
+        .expect("cannot connect to the server");
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("cannot set a read timeout");
+    stream
+}
+
+/// An alert 1 ("authentication failed") sent as the very first frame: before this change, five
+/// of them stopped the server for good.
+const ALERT_1: [u8; 6] = [6, 0, 0, 0, 1, 1];
+
+/// Sends `bytes` from 127.0.0.`last`, then reads until the server hangs up.
+fn send_and_wait_for_hang_up(last: u8, server: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = connect_from(last, server);
+    let _ = stream.write_all(bytes);
+    read_to_end(&mut stream, Instant::now() + PATIENCE).0
+}
+
+/// The attacks that used to stop or confuse the server without knowing anything: alerts as
+/// first frames, a hello followed by an alert, a replayed hello with junk for a Finished.
+fn junk_attacks(server: &str) {
+    for round in 0..8u8 {
+        send_and_wait_for_hang_up(2 + round % 3, server, &ALERT_1);
+    }
+    let mut hello_then_alert = client_hello();
+    hello_then_alert.extend_from_slice(&ALERT_1);
+    for _ in 0..3 {
+        send_and_wait_for_hang_up(5, server, &hello_then_alert);
+    }
+    let replayed = client_hello();
+    for _ in 0..3 {
+        let mut stream = connect_from(6, server);
+        let _ = stream.write_all(&replayed);
+        let _ = stream.write_all(&[3, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7]);
+        read_to_end(&mut stream, Instant::now() + PATIENCE);
+    }
+}
+
+/// A real client from 127.0.0.1 completes a conversation with the server.
+fn real_client_is_served(server: &mut Peer, client_args: &[&str], address: &str) {
+    let mut args = vec!["client", "--connect", address];
+    args.extend_from_slice(client_args);
+    let mut client = Peer::spawn("real client", &args, &[]);
+    client.wait_stderr("[+] Connected to the server");
+    client.type_line("I am the one you wait for");
+    server.wait_stdout_line("[Client]: I am the one you wait for");
+    client.type_line("/quit");
+    client.assert_exit(0);
+}
+
+#[test]
+fn junk_alerts_and_replayed_hellos_neither_stop_the_server_nor_keep_the_client_out() {
+    let files = Files::new("avail-junk");
+    let key = files
+        .dir
+        .write("key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
+    let password = [
+        "--password-file",
+        files.password_file.as_str(),
+        FAST[0],
+        FAST[1],
+    ];
+    let key_file = ["--key-file", key.as_str()];
+    for (mode, secret, extra) in [
+        ("password", &password[..], &[][..]),
+        ("password --once", &password[..], &["--once"][..]),
+        ("key file", &key_file[..], &[][..]),
+    ] {
+        let mut args = vec!["server", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(secret);
+        args.extend_from_slice(extra);
+        let mut server = Peer::spawn(mode, &args, &[]);
+        let address = server.listening_address();
+        junk_attacks(&address);
+        assert!(server.is_running(), "{mode}: {}", server.transcript());
+        assert!(
+            !server.stderr_text().contains("Authentication failed"),
+            "{mode}: junk was counted as a failed authentication\n{}",
+            server.transcript()
+        );
+        real_client_is_served(&mut server, secret, &address);
+        if extra.is_empty() {
+            server.close_stdin();
+        }
+        server.assert_exit(0);
+    }
+}
+
+#[test]
+fn a_flood_of_hellos_that_hang_up_costs_no_key_derivation_and_the_client_gets_in() {
+    let _exclusive = exclusive();
+    let files = Files::new("avail-flood");
+    // The real work factor: every derivation the flood caused would cost about 0.1 s of CPU.
+    let mut server = Peer::spawn(
+        "server",
+        &[
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--password-file",
+            &files.password_file,
+        ],
+        &[],
+    );
+    let address = server.listening_address();
+    let pid = pid_of(&["server", &files.password_file]);
+    let before = usage(pid);
+    let flooding = {
+        let address = address.clone();
+        thread::spawn(move || {
+            let mut callers = 0;
+            let started = Instant::now();
+            // Hellos that hang up after the ServerHello, and hellos followed by junk in place
+            // of a ClientFinished (each of those is a failed authentication: it is a guess).
+            while started.elapsed() < Duration::from_secs(4) {
+                let last = 2 + (callers % 4) as u8;
+                let mut stream = connect_from(last, &address);
+                let _ = stream.write_all(&client_hello());
+                if callers % 2 == 1 {
+                    let _ = stream.write_all(&[&[3, 0, 0, 0, 32][..], &[0x55; 32]].concat());
+                }
+                let mut some = [0u8; 64];
+                let _ = stream.read(&mut some);
+                callers += 1;
+            }
+            callers
+        })
+    };
+    thread::sleep(Duration::from_millis(500));
+    real_client_is_served(
+        &mut server,
+        &["--password-file", &files.password_file],
+        &address,
+    );
+    let callers = flooding.join().expect("the flood thread panicked");
+    let after = usage(pid);
+    let cpu = after.cpu().saturating_sub(before.cpu());
+    let per_caller = cpu / callers.max(1);
+    let derivations = server
+        .stderr_text()
+        .matches("Authentication failed")
+        .count()
+        + 1;
+    println!(
+        "figures: {callers} flooding callers in 4 s; server CPU {cpu:?} in all, {per_caller:?} \
+         per caller; {derivations} key derivations (the real client's included)"
+    );
+    assert!(
+        callers >= 100,
+        "the flood was too small to mean anything: {callers}"
+    );
+    // Before, every hello that hung up cost one PBKDF2 (about 65 ms of CPU at the default
+    // work factor); now a caller costs what accepting it costs, and only the few callers that
+    // sent a (wrong) ClientFinished before their source had to wait got a derivation.
+    assert!(
+        per_caller < Duration::from_millis(2),
+        "each flooding caller cost the server {per_caller:?} of CPU\n{}",
+        server.transcript()
+    );
+    assert!(
+        derivations <= 12,
+        "{derivations} derivations\n{}",
+        server.transcript()
+    );
+    server.close_stdin();
+    server.assert_exit(0);
+}
+
+#[test]
+fn silent_callers_cannot_keep_the_real_client_out() {
+    let files = Files::new("avail-silent");
+    let (mut server, address) = start_server(&files, &[]);
+    // Two silent connections from each of twenty addresses: more than all handshake places.
+    let silent: Vec<TcpStream> = (2..22u8)
+        .flat_map(|last| [connect_from(last, &address), connect_from(last, &address)])
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let mut client = start_client(&files, &address);
+    client.wait_stderr("[+] Connected to the server");
+    let waited = started.elapsed();
+    println!("figures: the real client got in after {waited:?} past 40 silent connections");
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    client.type_line("/quit");
+    client.assert_exit(0);
+    drop(silent);
+    server.close_stdin();
+    server.assert_exit(0);
+}
+
+#[test]
+fn a_silent_caller_is_dropped_after_a_few_seconds_not_the_whole_timeout() {
+    let files = Files::new("avail-first-frame");
+    let (server, address) = start_server(&files, &["--timeout", "60"]);
+    let started = Instant::now();
+    let (got, ended) = {
+        let mut silent = connect_from(2, &address);
+        read_to_end(&mut silent, Instant::now() + PATIENCE)
+    };
+    let waited = started.elapsed();
+    assert!(ended && got.is_empty(), "{got:?}");
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(10),
+        "dropped after {waited:?}"
+    );
+    server.wait_stderr("the caller sent no aeschat hello within 5 s");
+}
+
+#[test]
+fn a_retry_right_after_a_wrong_password_is_told_to_wait_not_that_the_server_is_busy() {
+    let files = Files::new("avail-retry");
+    let (mut server, address) = start_server(&files, &["--fail-delay", "3"]);
+    let wrong = files.password("wrong", "not the password at all, sorry");
+    let mut guesser = start_client_with("mistyped", &address, &wrong, &[]);
+    guesser.assert_exit(3);
+    let line = server.wait_stderr("[!] Authentication failed for 127.0.0.1:");
+    assert!(line.contains("127.0.0.1 must wait 3 s"), "{line}");
+
+    let mut retry = start_client(&files, &address);
+    retry.assert_exit(1);
+    let error = retry.wait_error_line();
+    assert!(!error.contains("busy"), "{error}");
+    assert!(error.contains("try again in 3 s"), "{error}");
+
+    // Another address is not made to wait.
+    let mut other = connect_from(2, &address);
+    other
+        .write_all(&client_hello())
+        .expect("cannot send a hello");
+    let mut kind = [0u8; 1];
+    other.read_exact(&mut kind).expect("no answer to the hello");
+    assert_eq!(kind, [2], "127.0.0.2 got no ServerHello");
+    drop(other);
+
+    thread::sleep(Duration::from_secs(3));
+    real_client_is_served(
+        &mut server,
+        &["--password-file", &files.password_file, FAST[0], FAST[1]],
+        &address,
+    );
+    server.close_stdin();
+    server.assert_exit(0);
+}
+
+#[test]
+fn password_guessing_from_one_source_is_still_slowed_and_the_server_still_serves() {
+    let files = Files::new("avail-guessing");
+    let (mut server, address) = start_server(&files, &["--fail-delay", "0.5"]);
+    let wrong = files.password("wrong", "not the password at all, sorry");
+    let started = Instant::now();
+    let mut guesses = 0;
+    let mut told_to_wait = 0;
+    while guesses < 4 {
+        let mut guesser = start_client_with("guesser", &address, &wrong, &[]);
+        match guesser.wait_exit() {
+            3 => guesses += 1,
+            1 => {
+                assert!(
+                    guesser.stderr_text().contains("try again in"),
+                    "{}",
+                    guesser.transcript()
+                );
+                told_to_wait += 1;
+                thread::sleep(Duration::from_millis(100));
+            }
+            other => panic!("exit {other}\n{}", guesser.transcript()),
+        }
+    }
+    let took = started.elapsed();
+    println!("figures: 4 wrong passwords from one address took {took:?}, {told_to_wait} retries told to wait");
+    // Waits of 0.5, 1 and 2 s between the four guesses.
+    assert!(took >= Duration::from_millis(3500), "took {took:?}");
+    assert!(server.is_running(), "{}", server.transcript());
+    thread::sleep(Duration::from_secs(4));
+    real_client_is_served(
+        &mut server,
+        &["--password-file", &files.password_file, FAST[0], FAST[1]],
+        &address,
+    );
+    server.close_stdin();
+    server.assert_exit(0);
+}
+
+#[test]
+fn failures_stop_the_server_only_when_the_operator_asks() {
+    let files = Files::new("avail-max-failures");
+    let wrong = files.password("wrong", "not the password at all, sorry");
+    let (mut server, address) = start_server(&files, &["--max-failures", "2", "--fail-delay", "0"]);
+    for _ in 0..2 {
+        let mut guesser = start_client_with("guesser", &address, &wrong, &[]);
+        guesser.assert_exit(3);
+    }
+    server.assert_exit(3);
+    let last = server.wait_stderr("aeschat: authentication failed 2 times in a row");
+    assert!(last.contains("--max-failures 2"), "{last}");
+}
+
+#[test]
+fn a_flood_of_refused_callers_is_summed_up_in_a_few_log_lines() {
+    let _exclusive = exclusive();
+    let files = Files::new("avail-log");
+    let (mut server, mut client, address) = connected_pair(&files, &[]);
+    let lines_before = server.stderr_text().lines().count();
+    let started = Instant::now();
+    let mut refused = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        let mut stream = connect_from(3, &address);
+        let mut answer = [0u8; 6];
+        if stream.read_exact(&mut answer).is_ok() {
+            assert_eq!(answer, BUSY_ALERT);
+            refused += 1;
+        }
+    }
+    server.wait_stderr("more callers from 127.0.0.3 in the last");
+    let lines = server.stderr_text().lines().count() - lines_before;
+    println!("figures: {refused} callers refused in 3 s, {lines} log lines");
+    assert!(refused >= 300, "only {refused} refused");
+    // At most ten as they come and four summary lines per 10 s window; the flood may span two.
+    assert!(lines <= 28, "{lines} lines\n{}", server.transcript());
+    // The conversation goes on.
+    client.type_line("still here");
+    server.wait_stdout_line("[Client]: still here");
+    client.type_line("/quit");
+    client.assert_exit(0);
+    server.close_stdin();
+    server.assert_exit(0);
+}
+
+#[test]
+fn memory_and_threads_stay_flat_after_hundreds_of_garbage_connections() {
+    let _exclusive = exclusive();
+    let files = Files::new("avail-garbage");
+    let (mut server, address) = start_server(&files, &["--timeout", "2"]);
+    let pid = pid_of(&["server", &files.password_file]);
+    let garbage: [&[u8]; 5] = [
+        &ALERT_1,
+        b"GET / HTTP/1.1\r\n\r\n",
+        &[1, 0, 0, 0, 53, b'A', b'E'],
+        &[1, 0xff, 0xff, 0xff, 0xff],
+        &[],
+    ];
+    let round = |count: usize| {
+        for n in 0..count {
+            let mut stream = connect_from(2 + (n % 5) as u8, &address);
+            let _ = stream.write_all(garbage[n % garbage.len()]);
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            read_to_end(&mut stream, Instant::now() + PATIENCE);
+        }
+    };
+    round(50);
+    thread::sleep(Duration::from_secs(3));
+    let before = usage(pid);
+    round(300);
+    thread::sleep(Duration::from_secs(3));
+    let after = usage(pid);
+    println!("figures: before {before:?}, after 300 garbage connections {after:?}");
+    assert!(
+        after.rss_kib <= before.rss_kib + 1024,
+        "{before:?} -> {after:?}"
+    );
+    assert!(after.threads <= before.threads, "{before:?} -> {after:?}");
+    assert!(server.is_running(), "{}", server.transcript());
+    real_client_is_served(
+        &mut server,
+        &["--password-file", &files.password_file, FAST[0], FAST[1]],
+        &address,
+    );
+    server.close_stdin();
+    server.assert_exit(0);
+}
+
+#[test]
+fn passphrase_reports_a_full_disk_or_a_closed_pipe_in_one_line_without_panicking() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("cannot open /dev/full");
+    let output = std::process::Command::new(cli_support::aeschat_binary())
+        .arg("passphrase")
+        .stdout(full)
+        .output()
+        .expect("cannot run aeschat");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("aeschat: cannot write the passphrase to standard output:"),
+        "{stderr}"
+    );
+
+    // A pipe whose reader has gone.
+    let mut child = std::process::Command::new(cli_support::aeschat_binary())
+        .arg("passphrase")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot run aeschat");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("cannot wait for aeschat");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.code() == Some(1) || output.status.success(),
+        "{:?} {stderr}",
+        output.status
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.lines().count() <= 1, "{stderr}");
+}
