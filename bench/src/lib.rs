@@ -68,12 +68,13 @@ pub fn connection() -> ((PipeReader, PipeWriter), (PipeReader, PipeWriter)) {
 }
 
 /// The pipe never fails; a closed stream reads as its end.
-#[derive(Debug)]
-pub enum Never {}
+pub type Never = core::convert::Infallible;
+
+impl aeschat_core::ErrorType for PipeReader {
+    type Error = Never;
+}
 
 impl aeschat_core::Read for PipeReader {
-    type Error = Never;
-
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Never> {
         let (lock, ready) = &*self.0 .0;
         let mut shared = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -88,9 +89,11 @@ impl aeschat_core::Read for PipeReader {
     }
 }
 
-impl aeschat_core::Write for PipeWriter {
+impl aeschat_core::ErrorType for PipeWriter {
     type Error = Never;
+}
 
+impl aeschat_core::Write for PipeWriter {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Never> {
         let (lock, ready) = &*self.0 .0;
         let mut shared = lock.lock().unwrap_or_else(|e| e.into_inner());

@@ -39,6 +39,8 @@ mod transport;
 pub use driver::{
     handshake, handshake_admitting, read_frame, receive, send_close, send_text, SessionError,
 };
+/// The `embedded-io` release the transport traits come from, for callers that name its types.
+pub use embedded_io;
 pub use frame::{write_frame, Frame, FrameKind, FrameReader, FRAME_HEADER_LEN};
 pub use handshake::{
     Alert, Config, Handshake, HandshakeState, Role, Secret, DEFAULT_ITERATIONS,
@@ -48,7 +50,7 @@ pub use session::{
     frame_capacity, record_frame_len, Incoming, Receiver, Sender, Session, DEFAULT_FRAME_CAPACITY,
     MAX_MESSAGE_LEN, RECORD_HEADER_LEN,
 };
-pub use transport::{Read, Write};
+pub use transport::{ErrorKind, ErrorType, Read, TransportError, Write};
 
 pub use error::Error;
 pub use key::{Key, KeyText, PreparedKey, KEY_LEN, KEY_TEXT_LEN};

@@ -1,52 +1,18 @@
-//! The byte transport a session runs over, shaped like `embedded-io`: separate blocking
-//! halves, so a reader thread and a writer thread can each own one.
+//! The byte transport a session runs over: `embedded-io`'s blocking traits themselves, so that a
+//! board's UART or a HAL driver (which implement them already) plugs in with no glue, slices work
+//! as in-memory streams, and std types come in through `embedded-io`'s `std` feature or the
+//! `embedded-io-adapters` crate. A session needs separate halves (a reader and a writer) so
+//! that two threads can each own one.
+//!
+//! ```
+//! use aeschat_core::{read_frame, FrameKind, FrameReader};
+//!
+//! // A slice is a reader: here, one alert frame (Busy) and the end of the stream.
+//! let mut stream: &[u8] = &[6, 0, 0, 0, 1, 5];
+//! let mut frames = FrameReader::<64>::new();
+//! let frame = read_frame(&mut stream, &mut frames).unwrap().unwrap();
+//! assert_eq!(frame.kind, FrameKind::Alert);
+//! assert!(read_frame(&mut stream, &mut frames).unwrap().is_none());
+//! ```
 
-/// The receiving half of a byte stream.
-///
-/// ```
-/// struct Bytes<'a>(&'a [u8]);
-/// impl aeschat_core::Read for Bytes<'_> {
-///     type Error = core::convert::Infallible;
-///     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-///         let n = buf.len().min(self.0.len());
-///         buf[..n].copy_from_slice(&self.0[..n]);
-///         self.0 = &self.0[n..];
-///         Ok(n)
-///     }
-/// }
-/// ```
-pub trait Read {
-    /// What a failed read reports.
-    type Error;
-
-    /// Blocks until at least one byte is available and reads up to `buf.len()` bytes. Returns
-    /// `Ok(0)` only at the end of the stream (or for an empty `buf`).
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error>;
-}
-
-/// The sending half of a byte stream.
-///
-/// ```
-/// struct Sink(usize);
-/// impl aeschat_core::Write for Sink {
-///     type Error = core::convert::Infallible;
-///     fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
-///         self.0 += buf.len();
-///         Ok(buf.len())
-///     }
-///     fn flush(&mut self) -> Result<(), Self::Error> {
-///         Ok(())
-///     }
-/// }
-/// ```
-pub trait Write {
-    /// What a failed write reports.
-    type Error;
-
-    /// Writes some of `buf` and returns how many bytes were taken (0 means the stream can take
-    /// no more).
-    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error>;
-
-    /// Blocks until everything written has been handed on.
-    fn flush(&mut self) -> Result<(), Self::Error>;
-}
+pub use embedded_io::{Error as TransportError, ErrorKind, ErrorType, Read, Write};

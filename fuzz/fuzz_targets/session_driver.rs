@@ -58,6 +58,12 @@ struct Input {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Broken;
 
+impl aeschat_core::TransportError for Broken {
+    fn kind(&self) -> aeschat_core::ErrorKind {
+        aeschat_core::ErrorKind::BrokenPipe
+    }
+}
+
 /// The receiving half: the stream, served as the input says.
 struct FuzzReader<'a> {
     stream: &'a [u8],
@@ -67,9 +73,11 @@ struct FuzzReader<'a> {
     fault: Option<(usize, bool)>,
 }
 
-impl Read for FuzzReader<'_> {
+impl aeschat_core::ErrorType for FuzzReader<'_> {
     type Error = Broken;
+}
 
+impl Read for FuzzReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Broken> {
         let size = self
             .sizes
@@ -101,9 +109,11 @@ struct FuzzWriter<'a> {
     fault: Option<(usize, bool)>,
 }
 
-impl Write for FuzzWriter<'_> {
+impl aeschat_core::ErrorType for FuzzWriter<'_> {
     type Error = Broken;
+}
 
+impl Write for FuzzWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Broken> {
         let size = self
             .sizes

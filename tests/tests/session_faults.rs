@@ -23,10 +23,10 @@ type DriverResult = Result<Session, SessionError<Infallible>>;
 /// wrote and how many bytes it read.
 fn drive(handshake: Handshake<'_>, input: Vec<u8>) -> (DriverResult, Vec<u8>, usize) {
     let mut reader = ScriptedReader::new(input);
-    let mut writer = Recorder::default();
+    let mut writer: Vec<u8> = Vec::new();
     let mut frames = new_frames();
     let result = aeschat_core::handshake(&mut reader, &mut writer, &mut *frames, handshake);
-    (result, writer.0, reader.consumed())
+    (result, writer, reader.consumed())
 }
 
 fn protocol_error(result: &DriverResult) -> Option<Error> {
@@ -721,7 +721,7 @@ fn a_frame_longer_than_a_small_readers_capacity_is_refused_during_the_handshake_
     stream.extend_from_slice(&(max as u32 + 1).to_be_bytes());
     stream.extend(vec![0; 10_000]);
     let mut reader = ScriptedReader::new(stream);
-    let mut writer = Recorder::default();
+    let mut writer: Vec<u8> = Vec::new();
     let mut frames = FrameReader::<CAPACITY>::new();
     let config = server_config(Secret::Password(PASSWORD)).with_max_message_len(MAX_MESSAGE);
     let result = aeschat_core::handshake(
@@ -735,14 +735,14 @@ fn a_frame_longer_than_a_small_readers_capacity_is_refused_during_the_handshake_
         Some(SessionError::Protocol(Error::FrameTooLong { max }))
     );
     assert_eq!(reader.consumed(), 5);
-    assert_eq!(writer.0, alert_bytes(6));
+    assert_eq!(writer, alert_bytes(6));
 }
 
 #[test]
 fn a_frame_reader_too_small_for_the_announced_maximum_is_refused_before_anything_is_sent() {
     const CAPACITY: usize = frame_capacity(100);
     let mut reader = ScriptedReader::new(client_hello(Secret::Password(PASSWORD)));
-    let mut writer = Recorder::default();
+    let mut writer: Vec<u8> = Vec::new();
     let mut frames = FrameReader::<CAPACITY>::new();
     // The default maximum (64 KiB) would be announced, but such records would not fit.
     let result = aeschat_core::handshake(
@@ -757,7 +757,7 @@ fn a_frame_reader_too_small_for_the_announced_maximum_is_refused_before_anything
             required: DEFAULT_FRAME_CAPACITY
         }))
     );
-    assert!(writer.0.is_empty());
+    assert!(writer.is_empty());
     assert_eq!(reader.consumed(), 0);
 }
 

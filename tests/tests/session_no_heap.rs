@@ -109,9 +109,11 @@ impl Ring {
 struct RingWriter<'a>(&'a RefCell<Ring>);
 struct RingReader<'a>(&'a RefCell<Ring>);
 
-impl Write for RingWriter<'_> {
+impl aeschat_core::ErrorType for RingWriter<'_> {
     type Error = Infallible;
+}
 
+impl Write for RingWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
         Ok(self.0.borrow_mut().push(buf))
     }
@@ -121,9 +123,11 @@ impl Write for RingWriter<'_> {
     }
 }
 
-impl Read for RingReader<'_> {
+impl aeschat_core::ErrorType for RingReader<'_> {
     type Error = Infallible;
+}
 
+impl Read for RingReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
         Ok(self.0.borrow_mut().pop(buf))
     }
@@ -415,9 +419,11 @@ impl BlockingRing {
 struct BlockingWriter(Arc<BlockingRing>);
 struct BlockingReader(Arc<BlockingRing>);
 
-impl Write for BlockingWriter {
+impl aeschat_core::ErrorType for BlockingWriter {
     type Error = Infallible;
+}
 
+impl Write for BlockingWriter {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
         let guard = self.0.ring.lock().unwrap();
         let mut guard = self
@@ -436,9 +442,11 @@ impl Write for BlockingWriter {
     }
 }
 
-impl Read for BlockingReader {
+impl aeschat_core::ErrorType for BlockingReader {
     type Error = Infallible;
+}
 
+impl Read for BlockingReader {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
         if buf.is_empty() {
             return Ok(0);

@@ -344,9 +344,11 @@ impl TcpReader {
     }
 }
 
-impl aeschat_core::Read for TcpReader {
+impl aeschat_core::ErrorType for TcpReader {
     type Error = io::Error;
+}
 
+impl aeschat_core::Read for TcpReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -403,9 +405,11 @@ fn read_stream(
     }
 }
 
-impl aeschat_core::Write for TcpWriter {
+impl aeschat_core::ErrorType for TcpWriter {
     type Error = io::Error;
+}
 
+impl aeschat_core::Write for TcpWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         loop {
             match self.stream.write(buf) {

@@ -232,9 +232,11 @@ pub struct WireWriter {
 /// How many bytes of each direction are kept: both hellos and Finished messages.
 const LOG_LIMIT: usize = 256;
 
-impl aeschat_core::Read for WireReader {
+impl aeschat_core::ErrorType for WireReader {
     type Error = io::Error;
+}
 
+impl aeschat_core::Read for WireReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let read = loop {
             match self.stream.read(buf) {
@@ -248,9 +250,11 @@ impl aeschat_core::Read for WireReader {
     }
 }
 
-impl aeschat_core::Write for WireWriter {
+impl aeschat_core::ErrorType for WireWriter {
     type Error = io::Error;
+}
 
+impl aeschat_core::Write for WireWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let written = self.stream.write(buf)?;
         let keep = written.min(LOG_LIMIT.saturating_sub(self.log.len()));

@@ -528,6 +528,15 @@ pub enum PipeError {
     TimedOut,
 }
 
+impl aeschat_core::TransportError for PipeError {
+    fn kind(&self) -> aeschat_core::ErrorKind {
+        match self {
+            PipeError::Broken => aeschat_core::ErrorKind::BrokenPipe,
+            PipeError::TimedOut => aeschat_core::ErrorKind::TimedOut,
+        }
+    }
+}
+
 impl std::fmt::Display for PipeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -613,9 +622,11 @@ impl Drop for PipeReader {
     }
 }
 
-impl Read for PipeReader {
+impl aeschat_core::ErrorType for PipeReader {
     type Error = PipeError;
+}
 
+impl Read for PipeReader {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, PipeError> {
         if buf.is_empty() {
             return Ok(0);
@@ -639,9 +650,11 @@ impl Read for PipeReader {
     }
 }
 
-impl Write for PipeWriter {
+impl aeschat_core::ErrorType for PipeWriter {
     type Error = PipeError;
+}
 
+impl Write for PipeWriter {
     fn write(&mut self, buf: &[u8]) -> Result<usize, PipeError> {
         let mut buffer = self.shared.lock();
         if buffer.reader_closed {
@@ -747,9 +760,11 @@ impl ScriptedReader {
     }
 }
 
-impl Read for ScriptedReader {
+impl aeschat_core::ErrorType for ScriptedReader {
     type Error = Infallible;
+}
 
+impl Read for ScriptedReader {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
         if buf.is_empty() {
             return Ok(0);
@@ -762,23 +777,6 @@ impl Read for ScriptedReader {
         buf[..count].copy_from_slice(&rest[..count]);
         self.position += count;
         Ok(count)
-    }
-}
-
-/// A writer that keeps everything.
-#[derive(Default)]
-pub struct Recorder(pub Vec<u8>);
-
-impl Write for Recorder {
-    type Error = Infallible;
-
-    fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> Result<(), Infallible> {
-        Ok(())
     }
 }
 
