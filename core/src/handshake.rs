@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
 use crate::frame::{write_frame, Frame, FrameKind, FRAME_HEADER_LEN};
-use crate::kdf::{hkdf_expand, hkdf_extract, hmac_sha256, pbkdf2_sha256, HASH_LEN};
+use crate::kdf::{hkdf_expand, hkdf_extract, hmac_sha256, Pbkdf2, HASH_LEN};
 use crate::session::{Receiver, Sender, Session, MAX_MESSAGE_LEN};
 use crate::{Error, Key};
 
@@ -149,6 +149,18 @@ impl<'a> Config<'a> {
     pub const fn max_message_len(&self) -> usize {
         self.max_message_len
     }
+}
+
+/// How far [`Handshake::derive_keys_in_steps`] got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Derivation {
+    /// PBKDF2 has this many iterations left: call again.
+    InProgress {
+        /// Iterations still to run.
+        remaining: u32,
+    },
+    /// The keys are derived (and a server has checked the client's Finished).
+    Done,
 }
 
 /// Where a handshake stands: what it needs next.
@@ -346,6 +358,8 @@ pub struct Handshake<'a> {
     transcript_hash: [u8; HASH_LEN],
     /// The server's copy of the client's key confirmation, checked once the keys are derived.
     peer_finished: [u8; FINISHED_LEN],
+    /// The password's PBKDF2, while it runs in steps.
+    stretching: Option<Pbkdf2>,
     keys: Option<SessionKeys>,
 }
 
@@ -373,6 +387,7 @@ impl<'a> Handshake<'a> {
             transcript: Sha256::new(),
             transcript_hash: [0; HASH_LEN],
             peer_finished: [0; FINISHED_LEN],
+            stretching: None,
             keys: None,
         }
     }
@@ -417,10 +432,59 @@ impl<'a> Handshake<'a> {
     /// [`Error::AuthenticationFailed`] from this call ends the handshake, and the peer should
     /// be told ([`Alert::for_error`]).
     pub fn derive_keys(&mut self) -> Result<(), Error> {
+        while let Derivation::InProgress { .. } = self.derive_keys_in_steps(u32::MAX)? {}
+        Ok(())
+    }
+
+    /// [`Handshake::derive_keys`] in bounded steps: runs at most `iterations` PBKDF2 iterations
+    /// (at least one) and returns; call it again while it says [`Derivation::InProgress`]. A
+    /// board feeds its watchdog between calls, an executor yields; the keys are the same as
+    /// from one call. In pre-shared key mode there is nothing to stretch: the first call
+    /// completes.
+    ///
+    /// ```
+    /// use aeschat_core::{Config, Derivation, Handshake, HandshakeState, Role, Secret};
+    /// # use aeschat_core::{FrameReader, HANDSHAKE_FRAME_LEN};
+    /// # let password = Secret::Password(b"a long random passphrase");
+    /// # let mut client = Handshake::new(Config::new(Role::Client, password).with_insecure_iterations(2_500), [1; 32], 0);
+    /// # let mut server = Handshake::new(Config::new(Role::Server, password).with_insecure_iterations(2_500), [2; 32], 0);
+    /// # let mut wire = [0u8; HANDSHAKE_FRAME_LEN];
+    /// # let mut frames = FrameReader::<HANDSHAKE_FRAME_LEN>::new();
+    /// # let hello = client.write_message(&mut wire)?; frames.push(hello)?; server.read_message(frames.frame().unwrap())?;
+    /// # let hello = server.write_message(&mut wire)?; frames.push(hello)?; client.read_message(frames.frame().unwrap())?;
+    /// // The client has the ServerHello; PBKDF2 in slices of 1,000 iterations.
+    /// let mut slices = 0;
+    /// while let Derivation::InProgress { remaining } = client.derive_keys_in_steps(1_000)? {
+    ///     slices += 1; // feed the watchdog, yield to the executor...
+    ///     assert!(remaining < 2_500);
+    /// }
+    /// assert_eq!(slices, 2);
+    /// assert_eq!(client.state(), HandshakeState::SendFinished);
+    /// # Ok::<(), aeschat_core::Error>(())
+    /// ```
+    pub fn derive_keys_in_steps(&mut self, iterations: u32) -> Result<Derivation, Error> {
         if self.state != HandshakeState::DeriveKeys {
             return Err(Error::OutOfOrderCall);
         }
-        self.derive_session_keys();
+        let mut stretched = [0u8; HASH_LEN];
+        let master: &[u8] = match self.config.secret {
+            Secret::Password(password) => {
+                let mut stretching = match self.stretching.take() {
+                    Some(stretching) => stretching,
+                    None => Pbkdf2::start(password, &self.pbkdf2_salt(), self.iterations),
+                };
+                if !stretching.run(iterations) {
+                    let remaining = stretching.remaining();
+                    self.stretching = Some(stretching);
+                    return Ok(Derivation::InProgress { remaining });
+                }
+                stretched = stretching.finish();
+                &stretched
+            }
+            Secret::PreSharedKey(key) => key.as_bytes(),
+        };
+        self.derive_session_keys(master);
+        stretched.zeroize();
         if self.config.role == Role::Server {
             if let Err(error) = self.check_finished(&self.peer_finished) {
                 self.state = HandshakeState::Failed;
@@ -428,31 +492,27 @@ impl<'a> Handshake<'a> {
             }
         }
         self.state = HandshakeState::SendFinished;
-        Ok(())
+        Ok(Derivation::Done)
     }
 
-    fn derive_session_keys(&mut self) {
+    /// PBKDF2's salt: a fresh one per session, both nonces, so no precomputed table applies.
+    fn pbkdf2_salt(&self) -> [u8; PBKDF2_SALT_LABEL.len() + 2 * NONCE_LEN] {
         let (client_nonce, server_nonce) = match self.config.role {
             Role::Client => (&self.own_nonce, &self.peer_nonce),
             Role::Server => (&self.peer_nonce, &self.own_nonce),
         };
-        let mut stretched = [0u8; HASH_LEN];
-        let master: &[u8] = match self.config.secret {
-            Secret::Password(password) => {
-                // Fresh salt per session: both nonces, so no precomputed table applies.
-                let mut salt = [0u8; PBKDF2_SALT_LABEL.len() + 2 * NONCE_LEN];
-                let (label, nonces) = salt.split_at_mut(PBKDF2_SALT_LABEL.len());
-                let (client, server) = nonces.split_at_mut(NONCE_LEN);
-                label.copy_from_slice(PBKDF2_SALT_LABEL);
-                client.copy_from_slice(client_nonce);
-                server.copy_from_slice(server_nonce);
-                stretched = pbkdf2_sha256(password, &salt, self.iterations);
-                &stretched
-            }
-            Secret::PreSharedKey(key) => key.as_bytes(),
-        };
+        let mut salt = [0u8; PBKDF2_SALT_LABEL.len() + 2 * NONCE_LEN];
+        let (label, nonces) = salt.split_at_mut(PBKDF2_SALT_LABEL.len());
+        let (client, server) = nonces.split_at_mut(NONCE_LEN);
+        label.copy_from_slice(PBKDF2_SALT_LABEL);
+        client.copy_from_slice(client_nonce);
+        server.copy_from_slice(server_nonce);
+        salt
+    }
+
+    /// The four keys from the master secret: the stretched password, or the pre-shared key.
+    fn derive_session_keys(&mut self, master: &[u8]) {
         let mut prk = hkdf_extract(&self.transcript_hash, master);
-        stretched.zeroize();
         let derive = |label: &[u8]| {
             let mut okm = [0u8; HASH_LEN];
             hkdf_expand(&prk, label, &mut okm);

@@ -22,28 +22,81 @@ pub(crate) const HASH_LEN: usize = 32;
 /// clone, which with the `zeroize` features wipes a 64-byte buffer and two hash states each
 /// time; at 600,000 iterations that made the derivation about a quarter slower, measured side
 /// by side (docs/PERFORMANCE.md). `HmacReset` computes every iteration in one working state
-/// that goes back to the keyed state after each tag, and is wiped once, when dropped here. The
-/// loop is also where a derivation in bounded steps will pause. Unit tests check it against
-/// the `pbkdf2` crate and RFC 7914's vectors.
-pub(crate) fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> [u8; HASH_LEN] {
-    let mut prf: HmacReset<Sha256> = keyed(password);
-    // U_1 = PRF(password, salt || INT(1)).
-    prf.update(salt);
-    prf.update(&1u32.to_be_bytes());
-    let mut u = [0u8; HASH_LEN];
-    prf.finalize_into_reset((&mut u).into());
-    let mut master = u;
-    // U_i = PRF(password, U_{i-1}); the block is U_1 ^ U_2 ^ ... ^ U_c.
-    for _ in 1..iterations {
-        prf.update(&u);
+/// that goes back to the keyed state after each tag, and is wiped once, when dropped.
+///
+/// The loop runs in slices ([`Pbkdf2::run`]), so that a board can feed its watchdog and an
+/// executor can yield between them: minutes of work on a microcontroller need not be one call.
+/// Unit tests check it, in one call and in slices of every size, against the `pbkdf2` crate and
+/// RFC 7914's vectors.
+pub(crate) struct Pbkdf2 {
+    prf: HmacReset<Sha256>,
+    /// U_i, the last PRF output.
+    u: [u8; HASH_LEN],
+    /// U_1 ^ ... ^ U_i.
+    block: [u8; HASH_LEN],
+    /// Iterations still to run after U_1.
+    remaining: u32,
+}
+
+impl Pbkdf2 {
+    /// Computes U_1 and sets up the remaining `iterations - 1`.
+    pub(crate) fn start(password: &[u8], salt: &[u8], iterations: u32) -> Pbkdf2 {
+        let mut prf: HmacReset<Sha256> = keyed(password);
+        // U_1 = PRF(password, salt || INT(1)).
+        prf.update(salt);
+        prf.update(&1u32.to_be_bytes());
+        let mut u = [0u8; HASH_LEN];
         prf.finalize_into_reset((&mut u).into());
-        for (m, b) in master.iter_mut().zip(&u) {
-            *m ^= b;
+        Pbkdf2 {
+            prf,
+            u,
+            block: u,
+            remaining: iterations.saturating_sub(1),
         }
     }
-    // With U_{c-1} and U_c a password guess costs one HMAC instead of a full run.
-    u.zeroize();
-    master
+
+    /// Runs at most `iterations` more iterations (at least one, while any are left) and says
+    /// whether the derivation is complete.
+    pub(crate) fn run(&mut self, iterations: u32) -> bool {
+        let now = self.remaining.min(iterations.max(1));
+        // U_i = PRF(password, U_{i-1}); the block is U_1 ^ U_2 ^ ... ^ U_c.
+        for _ in 0..now {
+            self.prf.update(&self.u);
+            self.prf.finalize_into_reset((&mut self.u).into());
+            for (m, b) in self.block.iter_mut().zip(&self.u) {
+                *m ^= b;
+            }
+        }
+        self.remaining = self.remaining.saturating_sub(now);
+        self.remaining == 0
+    }
+
+    /// Iterations still to run.
+    pub(crate) fn remaining(&self) -> u32 {
+        self.remaining
+    }
+
+    /// The derived block, once [`Pbkdf2::run`] has said it is complete.
+    pub(crate) fn finish(mut self) -> [u8; HASH_LEN] {
+        core::mem::take(&mut self.block)
+    }
+}
+
+impl Drop for Pbkdf2 {
+    fn drop(&mut self) {
+        // With U_{c-1} and U_c a password guess costs one HMAC instead of a full run; the block
+        // is the key itself. The keyed PRF wipes itself (hmac's `zeroize` feature).
+        self.u.zeroize();
+        self.block.zeroize();
+    }
+}
+
+/// PBKDF2-HMAC-SHA256 in one call: [`Pbkdf2`] run to its end (the tests' reference form).
+#[cfg(test)]
+pub(crate) fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> [u8; HASH_LEN] {
+    let mut derivation = Pbkdf2::start(password, salt, iterations);
+    while !derivation.run(u32::MAX) {}
+    derivation.finish()
 }
 
 /// HMAC-SHA256 of the concatenated `parts`.
@@ -128,6 +181,29 @@ mod tests {
                         "password {password_len}, salt {salt_len}, {iterations} iterations"
                     );
                 }
+            }
+        }
+    }
+
+    /// In slices of any size the result is the same as in one call.
+    #[test]
+    fn pbkdf2_in_slices_matches_one_call() {
+        for iterations in [0, 1, 2, 3, 7, 100, 1000] {
+            let whole = pbkdf2_sha256(b"passwd", b"salt", iterations);
+            for slice in [0, 1, 2, 3, 10, 99, 1000, u32::MAX] {
+                let mut derivation = Pbkdf2::start(b"passwd", b"salt", iterations);
+                let mut calls = 0u32;
+                while !derivation.run(slice) {
+                    calls += 1;
+                    assert!(derivation.remaining() > 0);
+                }
+                let expected_calls = iterations.saturating_sub(1).div_ceil(slice.max(1)).max(1) - 1;
+                assert_eq!(calls, expected_calls, "{iterations} in slices of {slice}");
+                assert_eq!(
+                    derivation.finish(),
+                    whole,
+                    "{iterations} in slices of {slice}"
+                );
             }
         }
     }

@@ -43,7 +43,7 @@ pub use driver::{
 pub use embedded_io;
 pub use frame::{write_frame, Frame, FrameKind, FrameReader, FRAME_HEADER_LEN};
 pub use handshake::{
-    Alert, Config, Handshake, HandshakeState, Role, Secret, DEFAULT_ITERATIONS,
+    Alert, Config, Derivation, Handshake, HandshakeState, Role, Secret, DEFAULT_ITERATIONS,
     HANDSHAKE_FRAME_LEN, MAX_ITERATIONS, NONCE_LEN, PROTOCOL_MAGIC, PROTOCOL_VERSION,
 };
 pub use session::{

@@ -1000,3 +1000,48 @@ proptest! {
         prop_assert_eq!(received, expected_received(side));
     }
 }
+
+/// Both sides' handshakes with each side's PBKDF2 run in slices of `slice` iterations (`None`:
+/// in one call); returns the records each side then seals with fixed inputs, which differ if
+/// any key does.
+fn records_after_a_derivation_in_slices(slice: Option<u32>) -> (Vec<u8>, Vec<u8>, usize) {
+    let secret = Secret::Password(PASSWORD);
+    let mut client = client(secret);
+    let mut server = server(secret);
+    let mut slices = 0;
+    let mut derive = |side: &mut Handshake<'_>| match slice {
+        None => side.derive_keys().unwrap(),
+        Some(slice) => loop {
+            match side.derive_keys_in_steps(slice).unwrap() {
+                aeschat_core::Derivation::Done => break,
+                aeschat_core::Derivation::InProgress { .. } => slices += 1,
+            }
+        },
+    };
+    read_message(&mut server, &write_message(&mut client)).unwrap();
+    read_message(&mut client, &write_message(&mut server)).unwrap();
+    derive(&mut client);
+    read_message(&mut server, &write_message(&mut client)).unwrap();
+    derive(&mut server);
+    read_message(&mut client, &write_message(&mut server)).unwrap();
+    let (mut client_tx, _) = client.into_session().unwrap().split();
+    let (mut server_tx, _) = server.into_session().unwrap().split();
+    (
+        seal(&mut client_tx, b"same keys?", 7),
+        seal(&mut server_tx, b"same keys?", 7),
+        slices,
+    )
+}
+
+#[test]
+fn a_derivation_in_slices_gives_the_same_keys_as_one_call() {
+    let (client_whole, server_whole, _) = records_after_a_derivation_in_slices(None);
+    for slice in [0, 1, 7, 100, 999, 1000, u32::MAX] {
+        let (client, server, slices) = records_after_a_derivation_in_slices(Some(slice));
+        assert_eq!(client, client_whole, "slices of {slice}");
+        assert_eq!(server, server_whole, "slices of {slice}");
+        // The test's work factor (session_support's configs) in slices of at least one.
+        let expected = 2 * (FAST - 1).div_ceil(slice.max(1)).saturating_sub(1);
+        assert_eq!(slices as u32, expected, "slices of {slice}");
+    }
+}
