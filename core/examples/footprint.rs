@@ -5,6 +5,10 @@
 //! ```text
 //! cargo run --release -p aeschat-core --example footprint
 //! ```
+#![allow(
+    clippy::arithmetic_side_effects,
+    reason = "sums of type sizes, not attacker input (the lint is for the library's parsers)"
+)]
 
 use aeschat_core::{
     frame_capacity, record_frame_len, FrameReader, Handshake, Key, PreparedKey, Receiver, Sender,

@@ -16,6 +16,7 @@ use core::fmt;
 /// assert_eq!(err, Error::KeyLength);
 /// assert!(err.to_string().contains("44 characters"));
 /// ```
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Error {

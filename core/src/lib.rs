@@ -20,8 +20,7 @@
 //! # Ok::<(), aeschat_core::Error>(())
 //! ```
 #![no_std]
-#![forbid(unsafe_code)]
-#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod base64;
 mod driver;
