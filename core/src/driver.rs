@@ -10,6 +10,22 @@ use crate::transport::{Read, Write};
 use crate::Error;
 
 /// A session failure: either the protocol's own [`Error`] or the transport's error `E`.
+///
+/// Its `Display` is the whole message, the cause included, so `source()` is `None`: a reporter
+/// that prints the chain of causes prints each once. The transport's error itself is in the
+/// `Transport` variant.
+///
+/// ```
+/// use aeschat_core::{Error, SessionError};
+/// use core::error::Error as _;
+///
+/// let error: SessionError<core::fmt::Error> = SessionError::Protocol(Error::Truncated);
+/// assert_eq!(error.to_string(), Error::Truncated.to_string());
+/// assert!(error.source().is_none());
+/// let error = SessionError::Transport(core::fmt::Error);
+/// assert_eq!(error.to_string(), "The connection failed: an error occurred when formatting an argument");
+/// assert!(error.source().is_none());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionError<E> {
     /// The protocol failed (authentication, order, framing, ...).
@@ -33,14 +49,8 @@ impl<E: fmt::Display> fmt::Display for SessionError<E> {
     }
 }
 
-impl<E: core::error::Error + 'static> core::error::Error for SessionError<E> {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            SessionError::Protocol(error) => Some(error),
-            SessionError::Transport(error) => Some(error),
-        }
-    }
-}
+/// No `source()`: the `Display` above already says the cause (see the type's documentation).
+impl<E: fmt::Debug + fmt::Display> core::error::Error for SessionError<E> {}
 
 /// Runs a handshake to completion over a transport. On failure it tells the peer why when the
 /// peer should know (see [`Alert::for_error`]), then returns the error.
