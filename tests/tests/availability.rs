@@ -7,9 +7,9 @@
 //!
 //! `docs/SECURITY.md` records the figures of one run.
 
-mod chat_support;
-mod cli_support;
-mod load_support;
+use aeschat_tests::chat_support;
+use aeschat_tests::cli_support;
+use aeschat_tests::load_support;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

@@ -6,8 +6,8 @@
 //! Every wait has a deadline and every process is killed when its test ends; servers listen
 //! on port 0, so the tests run alone or in parallel.
 
-mod chat_support;
-mod cli_support;
+use aeschat_tests::chat_support;
+use aeschat_tests::cli_support;
 
 use aeschat_core::MAX_MESSAGE_LEN;
 use chat_support::*;

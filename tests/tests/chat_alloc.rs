@@ -12,7 +12,7 @@
 //! debug information, to keep that build short. A last check runs the normal binary and finds
 //! no count: the default build does not include the counting allocator.
 
-mod cli_support;
+use aeschat_tests::cli_support;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

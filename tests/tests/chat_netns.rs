@@ -5,8 +5,8 @@
 //! Needs root and `ip` from iproute2; where the machine does not allow it, the test says why
 //! and passes without running.
 
-mod chat_support;
-mod cli_support;
+use aeschat_tests::chat_support;
+use aeschat_tests::cli_support;
 
 use std::process::{Command, Stdio};
 

@@ -1,9 +1,9 @@
 //! The chat at a terminal, as a person sees it: `aeschat` runs in a pseudo-terminal, a
 //! terminal emulator (Python's pyte) renders what it prints into a screen of cells, and each
 //! test types keys or pastes text and asserts on that screen and on what the other side,
-//! running with plain pipes, received. The scenarios are in `chat_support/screen.py`.
+//! running with plain pipes, received. The scenarios are in `tests/src/screen.py`.
 
-mod cli_support;
+use aeschat_tests::cli_support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -48,7 +48,7 @@ fn python_with_pyte() -> &'static str {
 fn scenario(name: &str) {
     let python = python_with_pyte();
     let scratch = ScratchDir::new(&format!("screen-{name}"));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chat_support/screen.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/screen.py");
     let mut child = Command::new(python)
         .arg(&script)
         .arg(aeschat_binary())

@@ -1,8 +1,7 @@
 //! The server under pressure: a second caller during a conversation, a caller that connects
 //! and says nothing, and someone guessing passwords.
 
-mod chat_support;
-mod cli_support;
+use aeschat_tests::chat_support;
 
 use std::io::Read;
 use std::net::TcpStream;

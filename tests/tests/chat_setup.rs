@@ -3,8 +3,8 @@
 //! a server without input says so, loose file modes on secrets draw a warning, and the line
 //! mode that scripts use keeps every line in order.
 
-mod chat_support;
-mod cli_support;
+use aeschat_tests::chat_support;
+use aeschat_tests::cli_support;
 
 use std::io::Read;
 use std::net::TcpListener;

@@ -1,8 +1,8 @@
 //! The chat commands at a terminal: the password prompt that does not echo (through a real
 //! pseudo-terminal), `--help` for each command, and `aeschat passphrase`.
 
-mod chat_support;
-mod cli_support;
+use aeschat_tests::chat_support;
+use aeschat_tests::cli_support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The token commands and `aeschat vectors`, run as the real binary: what they print, what
 //! they refuse, and with which exit status.
 
-mod cli_support;
+use aeschat_tests::cli_support;
 
 use std::collections::HashSet;
 use std::ffi::OsStr;

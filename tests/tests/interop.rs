@@ -5,7 +5,7 @@
 //! Without `python3` and `cryptography` the tests are skipped with a message on stderr, except
 //! under CI (the `CI` environment variable is set), where they fail.
 
-mod cli_support;
+use aeschat_tests::cli_support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -11,9 +11,9 @@
 //! The tests take a lock so that their times and figures are measured one at a time.
 //! `docs/SECURITY.md` records the figures of one run.
 
-mod chat_support;
-mod cli_support;
-mod load_support;
+use aeschat_tests::chat_support;
+use aeschat_tests::cli_support;
+use aeschat_tests::load_support;
 
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};

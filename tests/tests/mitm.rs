@@ -18,9 +18,9 @@
 //! so when its own close or the answer is dropped, cut off, altered, forged, replayed or
 //! overtaken by a held-back record, it reports what went wrong (exit 1) like the other side.
 
-mod chat_support;
-mod cli_support;
-mod mitm_support;
+use aeschat_tests::chat_support;
+use aeschat_tests::cli_support;
+use aeschat_tests::mitm_support;
 
 use std::fmt;
 use std::io::{Read as _, Write as _};

@@ -9,9 +9,9 @@
 //! keyed SHA-256 states) are computed independently of aeschat, with Python's hashlib and hmac
 //! and a SHA-256 compression function checked against hashlib, from the hellos on the wire.
 
-mod chat_support;
-mod cli_support;
-mod load_support;
+use aeschat_tests::chat_support;
+use aeschat_tests::cli_support;
+use aeschat_tests::load_support;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};

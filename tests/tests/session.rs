@@ -4,7 +4,7 @@
 //! errors, the end of a session, and property tests that the way bytes are cut into reads
 //! changes nothing.
 
-mod session_support;
+use aeschat_tests::session_support;
 
 use std::sync::OnceLock;
 

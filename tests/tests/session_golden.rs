@@ -9,7 +9,7 @@
 //! Regenerate the files (only after a deliberate change to the wire format) with
 //! `AESCHAT_WRITE_GOLDEN=1 cargo test -p aeschat-tests --test session_golden -- --ignored`.
 
-mod session_support;
+use aeschat_tests::session_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

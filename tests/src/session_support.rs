@@ -3,10 +3,6 @@
 //! for the driver on two threads, scripted transports, and a recorder of whole conversations.
 //!
 //! Use it from a test file with `mod session_support;`.
-#![allow(
-    dead_code,
-    reason = "each test file uses a different part of this module"
-)]
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

@@ -2,12 +2,7 @@
 //! spawn them, type into them, wait (always with a deadline) for what they print, and collect
 //! how they end. A test that fails or times out kills its processes when the `Peer`s drop.
 //!
-//! Use it from a test file with `mod cli_support; mod chat_support;` (this module finds the
-//! binary through `cli_support`).
-#![allow(
-    dead_code,
-    reason = "each test file uses a different part of this module"
-)]
+//!
 
 use std::io::{Read, Write};
 use std::path::Path;

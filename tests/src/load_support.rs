@@ -4,10 +4,6 @@
 //! whose standard output is counted instead of kept.
 //!
 //! Use it with `mod cli_support; mod chat_support; mod load_support;`.
-#![allow(
-    dead_code,
-    reason = "each test file uses a different part of this module"
-)]
 
 use std::io::{self, Read as _, Write as _};
 use std::net::TcpStream;

@@ -4,10 +4,6 @@
 //! Use it from a test file with `mod cli_support;`. Cargo offers `CARGO_BIN_EXE_*` only to the
 //! tests of the binary's own package, so the binary is built here with `cargo build` and found
 //! through Cargo's JSON messages, which name the executable wherever the target directory is.
-#![allow(
-    dead_code,
-    reason = "each test file uses a different part of this module"
-)]
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -171,6 +167,18 @@ where
     }
 }
 
+/// Cargo's scratch space for integration tests, `target/tmp` (what `CARGO_TARGET_TMPDIR` names
+/// to a test binary, which this library is not): found from the running test binary, which is
+/// `target/<profile>/deps/<test>`.
+fn target_tmpdir() -> PathBuf {
+    let binary = std::env::current_exe().expect("cannot tell where the test binary is");
+    let target = binary
+        .ancestors()
+        .nth(3)
+        .expect("the test binary lies in target/<profile>/deps");
+    target.join("tmp")
+}
+
 /// A fresh directory under Cargo's scratch space for integration tests, removed when dropped.
 /// Names carry the process id and a counter, so tests running in parallel never share one.
 pub struct ScratchDir {
@@ -182,7 +190,7 @@ impl ScratchDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("aeschat-{label}-{}-{unique}", std::process::id());
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        let path = target_tmpdir().join(name);
         // Left over from an earlier, killed run with the same process id.
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("cannot create a scratch directory");

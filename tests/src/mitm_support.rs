@@ -6,10 +6,6 @@
 //!
 //! Use it from a test file with `mod mitm_support;`. Every wait has a deadline, and dropping a
 //! [`Proxy`] shuts its sockets, which ends its threads.
-#![allow(
-    dead_code,
-    reason = "each test file uses a different part of this module"
-)]
 
 use std::fmt;
 use std::io::{Read, Write};
