@@ -28,6 +28,8 @@ mod driver;
 mod error;
 mod frame;
 mod handshake;
+#[cfg(feature = "getrandom")]
+mod ivs;
 mod kdf;
 mod key;
 mod keyring;
@@ -51,6 +53,8 @@ pub use session::{
 pub use transport::{Read, Write};
 
 pub use error::Error;
+#[cfg(feature = "getrandom")]
+pub use ivs::{IvPool, DEFAULT_POOL_IVS};
 pub use key::{Key, KeyText, PreparedKey, KEY_LEN, KEY_TEXT_LEN};
 pub use keyring::Keyring;
 pub use token::{
