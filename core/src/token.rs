@@ -23,6 +23,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
 use crate::base64::{decode_padded, decode_quanta, encode_padded, encode_quanta};
+use crate::mac::Mac;
 pub(crate) use crate::mac::MacKey;
 use crate::mac::TAG_LEN;
 use crate::{Error, Key};
@@ -189,7 +190,7 @@ pub fn encrypt<'o>(
 ) -> Result<&'o str, Error> {
     seal(
         &key.aes_enc(),
-        &key.mac_key(),
+        key.mac_key().into_mac(),
         &[plaintext],
         timestamp,
         iv,
@@ -202,7 +203,7 @@ pub fn encrypt<'o>(
 /// session's records.
 pub(crate) fn seal<'o>(
     aes: &Aes128Enc,
-    mac_key: &MacKey,
+    mut mac: Mac,
     parts: &[&[u8]],
     timestamp: u64,
     iv: &Iv,
@@ -227,7 +228,6 @@ pub(crate) fn seal<'o>(
         .ok_or(too_small)?
         .copy_from_slice(&header);
     let mut pending = HEADER_LEN;
-    let mut mac = mac_key.start();
     mac.update(&header);
 
     let mut cipher = cbc::Encryptor::<&Aes128Enc>::inner_iv_init(aes, iv.as_bytes().into());
@@ -377,20 +377,20 @@ pub fn decrypt_in_place<'b>(
     buffer: &'b mut [u8],
     policy: TimePolicy,
 ) -> Result<&'b [u8], Error> {
-    open_in_place_with(&key.mac_key(), || key.aes_dec(), buffer, policy)
+    open_in_place_with(key.mac_key().into_mac(), || key.aes_dec(), buffer, policy)
 }
 
 /// Decrypts in place with an expanded key; the AES key schedule is only asked for once the
 /// token is authentic.
-pub(crate) fn open_in_place_with<'b, A: Borrow<Aes128Dec>>(
-    mac_key: &MacKey,
+pub(crate) fn open_in_place_with<A: Borrow<Aes128Dec>>(
+    mac: Mac,
     aes: impl FnOnce() -> A,
-    buffer: &'b mut [u8],
+    buffer: &mut [u8],
     policy: TimePolicy,
-) -> Result<&'b [u8], Error> {
+) -> Result<&[u8], Error> {
     let raw_len = decoded_len(buffer)?;
     let verified = stream_token(
-        mac_key,
+        mac,
         raw_len,
         &mut InPlace {
             buffer: &mut *buffer,
@@ -415,7 +415,7 @@ pub(crate) fn open_in_place_with<'b, A: Borrow<Aes128Dec>>(
 pub fn verified_timestamp(key: &Key, token: &[u8]) -> Result<u64, Error> {
     let raw_len = decoded_len(token)?;
     let verified = stream_token(
-        &key.mac_key(),
+        key.mac_key().into_mac(),
         raw_len,
         &mut Separate {
             text: token,
@@ -433,13 +433,19 @@ pub(crate) fn open<'o>(
     policy: TimePolicy,
     out: &'o mut [u8],
 ) -> Result<(u64, &'o [u8]), Error> {
-    open_with(&key.mac_key(), || key.aes_dec(), token, policy, out)
+    open_with(
+        key.mac_key().into_mac(),
+        || key.aes_dec(),
+        token,
+        policy,
+        out,
+    )
 }
 
 /// Decrypts into `out` with an expanded key; the AES key schedule is only asked for once the
 /// token is authentic.
 pub(crate) fn open_with<'o, A: Borrow<Aes128Dec>>(
-    mac_key: &MacKey,
+    mac: Mac,
     aes: impl FnOnce() -> A,
     token: &[u8],
     policy: TimePolicy,
@@ -451,7 +457,7 @@ pub(crate) fn open_with<'o, A: Borrow<Aes128Dec>>(
         return Err(Error::BufferTooSmall { required });
     }
     let verified = stream_token(
-        mac_key,
+        mac,
         raw_len,
         &mut Separate {
             text: token,
@@ -606,16 +612,11 @@ fn pkcs7_unpadded_len(padded: &[u8]) -> Option<usize> {
 
 /// Decodes a token's text in chunks, routing each decoded byte to where it belongs: the header,
 /// the MAC, the stored ciphertext, the tag. Then checks version and length.
-fn stream_token(
-    mac_key: &MacKey,
-    raw_len: usize,
-    io: &mut impl TokenIo,
-) -> Result<Streamed, Error> {
+fn stream_token(mut mac: Mac, raw_len: usize, io: &mut impl TokenIo) -> Result<Streamed, Error> {
     let text_len = io.text().len();
     let mac_end = raw_len.saturating_sub(TAG_LEN);
     let mut header = [0u8; HEADER_LEN];
     let mut tag = [0u8; TAG_LEN];
-    let mut mac = mac_key.start();
     let mut raw = [0u8; DECODE_RAW_CHUNK];
     let mut text_at = 0;
     let mut raw_at = 0;
