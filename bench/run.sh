@@ -2,8 +2,10 @@
 # Runs every aeschat benchmark and its peers in one go and prints the ratio table (markdown) on
 # standard output; progress and the tools' own output go to target/bench/run.log.
 #
-#  1. cargo bench (criterion): tokens (aeschat, aeschat with a PreparedKey, the `fernet` crate,
-#     the `base64` crate), PBKDF2, the handshake and session records between two threads.
+#  1. cargo bench: tokens (aeschat with a pooled or a per-token getrandom IV, aeschat with a
+#     PreparedKey, the `fernet` crate, the `base64` crate), measured interleaved by our own harness
+#     (bench/benches/tokens.rs) into criterion's result format; PBKDF2, the handshake and session
+#     records between two threads with criterion.
 #  2. peers.py: Python cryptography's Fernet, hashlib's PBKDF2 (OpenSSL), `openssl speed`.
 #  3. chat.py: the chat between two aeschat processes over loopback TCP, and between two
 #     processes of legacy_chat.py, the Python stand-in for the project aeschat replaces.
@@ -35,7 +37,7 @@ step "building (release)"
 (cd "$root/bench" && cargo build --release --benches --example profile) >>"$log" 2>&1
 (cd "$root" && cargo build --release -p aeschat) >>"$log" 2>&1 || echo "the aeschat binary did not build" >>"$log"
 
-step "cargo bench: tokens, handshake, PBKDF2, session records"
+step "cargo bench: tokens (interleaved), handshake, PBKDF2, session records"
 (cd "$root/bench" && cargo bench --bench tokens --bench handshake -- --noplot) >>"$log" 2>&1
 
 step "peers: Python cryptography, hashlib PBKDF2, openssl speed"

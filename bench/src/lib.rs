@@ -128,7 +128,8 @@ impl Default for ThreadCpuTime {
     }
 }
 
-fn thread_cpu_time() -> std::time::Duration {
+/// The calling thread's CPU time so far (`CLOCK_THREAD_CPUTIME_ID`).
+pub fn thread_cpu_time() -> std::time::Duration {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -98,7 +98,7 @@ pub(crate) fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> [u
 
 /// HMAC-SHA256 of the concatenated `parts`.
 pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; HASH_LEN] {
-    let mut mac = MacKey::new(key).start();
+    let mut mac = MacKey::new(key).into_mac();
     for part in parts {
         mac.update(part);
     }

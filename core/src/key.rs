@@ -232,7 +232,14 @@ impl PreparedKey {
         iv: &Iv,
         out: &'o mut [u8],
     ) -> Result<&'o str, Error> {
-        token::seal(&self.aes_enc, &self.mac, &[plaintext], timestamp, iv, out)
+        token::seal(
+            &self.aes_enc,
+            self.mac.start(),
+            &[plaintext],
+            timestamp,
+            iv,
+            out,
+        )
     }
 
     /// Like [`crate::decrypt`], with the prepared key.
@@ -242,7 +249,8 @@ impl PreparedKey {
         policy: TimePolicy,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], Error> {
-        let (_, plaintext) = token::open_with(&self.mac, || &self.aes_dec, token, policy, out)?;
+        let (_, plaintext) =
+            token::open_with(self.mac.start(), || &self.aes_dec, token, policy, out)?;
         Ok(plaintext)
     }
 
@@ -252,7 +260,7 @@ impl PreparedKey {
         buffer: &'b mut [u8],
         policy: TimePolicy,
     ) -> Result<&'b [u8], Error> {
-        token::open_in_place_with(&self.mac, || &self.aes_dec, buffer, policy)
+        token::open_in_place_with(self.mac.start(), || &self.aes_dec, buffer, policy)
     }
 }
 

@@ -27,6 +27,8 @@ mod driver;
 mod error;
 mod frame;
 mod handshake;
+#[cfg(feature = "getrandom")]
+mod ivs;
 mod kdf;
 mod key;
 mod keyring;
@@ -52,6 +54,9 @@ pub use session::{
 pub use transport::{ErrorKind, ErrorType, Read, TransportError, Write};
 
 pub use error::Error;
+#[cfg(feature = "getrandom")]
+#[cfg_attr(docsrs, doc(cfg(feature = "getrandom")))]
+pub use ivs::{IvPool, DEFAULT_POOL_IVS};
 pub use key::{Key, KeyText, PreparedKey, KEY_LEN, KEY_TEXT_LEN};
 pub use keyring::Keyring;
 pub use token::{

@@ -56,6 +56,12 @@ impl MacKey {
     pub(crate) fn start(&self) -> Mac {
         Mac(self.0.clone())
     }
+
+    /// The one MAC computation of a key used once: the keyed state itself, moved rather than
+    /// cloned, so there is no second state to copy and wipe (a plain `Key`'s token).
+    pub(crate) fn into_mac(self) -> Mac {
+        Mac(self.0)
+    }
 }
 
 /// An HMAC-SHA256 computation in progress (wiped on drop, as [`MacKey`]).

@@ -161,7 +161,8 @@ impl Sender {
         let [s0, s1, s2, s3, s4, s5, s6, s7] = self.next_sequence.to_be_bytes();
         let record_header = [record_type, s0, s1, s2, s3, s4, s5, s6, s7];
         let parts: [&[u8]; 2] = [&record_header, body];
-        let token_len = token::seal(&self.aes, &self.mac_key, &parts, now, iv, token_out)?.len();
+        let token_len =
+            token::seal(&self.aes, self.mac_key.start(), &parts, now, iv, token_out)?.len();
         let token_len = u32::try_from(token_len).map_err(|_| Error::MessageTooLong {
             max: self.max_message_len,
         })?;
@@ -270,7 +271,7 @@ impl Receiver {
         // its own key, fresh for every session, so all of these fail authentication here.
         // Record times are not checked: freshness comes from the keys and sequence numbers.
         let plaintext = token::open_in_place_with(
-            &self.mac_key,
+            self.mac_key.start(),
             || &self.aes,
             frame.body,
             TimePolicy::Unchecked,

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use aeschat_core::{
-    receive, record_frame_len, send_close, Error, FrameReader, Incoming, Receiver, Sender,
+    receive, record_frame_len, send_close, Error, FrameReader, Incoming, IvPool, Receiver, Sender,
     SessionError, Write, DEFAULT_FRAME_CAPACITY, MAX_MESSAGE_LEN,
 };
 
@@ -21,7 +21,6 @@ use super::allocations;
 use super::events::{Events, Next, PeerEnd, Typed};
 use super::handshake::unix_now;
 use super::interrupt::Conversing;
-use super::ivs::Ivs;
 use super::net::{TcpReader, TcpWriter};
 use super::stack;
 use super::terminal::{self, PeerLines};
@@ -89,7 +88,7 @@ pub(super) fn run(
                         .into_boxed_slice(),
                     filled: 0,
                     text: Vec::with_capacity(MAX_MESSAGE_LEN),
-                    ivs: Ivs::new(),
+                    ivs: IvPool::new(),
                     line_number: 0,
                 };
                 sending.run(events, conversation, peer, close_wait)
@@ -148,7 +147,8 @@ struct Sending<'a> {
     filled: usize,
     /// Where a line that is not UTF-8 is made so.
     text: Vec<u8>,
-    ivs: Ivs,
+    /// Fresh IVs for the records sent, drawn from the system a few hundred at a time.
+    ivs: IvPool,
     /// Lines typed in this conversation so far, to name a line that is refused.
     line_number: u64,
 }
@@ -272,7 +272,7 @@ impl Sending<'_> {
         if self.records.len() - self.filled < record_frame_len(len) {
             self.write_records()?;
         }
-        let iv = self.ivs.next()?;
+        let iv = self.ivs.draw()?;
         let text = if lossy { &self.text[..] } else { line };
         let out = self.records.get_mut(self.filled..).unwrap_or_default();
         match self.sender.seal_text(text, unix_now(), &iv, out) {
@@ -306,7 +306,7 @@ impl Sending<'_> {
 
     /// Sends the authenticated close and ends this side's direction of the connection.
     fn close(&mut self) -> Result<(), SessionError<io::Error>> {
-        let iv = self.ivs.next()?;
+        let iv = self.ivs.draw()?;
         let result = send_close(self.sender, self.writer, unix_now(), &iv, &mut self.records);
         self.writer.finish();
         result

@@ -12,7 +12,6 @@ mod editor;
 mod events;
 mod handshake;
 mod interrupt;
-mod ivs;
 mod net;
 mod passphrase;
 mod queue;
