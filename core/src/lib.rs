@@ -61,5 +61,5 @@ pub use key::{Key, KeyText, PreparedKey, KEY_LEN, KEY_TEXT_LEN};
 pub use keyring::Keyring;
 pub use token::{
     ciphertext_len, decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string,
-    token_len, verified_timestamp, Iv, TimePolicy, IV_LEN, MAX_CLOCK_SKEW, VERSION,
+    token_len, verified_timestamp, Iv, TimePolicy, FERNET_VERSION, IV_LEN, MAX_CLOCK_SKEW,
 };

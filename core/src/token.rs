@@ -25,8 +25,19 @@ pub(crate) use crate::mac::MacKey;
 use crate::mac::TAG_LEN;
 use crate::{Error, Key};
 
-/// The version byte every Fernet token starts with.
-pub const VERSION: u8 = 0x80;
+/// The version byte every Fernet token starts with (Fernet's, not this crate's or the session
+/// protocol's, which is [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION)).
+///
+/// ```
+/// use aeschat_core::{encrypt, token_len, Iv, Key, FERNET_VERSION};
+/// let mut out = [0u8; token_len(2)];
+/// let token = encrypt(&Key::from_bytes([1; 32]), b"hi", 0, &Iv::from_bytes([2; 16]), &mut out)?;
+/// // base64url of 0x80 followed by zero bits begins with "g".
+/// assert_eq!(FERNET_VERSION, 0x80);
+/// assert!(token.as_bytes().starts_with(b"gAAAA"));
+/// # Ok::<(), aeschat_core::Error>(())
+/// ```
+pub const FERNET_VERSION: u8 = 0x80;
 /// The length of an initialisation vector.
 pub const IV_LEN: usize = 16;
 /// How far, in seconds, a timestamp may lie ahead of `now` when a TTL is checked (as in the
@@ -217,7 +228,7 @@ pub(crate) fn seal<'o>(
     // The stage holds bytes not yet encoded: first the header, later at most two bytes carried
     // over (less than a base64 quantum), each followed by a chunk of ciphertext.
     let mut header = [0u8; HEADER_LEN];
-    header[0] = VERSION;
+    header[0] = FERNET_VERSION;
     header[1..9].copy_from_slice(&timestamp.to_be_bytes());
     header[9..].copy_from_slice(iv.as_bytes());
     let mut stage = [0u8; STAGE_LEN];
@@ -657,7 +668,7 @@ fn stream_token(mut mac: Mac, raw_len: usize, io: &mut impl TokenIo) -> Result<S
 
     let [version, t0, t1, t2, t3, t4, t5, t6, t7, iv @ ..] = header;
     // Stops downgrade to any other format: only version 0x80 is understood.
-    if version != VERSION {
+    if version != FERNET_VERSION {
         return Err(Error::UnsupportedVersion);
     }
     // Stops truncation and extension: the body must be a whole number of AES blocks.
