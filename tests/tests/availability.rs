@@ -16,6 +16,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use aeschat_core::{Error, Role, Secret, SessionError};
 use chat_support::*;
 use load_support::*;
 use socket2::{Domain, Socket, Type};
@@ -79,6 +80,18 @@ fn real_client_is_served(server: &mut Peer, client_args: &[&str], address: &str)
     server.wait_stdout_line("[Client]: I am the one you wait for");
     client.type_line("/quit");
     client.assert_exit(0);
+}
+
+/// The real client (the shared password, the tests' work factor) is served, then the server's
+/// input ends and it stops cleanly.
+fn serve_the_real_client_then_stop(server: &mut Peer, files: &Files, address: &str) {
+    real_client_is_served(
+        server,
+        &["--password-file", &files.password_file, FAST[0], FAST[1]],
+        address,
+    );
+    server.close_stdin();
+    server.assert_exit(0);
 }
 
 #[test]
@@ -266,13 +279,7 @@ fn a_retry_right_after_a_wrong_password_is_told_to_wait_not_that_the_server_is_b
     drop(other);
 
     thread::sleep(Duration::from_secs(3));
-    real_client_is_served(
-        &mut server,
-        &["--password-file", &files.password_file, FAST[0], FAST[1]],
-        &address,
-    );
-    server.close_stdin();
-    server.assert_exit(0);
+    serve_the_real_client_then_stop(&mut server, &files, &address);
 }
 
 #[test]
@@ -305,13 +312,46 @@ fn password_guessing_from_one_source_is_still_slowed_and_the_server_still_serves
     assert!(took >= Duration::from_millis(3500), "took {took:?}");
     assert!(server.is_running(), "{}", server.transcript());
     thread::sleep(Duration::from_secs(4));
-    real_client_is_served(
-        &mut server,
-        &["--password-file", &files.password_file, FAST[0], FAST[1]],
-        &address,
-    );
-    server.close_stdin();
-    server.assert_exit(0);
+    serve_the_real_client_then_stop(&mut server, &files, &address);
+}
+
+#[test]
+fn all_sources_together_get_twenty_failed_authentications_then_everyone_waits() {
+    let files = Files::new("avail-global");
+    let (mut server, address) = start_server(&files, &[]);
+    // Twenty guessers, each from an address of its own, each one wrong password (a test-side
+    // client on the core, since the real client cannot choose its source address).
+    for last in 2..22u8 {
+        let stream = connect_from(last, &address);
+        let guess = TestPeer::establish(
+            stream,
+            Role::Client,
+            Secret::Password(b"not the password at all, sorry"),
+            Some(1000),
+        );
+        assert!(
+            matches!(
+                guess.err(),
+                Some(SessionError::Protocol(Error::AuthenticationFailed))
+            ),
+            "guess from 127.0.0.{last} did not fail authentication"
+        );
+    }
+    server.wait_stderr_count("[!] Authentication failed for", 20);
+    // The allowance is spent: a new address, even with the right password, is told to wait
+    // (about ten minutes), before any key work.
+    let mut next = start_client(&files, &address);
+    next.assert_exit(1);
+    let error = next.wait_error_line();
+    assert!(error.contains("try again in"), "{error}");
+    let seconds: u64 = error
+        .split("try again in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no wait in {error}"));
+    assert!((590..=600).contains(&seconds), "{error}");
+    assert!(server.is_running(), "{}", server.transcript());
 }
 
 #[test]
@@ -393,13 +433,7 @@ fn memory_and_threads_stay_flat_after_hundreds_of_garbage_connections() {
     );
     assert!(after.threads <= before.threads, "{before:?} -> {after:?}");
     assert!(server.is_running(), "{}", server.transcript());
-    real_client_is_served(
-        &mut server,
-        &["--password-file", &files.password_file, FAST[0], FAST[1]],
-        &address,
-    );
-    server.close_stdin();
-    server.assert_exit(0);
+    serve_the_real_client_then_stop(&mut server, &files, &address);
 }
 
 #[test]
