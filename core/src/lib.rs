@@ -20,6 +20,9 @@
 //! # Ok::<(), aeschat_core::Error>(())
 //! ```
 #![no_std]
+// The guarantee a reviewer looks for first, where it is seen: no `unsafe` anywhere in the core
+// (forbid, so no inner `allow` can lift it). The other lints are in [workspace.lints].
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod base64;
