@@ -473,3 +473,38 @@ fn passphrase_reports_a_full_disk_or_a_closed_pipe_in_one_line_without_panicking
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.lines().count() <= 1, "{stderr}");
 }
+
+#[test]
+fn in_key_file_mode_nothing_is_guessed_so_nobody_waits_after_a_wrong_key() {
+    let files = Files::new("avail-key-file");
+    let key = files
+        .dir
+        .write("key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
+    let wrong = files
+        .dir
+        .write("wrong", "HxweHRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=\n");
+    let mut server = Peer::spawn(
+        "server",
+        &["server", "--listen", "127.0.0.1:0", "--key-file", &key],
+        &[],
+    );
+    let address = server.listening_address();
+    // Wrong keys back to back from one address: each fails authentication, none is told to wait.
+    for round in 1..=3 {
+        let mut caller = Peer::spawn(
+            "wrong key",
+            &["client", "--connect", &address, "--key-file", &wrong],
+            &[],
+        );
+        caller.assert_exit(3);
+        server.wait_stderr_count("[!] Authentication failed for", round);
+    }
+    assert!(
+        !server.stderr_text().contains("must wait"),
+        "{}",
+        server.transcript()
+    );
+    real_client_is_served(&mut server, &["--key-file", &key], &address);
+    server.close_stdin();
+    server.assert_exit(0);
+}
