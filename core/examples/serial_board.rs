@@ -19,12 +19,13 @@
     reason = "the simulated boards' own bookkeeping, not attacker input (the lint is for the library's parsers)"
 )]
 
+use core::convert::Infallible;
 use core::fmt;
 
+use aeschat_core::rand_core::{TryCryptoRng, TryRng};
 use aeschat_core::{
-    frame_capacity, record_frame_len, Alert, Config, Error, Frame, FrameKind, FrameReader,
-    Handshake, HandshakeState, Incoming, Iv, Key, Receiver, Role, Secret, Sender, FRAME_HEADER_LEN,
-    HANDSHAKE_FRAME_LEN, IV_LEN, NONCE_LEN,
+    frame_capacity, record_frame_len, Action, Config, Engine, Error, Inbox, Key, Receiver, Role,
+    Secret, Sender, FRAME_HEADER_LEN, HANDSHAKE_FRAME_LEN,
 };
 use heapless::spsc::{Consumer, Producer, Queue};
 
@@ -42,9 +43,9 @@ const _: () = assert!(
 );
 /// The depth of each direction's UART FIFO (the queue keeps one slot free, so it holds 15).
 const UART_FIFO: usize = 16;
-/// A board without a real-time clock says so with time 0: the hellos then report no clock, and
-/// records carry timestamp 0, which the receiver does not check.
-const NO_CLOCK: u64 = 0;
+/// These boards have no real-time clock: the hellos say so, and records are dated 0, which
+/// the receiver does not check.
+const NO_CLOCK: Option<u64> = None;
 /// Generous: a whole session here takes a few thousand ticks. Hitting it means a deadlock.
 const MAX_TICKS: u32 = 200_000;
 /// The bytes the server sends before its first record: ServerHello (the largest handshake
@@ -60,29 +61,38 @@ static OTHER_KEY: Key = Key::from_bytes(*b"a different key, another device!");
 static LONGEST: [u8; MAX_MESSAGE_LEN] = [b'#'; MAX_MESSAGE_LEN];
 
 /// STAND-IN for the board's hardware random number generator, so that every run is the same.
-/// SplitMix64 is NOT cryptographically secure: a real board MUST draw its handshake nonce and
-/// every IV from its hardware TRNG (or a CSPRNG seeded from it). Predictable nonces and IVs
+/// SplitMix64 is NOT cryptographically secure, and claims to be one here only so the example
+/// runs anywhere: a real board MUST hand the engine its hardware TRNG (or a CSPRNG seeded from
+/// it). The engine draws the handshake nonce and every record's IV from it; predictable ones
 /// would let an attacker precompute or correlate what the protocol keeps fresh.
 struct FakeTrng(u64);
 
-impl FakeTrng {
-    fn fill(&mut self, out: &mut [u8]) {
-        for chunk in out.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
-        }
+impl TryRng for FakeTrng {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        self.try_next_u64().map(|word| word as u32)
     }
 
-    fn iv(&mut self) -> Iv {
-        let mut bytes = [0u8; IV_LEN];
-        self.fill(&mut bytes);
-        Iv::from_bytes(bytes)
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Ok(z ^ (z >> 31))
+    }
+
+    fn try_fill_bytes(&mut self, out: &mut [u8]) -> Result<(), Infallible> {
+        for chunk in out.chunks_mut(8) {
+            let word = self.try_next_u64()?.to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+        Ok(())
     }
 }
+
+/// See above: a stand-in, for the example only.
+impl TryCryptoRng for FakeTrng {}
 
 /// One outgoing frame, handed to the UART a few bytes at a time as its FIFO has room.
 struct Transmitter {
@@ -110,14 +120,11 @@ impl Transmitter {
         self.sent == self.len
     }
 
-    /// Lets `write` put the next frame into the buffer (only when the previous one is gone).
-    fn load(
-        &mut self,
-        write: impl FnOnce(&mut [u8]) -> Result<&[u8], Error>,
-    ) -> Result<usize, Error> {
-        let len = write(&mut self.frame)?.len();
+    /// Takes the engine's next bytes to send (only when the previous frame is gone).
+    fn load(&mut self, bytes: &[u8]) {
+        let len = bytes.len().min(OUT_CAPACITY);
+        self.frame[..len].copy_from_slice(&bytes[..len]);
         (self.len, self.sent) = (len, 0);
-        Ok(len)
     }
 
     /// Fills the UART FIFO with as much of the frame as it takes (what a TX interrupt does).
@@ -145,40 +152,20 @@ struct Script {
     received: usize,
     /// The client ends the conversation; the server answers the client's close with its own.
     closes_first: bool,
-}
-
-/// A session after the handshake: the two halves, and how far the close has got.
-struct Chat {
-    sender: Sender,
-    receiver: Receiver,
     close_sent: bool,
     peer_closed: bool,
 }
 
-/// Where a board stands. One enum, so the handshake's memory is reused by the session.
-// The variants differ in size on purpose: boxing the large one is exactly what firmware avoids.
-#[allow(clippy::large_enum_variant)]
-enum Phase<'a> {
-    Handshaking(Handshake<'a>),
-    Chatting(Chat),
-    /// Both directions ended with authenticated close records: nothing was lost.
-    Closed,
-    Failed(Error),
-}
-
-/// One board: its receive buffer and everything else, as separate fields so a frame borrowed
-/// from the reader can be handed to the protocol state.
+/// One board: the bytes it has received, the protocol engine (the handshake, then the session,
+/// in one place), its transmitter and its random number generator.
 struct Node<'a> {
-    frames: FrameReader<FRAME_CAPACITY>,
-    engine: Engine<'a>,
-}
-
-struct Engine<'a> {
     name: &'static str,
-    phase: Phase<'a>,
+    inbox: Inbox<[u8; FRAME_CAPACITY]>,
+    engine: Engine<'a>,
     tx: Transmitter,
     trng: FakeTrng,
     script: Script,
+    outcome: Option<Result<(), Error>>,
 }
 
 type Log<'l> = &'l mut dyn FnMut(fmt::Arguments<'_>);
@@ -186,213 +173,136 @@ type Log<'l> = &'l mut dyn FnMut(fmt::Arguments<'_>);
 impl<'a> Node<'a> {
     fn new(name: &'static str, config: Config<'a>, seed: u64, script: Script) -> Self {
         let mut trng = FakeTrng(seed);
-        let mut nonce = [0u8; NONCE_LEN];
-        trng.fill(&mut nonce);
         Node {
-            frames: FrameReader::new(),
-            engine: Engine {
-                name,
-                phase: Phase::Handshaking(Handshake::new(config, nonce, NO_CLOCK)),
-                tx: Transmitter::new(None),
-                trng,
-                script,
-            },
+            name,
+            inbox: Inbox::new([0; FRAME_CAPACITY]),
+            engine: Engine::new(config, &mut trng, NO_CLOCK),
+            tx: Transmitter::new(None),
+            trng,
+            script,
+            outcome: None,
         }
-    }
-
-    /// Takes at most ONE byte from the UART (what an RX interrupt delivers) and acts on any
-    /// frame it completes. `peer_hung_up` models the line going dead once its bytes are read.
-    fn receive(&mut self, uart: &mut Consumer<'_, u8>, peer_hung_up: bool, log: Log) {
-        if self.engine.is_over() {
-            return;
-        }
-        let Some(byte) = uart.dequeue() else {
-            if peer_hung_up {
-                self.engine.end_of_stream(log);
-            }
-            return;
-        };
-        // A completed frame is handled below before the next byte arrives, so the reader always
-        // has room for this one: `push` takes it whole or fails on a bad header.
-        match self.frames.push(&[byte]) {
-            Ok(_) => {
-                if let Some(frame) = self.frames.frame() {
-                    self.engine.on_frame(frame, log);
-                }
-            }
-            Err(error) => self.engine.fail(error, true, log),
-        }
-    }
-}
-
-impl<'a> Engine<'a> {
-    fn is_over(&self) -> bool {
-        matches!(self.phase, Phase::Closed | Phase::Failed(_))
     }
 
     /// The line goes dead only once this board has finished and its last frame has left.
     fn hung_up(&self) -> bool {
-        self.is_over() && self.tx.is_idle()
+        self.outcome.is_some() && self.tx.is_idle()
     }
 
-    fn outcome(&self) -> Option<Result<(), Error>> {
-        match self.phase {
-            Phase::Closed => Some(Ok(())),
-            Phase::Failed(error) => Some(Err(error)),
-            _ => None,
-        }
-    }
-
-    fn on_frame(&mut self, frame: Frame<'_>, log: Log) {
-        let kind = frame.kind;
-        match &mut self.phase {
-            Phase::Handshaking(handshake) => match handshake.read_message(frame) {
-                Ok(()) => log(format_args!("{} <- {kind:?}", self.name)),
-                // An alert is never answered with an alert: the peer has already given up.
-                Err(error) => self.fail(error, kind != FrameKind::Alert, log),
-            },
-            Phase::Chatting(chat) => match chat.receiver.open(frame) {
-                Ok(Incoming::Text(text)) => {
-                    let script = &mut self.script;
-                    let expected = script.incoming.get(script.received).copied();
-                    assert_eq!(Some(text), expected, "{} got the wrong text", self.name);
-                    script.received += 1;
-                    match core::str::from_utf8(text) {
-                        Ok(text) if text.len() <= 40 => {
-                            log(format_args!("{} <- text {text:?}", self.name))
-                        }
-                        _ => log(format_args!(
-                            "{} <- text of {} bytes",
-                            self.name,
-                            text.len()
-                        )),
-                    }
-                }
-                Ok(Incoming::Closed) => {
-                    chat.peer_closed = true;
-                    log(format_args!("{} <- close", self.name));
-                }
-                Err(error) => self.fail(error, false, log),
-            },
-            Phase::Closed | Phase::Failed(_) => {}
-        }
-    }
-
-    /// Does this board's next piece of work, if its transmitter is free for it.
-    fn step(&mut self, log: Log) {
-        // A finished handshake becomes a session at once, so a record can never meet a
-        // handshake that is done but not yet turned into a session.
-        if matches!(&self.phase, Phase::Handshaking(h) if h.state() == HandshakeState::Established)
-        {
-            if let Phase::Handshaking(handshake) =
-                core::mem::replace(&mut self.phase, Phase::Closed)
-            {
-                self.phase = match handshake.into_session() {
-                    Ok(session) => {
-                        // Both boards sent time 0 ("no clock"), so there is no offset to report.
-                        assert_eq!(session.peer_clock_offset(), None);
-                        let (sender, receiver) = session.split();
-                        log(format_args!(
-                            "{}: established; the peer accepts messages of up to {} bytes",
-                            self.name,
-                            sender.max_message_len()
-                        ));
-                        Phase::Chatting(Chat {
-                            sender,
-                            receiver,
-                            close_sent: false,
-                            peer_closed: false,
-                        })
-                    }
-                    Err(error) => Phase::Failed(error),
-                };
-            }
-        }
-        if !self.tx.is_idle() {
+    /// Takes at most ONE byte from the UART (what an RX interrupt delivers). `peer_hung_up`
+    /// models the line going dead once its bytes are read.
+    fn receive(&mut self, uart: &mut Consumer<'_, u8>, peer_hung_up: bool, log: Log) {
+        if self.outcome.is_some() {
             return;
         }
-        let result = match &mut self.phase {
-            Phase::Handshaking(handshake) => match handshake.state() {
-                HandshakeState::SendHello | HandshakeState::SendFinished => {
-                    self.tx.load(|out| handshake.write_message(out)).map(|len| {
-                        let kind = self
-                            .tx
-                            .frame
-                            .first()
-                            .copied()
-                            .and_then(FrameKind::from_byte);
-                        if let Some(kind) = kind {
-                            log(format_args!("{} -> {kind:?} ({len} bytes)", self.name));
-                        }
-                    })
+        match uart.dequeue() {
+            // The inbox holds the largest frame this board accepts, and the engine takes each
+            // frame as soon as it is whole, so there is always room for the next byte.
+            Some(byte) => match self.inbox.unfilled() {
+                Ok(space) => {
+                    space[0] = byte;
+                    self.inbox.filled(1);
                 }
-                // The slow step with a password (PBKDF2), a slice per tick so that the
-                // superloop (and its watchdog) keeps running; instant with a pre-shared key.
-                HandshakeState::DeriveKeys => handshake
-                    .derive_keys_in_steps(PBKDF2_ITERATIONS_PER_TICK)
-                    .map(|_| ()),
-                _ => Ok(()),
+                Err(error) => self.end(Err(error), log),
             },
-            Phase::Chatting(chat) => {
+            None if peer_hung_up => {
+                let error = self.engine.end_of_stream();
+                let clean = self.script.close_sent && error == Error::SessionEnded;
+                self.end(if clean { Ok(()) } else { Err(error) }, log);
+            }
+            None => {}
+        }
+    }
+
+    /// One tick of protocol work: whatever the engine asks for, while the transmitter is free
+    /// to take what it may send.
+    fn step(&mut self, log: Log) {
+        if self.outcome.is_some() || !self.tx.is_idle() {
+            return;
+        }
+        match self.engine.poll_inbox(&mut self.inbox) {
+            Action::Transmit(bytes) => {
+                log(format_args!("{} -> {} bytes", self.name, bytes.len()));
+                self.tx.load(bytes);
+            }
+            // The slow step with a password (PBKDF2), a slice per tick so that the superloop
+            // (and its watchdog) keeps running; instant with a pre-shared key.
+            Action::DeriveKeys => {
+                self.engine.derive_keys(PBKDF2_ITERATIONS_PER_TICK);
+            }
+            Action::Established => log(format_args!(
+                "{}: established; the peer accepts messages of up to {} bytes",
+                self.name,
+                self.engine.sender().map_or(0, |sender| sender.max_message_len())
+            )),
+            Action::Text(text) => {
                 let script = &mut self.script;
-                let result = if let Some(&text) = script.outgoing.get(script.sent) {
-                    script.sent += 1;
-                    // A fresh IV for every record, from the (here: fake) hardware RNG.
-                    let iv = self.trng.iv();
-                    self.tx
-                        .load(|out| chat.sender.seal_text(text, NO_CLOCK, &iv, out))
-                        .map(|_| ())
-                } else if !chat.close_sent
-                    && script.received == script.incoming.len()
-                    && (script.closes_first || chat.peer_closed)
-                {
-                    let iv = self.trng.iv();
-                    chat.close_sent = true;
-                    log(format_args!("{} -> close", self.name));
-                    self.tx
-                        .load(|out| chat.sender.seal_close(NO_CLOCK, &iv, out))
-                        .map(|_| ())
-                } else {
-                    Ok(())
-                };
-                if chat.close_sent && chat.peer_closed {
-                    self.phase = Phase::Closed;
+                let expected = script.incoming.get(script.received).copied();
+                assert_eq!(Some(text), expected, "{} got the wrong text", self.name);
+                script.received += 1;
+                match core::str::from_utf8(text) {
+                    Ok(text) if text.len() <= 40 => {
+                        log(format_args!("{} <- text {text:?}", self.name))
+                    }
+                    _ => log(format_args!("{} <- text of {} bytes", self.name, text.len())),
                 }
-                result
             }
-            Phase::Closed | Phase::Failed(_) => Ok(()),
-        };
-        if let Err(error) = result {
-            // A server's derivation checks the client's Finished: a wrong one is told (alert 1).
-            let tell_peer = matches!(error, Error::AuthenticationFailed);
-            self.fail(error, tell_peer, log);
+            Action::Closed => {
+                if !self.script.peer_closed {
+                    log(format_args!("{} <- close", self.name));
+                }
+                self.script.peer_closed = true;
+                self.send_next(log);
+            }
+            Action::NeedInput => self.send_next(log),
+            Action::Failed(error) => self.end(Err(error), log),
         }
     }
 
-    /// The connection ended: mid-handshake it was interrupted; in a session it is a truncation
-    /// unless the peer's authenticated close came first.
-    fn end_of_stream(&mut self, log: Log) {
-        let error = match &mut self.phase {
-            Phase::Chatting(chat) => chat.receiver.end_of_stream(),
-            _ => Error::HandshakeInterrupted,
+    /// Seals this board's next message, or its close once the conversation is over for it.
+    fn send_next(&mut self, log: Log) {
+        let Some(sender) = self.engine.sender() else {
+            return; // still in the handshake
         };
-        self.fail(error, false, log);
+        let script = &mut self.script;
+        let sealed = if let Some(&text) = script.outgoing.get(script.sent) {
+            script.sent += 1;
+            // The engine draws a fresh IV for every record from the (here: fake) TRNG.
+            seal(&mut self.tx, |out| sender.seal_text(text, &mut self.trng, NO_CLOCK, out))
+        } else if !script.close_sent
+            && script.received == script.incoming.len()
+            && (script.closes_first || script.peer_closed)
+        {
+            script.close_sent = true;
+            log(format_args!("{} -> close", self.name));
+            seal(&mut self.tx, |out| sender.seal_close(&mut self.trng, NO_CLOCK, out))
+        } else {
+            Ok(())
+        };
+        if let Err(error) = sealed {
+            self.end(Err(error), log);
+        } else if script.close_sent && script.peer_closed {
+            self.end(Ok(()), log);
+        }
     }
 
-    /// Ends this board's session. During the handshake the peer is told why, when it should
-    /// know (`Alert::for_error`), and only if no frame is half sent: an alert spliced into the
-    /// middle of another frame would be garbage to the peer.
-    fn fail(&mut self, error: Error, may_alert: bool, log: Log) {
-        if may_alert && matches!(self.phase, Phase::Handshaking(_)) && self.tx.is_idle() {
-            if let Some(alert) = Alert::for_error(error) {
-                if self.tx.load(|out| alert.write(out)).is_ok() {
-                    log(format_args!("{} -> alert {alert:?}", self.name));
-                }
-            }
+    fn end(&mut self, outcome: Result<(), Error>, log: Log) {
+        match outcome {
+            Ok(()) => log(format_args!("{}: closed, nothing lost", self.name)),
+            Err(error) => log(format_args!("{}: session failed: {error}", self.name)),
         }
-        log(format_args!("{}: session failed: {error}", self.name));
-        self.phase = Phase::Failed(error);
+        self.outcome = Some(outcome);
     }
+}
+
+/// Seals one record straight into the transmit buffer.
+fn seal(
+    tx: &mut Transmitter,
+    write: impl FnOnce(&mut [u8]) -> Result<&[u8], Error>,
+) -> Result<(), Error> {
+    let len = write(&mut tx.frame)?.len();
+    (tx.len, tx.sent) = (len, 0);
+    Ok(())
 }
 
 /// One run of the two boards, and what each must end with.
@@ -425,6 +335,8 @@ fn run(scenario: &Scenario, log: Log) -> u32 {
             incoming: SERVER_SAYS,
             received: 0,
             closes_first: true,
+            close_sent: false,
+            peer_closed: false,
         },
     );
     let mut server = Node::new(
@@ -437,9 +349,11 @@ fn run(scenario: &Scenario, log: Log) -> u32 {
             incoming: CLIENT_SAYS,
             received: 0,
             closes_first: false,
+            close_sent: false,
+            peer_closed: false,
         },
     );
-    server.engine.tx.corrupt_at = scenario.corrupt_server_byte;
+    server.tx.corrupt_at = scenario.corrupt_server_byte;
 
     // The serial line: one FIFO per direction, each split into the writer's and reader's end.
     let mut to_server: Queue<u8, UART_FIFO> = Queue::new();
@@ -448,21 +362,19 @@ fn run(scenario: &Scenario, log: Log) -> u32 {
     let (mut server_tx, mut client_rx) = to_client.split();
 
     for tick in 0..MAX_TICKS {
-        client.engine.tx.pump(&mut client_tx);
-        server.engine.tx.pump(&mut server_tx);
-        let (client_gone, server_gone) = (client.engine.hung_up(), server.engine.hung_up());
+        client.tx.pump(&mut client_tx);
+        server.tx.pump(&mut server_tx);
+        let (client_gone, server_gone) = (client.hung_up(), server.hung_up());
         client.receive(&mut client_rx, server_gone, log);
         server.receive(&mut server_rx, client_gone, log);
-        client.engine.step(log);
-        server.engine.step(log);
-        if let (Some(client_end), Some(server_end)) =
-            (client.engine.outcome(), server.engine.outcome())
-        {
+        client.step(log);
+        server.step(log);
+        if let (Some(client_end), Some(server_end)) = (client.outcome, server.outcome) {
             assert_eq!(client_end, scenario.client_outcome, "client outcome");
             assert_eq!(server_end, scenario.server_outcome, "server outcome");
             if client_end.is_ok() {
-                assert_eq!(client.engine.script.received, SERVER_SAYS.len());
-                assert_eq!(server.engine.script.received, CLIENT_SAYS.len());
+                assert_eq!(client.script.received, SERVER_SAYS.len());
+                assert_eq!(server.script.received, CLIENT_SAYS.len());
             }
             return tick;
         }
@@ -549,20 +461,16 @@ fn run_all(log: Log) {
     }
     let sizes = [
         (
-            "FrameReader<frame_capacity(256)>",
-            size_of::<FrameReader<FRAME_CAPACITY>>(),
+            "Inbox<[u8; frame_capacity(256)]>",
+            size_of::<Inbox<[u8; FRAME_CAPACITY]>>(),
         ),
         ("transmit buffer record_frame_len(256)", OUT_CAPACITY),
         (
-            "Handshake (during the handshake)",
-            size_of::<Handshake<'static>>(),
+            "Engine: the handshake, then the session, in one place",
+            size_of::<Engine<'static>>(),
         ),
-        ("Sender (after it)", size_of::<Sender>()),
-        ("Receiver (after it)", size_of::<Receiver>()),
-        (
-            "Phase: the handshake, then the halves, in one place",
-            size_of::<Phase<'static>>(),
-        ),
+        ("(Sender, if split)", size_of::<Sender>()),
+        ("(Receiver, if split)", size_of::<Receiver>()),
         (
             "UART FIFOs, receive and transmit",
             2 * size_of::<Queue<u8, UART_FIFO>>(),

@@ -1,11 +1,13 @@
-//! The one thin driver: moves bytes between the sans-IO engine and any blocking transport.
+//! The blocking driver: a short loop that moves bytes between the [`Engine`] and any
+//! `embedded-io` transport. Every protocol rule is in the engine.
 
 use core::fmt;
 
-use crate::frame::{Frame, FrameKind, FrameReader};
-use crate::handshake::{Alert, Handshake, HandshakeState, HANDSHAKE_FRAME_LEN};
-use crate::session::{frame_capacity, Incoming, Receiver, Sender, Session};
-use crate::token::Iv;
+use rand_core::CryptoRng;
+
+use crate::engine::{Action, Engine};
+use crate::inbox::Inbox;
+use crate::session::{Incoming, Receiver, Sender};
 use crate::transport::{Read, Write};
 use crate::Error;
 
@@ -52,29 +54,37 @@ impl<E: fmt::Display> fmt::Display for SessionError<E> {
 /// No `source()`: the `Display` above already says the cause (see the type's documentation).
 impl<E: fmt::Debug + fmt::Display> core::error::Error for SessionError<E> {}
 
-/// Runs a handshake to completion over a transport. On failure it tells the peer why when the
-/// peer should know (see [`Alert::for_error`]), then returns the error.
+/// Runs the handshake to completion over a blocking transport: `reader` and `writer` are the
+/// two halves of one connection (or the same object twice), `inbox` the received bytes, which
+/// go on to [`receive`] afterwards (a record may follow the last handshake message at once).
 ///
 /// ```
-/// # use aeschat_core::*;
-/// # fn demo<T: Read<Error = E> + Write<Error = E>, E>(stream: &mut T, other: &mut T) {
-/// let config = Config::new(Role::Client, Secret::Password(b"passphrase"));
-/// let mut frames = FrameReader::<DEFAULT_FRAME_CAPACITY>::new();
-/// // `stream` and `other` are the two halves of one connection (or the same object twice).
-/// let result = handshake(stream, other, &mut frames, Handshake::new(config, [0x5a; 32], 1_700_000_000));
-/// # }
+/// use aeschat_core::{handshake, Config, Engine, Inbox, Key, Role, Secret};
+/// # include!("doc/established_pair.rs");
+/// # fn main() -> Result<(), aeschat_core::Error> {
+/// let key = Key::from_bytes([7; 32]);
+/// let mut client = Engine::new(Config::new(Role::Client, Secret::PreSharedKey(&key)), &mut Os, None);
+/// let mut inbox = Inbox::new(vec![0u8; client.input_capacity()]);
+///
+/// // A slice is a reader (here: a server that hangs up at once); a Vec is a writer.
+/// let (mut from_server, mut to_server): (&[u8], Vec<u8>) = (&[], Vec::new());
+/// let result = handshake(&mut from_server, &mut to_server, &mut inbox, &mut client);
+/// assert_eq!(result, Err(aeschat_core::Error::HandshakeInterrupted.into()));
+/// assert_eq!(to_server[0], 1, "the ClientHello went out");
+/// # Ok(()) }
 /// ```
-pub fn handshake<R, W, const N: usize>(
+pub fn handshake<R, W, B>(
     reader: &mut R,
     writer: &mut W,
-    frames: &mut FrameReader<N>,
-    handshake: Handshake<'_>,
-) -> Result<Session, SessionError<R::Error>>
+    inbox: &mut Inbox<B>,
+    engine: &mut Engine<'_>,
+) -> Result<(), SessionError<R::Error>>
 where
     R: Read,
     W: Write<Error = R::Error>,
+    B: AsRef<[u8]> + AsMut<[u8]>,
 {
-    handshake_admitting(reader, writer, frames, handshake, || Ok(()))
+    handshake_admitting(reader, writer, inbox, engine, || Ok(()))
 }
 
 /// [`handshake`], with a say before the expensive step: `admit` is called just before the key
@@ -84,12 +94,15 @@ where
 /// [`Error::RetryLater`]) goes to the peer.
 ///
 /// ```
-/// # use aeschat_core::*;
-/// # fn demo<T: Read<Error = E> + Write<Error = E>, E>(stream: &mut T, other: &mut T) {
+/// use aeschat_core::{handshake_admitting, Config, Engine, Error, Inbox, Role, Secret};
+/// # include!("doc/established_pair.rs");
+/// # fn main() -> Result<(), aeschat_core::Error> {
+/// # fn demo<T: aeschat_core::Read<Error = E> + aeschat_core::Write<Error = E>, E>(stream: &mut T, other: &mut T) {
 /// let config = Config::new(Role::Server, Secret::Password(b"passphrase"));
-/// let mut frames = FrameReader::<DEFAULT_FRAME_CAPACITY>::new();
+/// let mut server = Engine::new(config, &mut Os, Some(1_700_000_000));
+/// let mut inbox = Inbox::new(vec![0u8; server.input_capacity()]);
 /// let mut derivations_left = 3;
-/// let result = handshake_admitting(stream, other, &mut frames, Handshake::new(config, [0x5a; 32], 0), || {
+/// let result = handshake_admitting(stream, other, &mut inbox, &mut server, || {
 ///     if derivations_left == 0 {
 ///         return Err(Error::RetryLater { seconds: 60 });
 ///     }
@@ -97,144 +110,111 @@ where
 ///     Ok(())
 /// });
 /// # }
+/// # Ok(()) }
 /// ```
-pub fn handshake_admitting<R, W, const N: usize>(
+pub fn handshake_admitting<R, W, B>(
     reader: &mut R,
     writer: &mut W,
-    frames: &mut FrameReader<N>,
-    mut handshake: Handshake<'_>,
+    inbox: &mut Inbox<B>,
+    engine: &mut Engine<'_>,
     mut admit: impl FnMut() -> Result<(), Error>,
-) -> Result<Session, SessionError<R::Error>>
+) -> Result<(), SessionError<R::Error>>
 where
     R: Read,
     W: Write<Error = R::Error>,
+    B: AsRef<[u8]> + AsMut<[u8]>,
 {
-    // The frame reader must hold the longest message this side announces it accepts.
-    let required = frame_capacity(handshake.config().max_message_len());
-    if N < required {
+    let required = engine.input_capacity();
+    if inbox.capacity() < required {
         return Err(Error::BufferTooSmall { required }.into());
     }
-    let mut out = [0u8; HANDSHAKE_FRAME_LEN];
     loop {
-        match handshake.state() {
-            HandshakeState::SendHello | HandshakeState::SendFinished => {
-                let message = handshake.write_message(&mut out)?;
-                write_all(writer, message)?;
+        match engine.poll_inbox(inbox) {
+            Action::Transmit(bytes) => {
+                write_all(writer, bytes)?;
                 writer.flush().map_err(SessionError::Transport)?;
             }
-            HandshakeState::AwaitHello | HandshakeState::AwaitFinished => {
-                let first = handshake.state() == HandshakeState::AwaitHello;
-                let frame = match read_frame(reader, frames) {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) => return Err(Error::HandshakeInterrupted.into()),
-                    Err(SessionError::Protocol(Error::Truncated)) => {
-                        return Err(Error::HandshakeInterrupted.into())
-                    }
-                    // A first frame of no known kind comes from a stranger, not from a broken
-                    // aeschat: say so.
-                    Err(SessionError::Protocol(Error::UnexpectedMessage)) if first => {
-                        return Err(alert_peer(writer, Error::NotAeschat))
-                    }
-                    Err(SessionError::Protocol(error)) => return Err(alert_peer(writer, error)),
-                    Err(transport) => return Err(transport),
-                };
-                // An alert is the peer's last word: answering it with another would only echo.
-                let from_alert = frame.kind == FrameKind::Alert;
-                if let Err(error) = handshake.read_message(frame) {
-                    return Err(if from_alert {
-                        error.into()
-                    } else {
-                        alert_peer(writer, error)
-                    });
+            Action::DeriveKeys => match admit() {
+                Ok(()) => while engine.derive_keys(u32::MAX).is_in_progress() {},
+                Err(refusal) => engine.refuse(refusal),
+            },
+            Action::NeedInput => {
+                if !fill(reader, inbox)? {
+                    return Err(engine.end_of_stream().into());
                 }
             }
-            HandshakeState::DeriveKeys => {
-                // A server that finds the client's confirmation wrong says so (alert 1).
-                if let Err(error) = admit().and_then(|()| handshake.derive_keys()) {
-                    return Err(alert_peer(writer, error));
-                }
-            }
-            HandshakeState::Established => return Ok(handshake.into_session()?),
-            HandshakeState::Failed => return Err(Error::OutOfOrderCall.into()),
+            Action::Established => return Ok(()),
+            Action::Failed(error) => return Err(error.into()),
+            // The engine says Established before it opens any record.
+            Action::Text(_) | Action::Closed => return Err(Error::OutOfOrderCall.into()),
         }
     }
 }
 
-/// Seals `text` into `out` and writes the record. See [`Sender::seal_text`].
-pub fn send_text<W: Write>(
+/// Seals `text` and writes the record. See [`Sender::seal_text`].
+pub fn send_text<W: Write, G: CryptoRng + ?Sized>(
     sender: &mut Sender,
     writer: &mut W,
     text: &[u8],
-    now: u64,
-    iv: &Iv,
+    rng: &mut G,
+    now: Option<u64>,
     out: &mut [u8],
 ) -> Result<(), SessionError<W::Error>> {
-    let record = sender.seal_text(text, now, iv, out)?;
+    let record = sender.seal_text(text, rng, now, out)?;
     write_all(writer, record)?;
     writer.flush().map_err(SessionError::Transport)
 }
 
 /// Writes the authenticated close. See [`Sender::seal_close`].
-pub fn send_close<W: Write>(
+pub fn send_close<W: Write, G: CryptoRng + ?Sized>(
     sender: &mut Sender,
     writer: &mut W,
-    now: u64,
-    iv: &Iv,
+    rng: &mut G,
+    now: Option<u64>,
     out: &mut [u8],
 ) -> Result<(), SessionError<W::Error>> {
-    let record = sender.seal_close(now, iv, out)?;
+    let record = sender.seal_close(rng, now, out)?;
     write_all(writer, record)?;
     writer.flush().map_err(SessionError::Transport)
 }
 
-/// Blocks for the next record and opens it. An end of stream without the peer's close is
-/// [`Error::Truncated`].
-pub fn receive<'f, R: Read, const N: usize>(
+/// Blocks for the next record and opens it where it lies in `inbox`. An end of stream without
+/// the peer's close is [`Error::Truncated`].
+pub fn receive<'i, R: Read, B>(
     receiver: &mut Receiver,
     reader: &mut R,
-    frames: &'f mut FrameReader<N>,
-) -> Result<Incoming<'f>, SessionError<R::Error>> {
-    // After the close or a failure, touch the transport no more: a further read could block
-    // on a peer that keeps the connection open, or swallow bytes nobody will open.
-    if receiver.is_ended() {
-        return Err(Error::SessionEnded.into());
+    inbox: &'i mut Inbox<B>,
+) -> Result<Incoming<'i>, SessionError<R::Error>>
+where
+    B: AsRef<[u8]> + AsMut<[u8]>,
+{
+    // Read until a frame is whole, then open it: the text returned lies in the inbox.
+    while !receiver.has_frame(inbox.pending()) {
+        match fill(reader, inbox) {
+            Ok(true) => {}
+            Ok(false) => return Err(receiver.end_of_stream().into()),
+            Err(error) => {
+                receiver.end_of_stream();
+                return Err(error);
+            }
+        }
     }
-    match read_frame(reader, frames) {
-        Ok(Some(frame)) => Ok(receiver.open(frame)?),
-        Ok(None) | Err(SessionError::Protocol(Error::Truncated)) => {
-            Err(receiver.end_of_stream().into())
-        }
-        Err(error) => {
-            receiver.end_of_stream();
-            Err(error)
-        }
+    match receiver.poll_inbox(inbox)? {
+        Some(incoming) => Ok(incoming),
+        None => Err(Error::OutOfOrderCall.into()),
     }
 }
 
-/// Reads exactly one frame. `Ok(None)` is an end of stream between frames; an end of stream
-/// inside a frame is [`Error::Truncated`].
-pub fn read_frame<'f, R: Read, const N: usize>(
-    reader: &mut R,
-    frames: &'f mut FrameReader<N>,
-) -> Result<Option<Frame<'f>>, SessionError<R::Error>> {
-    loop {
-        let space = frames.unfilled()?;
-        if space.is_empty() {
-            break;
-        }
-        let count = reader.read(space).map_err(SessionError::Transport)?;
-        if count == 0 {
-            if frames.is_between_frames() {
-                return Ok(None);
-            }
-            return Err(Error::Truncated.into());
-        }
-        frames.advance(count);
-    }
-    frames
-        .frame()
-        .map(Some)
-        .ok_or(Error::UnexpectedMessage.into())
+/// One read from the transport into the inbox; false at the end of the stream.
+fn fill<R: Read, B>(reader: &mut R, inbox: &mut Inbox<B>) -> Result<bool, SessionError<R::Error>>
+where
+    B: AsRef<[u8]> + AsMut<[u8]>,
+{
+    let count = reader
+        .read(inbox.unfilled()?)
+        .map_err(SessionError::Transport)?;
+    inbox.filled(count);
+    Ok(count > 0)
 }
 
 fn write_all<W: Write>(writer: &mut W, mut bytes: &[u8]) -> Result<(), SessionError<W::Error>> {
@@ -248,15 +228,3 @@ fn write_all<W: Write>(writer: &mut W, mut bytes: &[u8]) -> Result<(), SessionEr
     Ok(())
 }
 
-/// Tells the peer why the handshake ends, if it should know; a failure to tell is ignored,
-/// since the handshake has failed either way.
-fn alert_peer<W: Write>(writer: &mut W, error: Error) -> SessionError<W::Error> {
-    if let Some(alert) = Alert::for_error(error) {
-        let mut out = [0u8; Alert::MAX_FRAME_LEN];
-        if let Ok(frame) = alert.write(&mut out) {
-            let _ = write_all(writer, frame)
-                .and_then(|()| writer.flush().map_err(SessionError::Transport));
-        }
-    }
-    error.into()
-}

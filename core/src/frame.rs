@@ -191,30 +191,77 @@ impl<const N: usize> FrameReader<N> {
     /// How many bytes the current frame needs in all: the header until it is complete, then
     /// the header and body it announces.
     fn wanted_len(&self) -> Result<usize, Error> {
-        let Some(header) = self.buffer.first_chunk::<FRAME_HEADER_LEN>() else {
-            return Err(Error::FrameTooLong { max: 0 });
-        };
         if self.filled < FRAME_HEADER_LEN {
             return Ok(FRAME_HEADER_LEN);
         }
-        let [kind, length @ ..] = *header;
-        // The old raw-token chat sent bare Fernet tokens, which begin "gAAAA" (0x80 and a
-        // timestamp's zero high bytes, in base64url): recognise it to say so plainly.
-        if header == b"gAAAA" {
-            return Err(Error::LegacyPeer);
-        }
-        if FrameKind::from_byte(kind).is_none() {
-            return Err(Error::UnexpectedMessage);
-        }
-        // Stops memory exhaustion: a frame larger than the buffer is refused from its header.
-        let body_len = usize::try_from(u32::from_be_bytes(length)).unwrap_or(usize::MAX);
-        if body_len > Self::max_body_len() {
-            return Err(Error::FrameTooLong {
-                max: Self::max_body_len(),
-            });
-        }
-        Ok(FRAME_HEADER_LEN.saturating_add(body_len))
+        let header = self
+            .buffer
+            .first_chunk::<FRAME_HEADER_LEN>()
+            .ok_or(Error::FrameTooLong { max: 0 })?;
+        announced_len(header, Self::max_body_len())
     }
+}
+
+impl<'b> Frame<'b> {
+    /// Finds the frame at the start of `input`, in the caller's own buffer: `Ok(None)` while
+    /// `input` holds less than a whole frame, else the frame and the bytes it took. The body is
+    /// borrowed mutably, so a record is decrypted where it lies. A header is judged as soon as
+    /// it is whole: a kind that does not exist, or a body longer than `max_body_len`, fails
+    /// before a byte of the body is awaited.
+    ///
+    /// ```
+    /// use aeschat_core::{Frame, FrameKind};
+    ///
+    /// let mut input = [6u8, 0, 0, 0, 1, 5, 6, 0];
+    /// let (frame, len) = Frame::parse(&mut input, 64)?.expect("one whole frame");
+    /// assert_eq!((frame.kind, &*frame.body, len), (FrameKind::Alert, &[5u8][..], 6));
+    /// assert_eq!(Frame::parse(&mut input[6..], 64)?, None); // the next one is not whole yet
+    /// # Ok::<(), aeschat_core::Error>(())
+    /// ```
+    pub fn parse(
+        input: &'b mut [u8],
+        max_body_len: usize,
+    ) -> Result<Option<(Frame<'b>, usize)>, Error> {
+        let Some(frame_len) = whole_frame_len(input, max_body_len)? else {
+            return Ok(None);
+        };
+        let (header, body) = input
+            .get_mut(..frame_len)
+            .and_then(|frame| frame.split_first_mut())
+            .ok_or(Error::UnexpectedMessage)?;
+        let kind = FrameKind::from_byte(*header).ok_or(Error::UnexpectedMessage)?;
+        let body = body.get_mut(FRAME_HEADER_LEN.saturating_sub(1)..).unwrap_or_default();
+        Ok(Some((Frame { kind, body }, frame_len)))
+    }
+}
+
+/// The length of the whole frame at the start of `input`, if it is all there; an error as
+/// soon as the header is whole and wrong. [`Frame::parse`] without taking the bytes.
+pub(crate) fn whole_frame_len(input: &[u8], max_body_len: usize) -> Result<Option<usize>, Error> {
+    let Some(header) = input.first_chunk::<FRAME_HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let frame_len = announced_len(header, max_body_len)?;
+    Ok((input.len() >= frame_len).then_some(frame_len))
+}
+
+/// The whole length (header and body) a frame header announces, once the header is judged.
+fn announced_len(header: &[u8; FRAME_HEADER_LEN], max_body_len: usize) -> Result<usize, Error> {
+    let [kind, length @ ..] = *header;
+    // The old raw-token chat sent bare Fernet tokens, which begin "gAAAA" (0x80 and a
+    // timestamp's zero high bytes, in base64url): recognise it to say so plainly.
+    if header == b"gAAAA" {
+        return Err(Error::LegacyPeer);
+    }
+    if FrameKind::from_byte(kind).is_none() {
+        return Err(Error::UnexpectedMessage);
+    }
+    // Stops memory exhaustion: a frame larger than the buffer is refused from its header.
+    let body_len = usize::try_from(u32::from_be_bytes(length)).unwrap_or(usize::MAX);
+    if body_len > max_body_len {
+        return Err(Error::FrameTooLong { max: max_body_len });
+    }
+    Ok(FRAME_HEADER_LEN.saturating_add(body_len))
 }
 
 #[cfg(test)]

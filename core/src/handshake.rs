@@ -320,19 +320,18 @@ impl Drop for SessionKeys {
 /// One side of a handshake, driven by its [`HandshakeState`].
 ///
 /// ```
-/// use aeschat_core::{Config, FrameReader, Handshake, HandshakeState, Role, Secret, HANDSHAKE_FRAME_LEN};
+/// use aeschat_core::{Config, Frame, Handshake, HandshakeState, Role, Secret, HANDSHAKE_FRAME_LEN};
 ///
 /// let password = Secret::Password(b"a long random passphrase");
-/// let mut client = Handshake::new(Config::new(Role::Client, password).with_insecure_iterations(1), [1; 32], 0);
-/// let mut server = Handshake::new(Config::new(Role::Server, password).with_insecure_iterations(1), [2; 32], 0);
+/// let mut client = Handshake::new(Config::new(Role::Client, password).with_insecure_iterations(1), [1; 32], None);
+/// let mut server = Handshake::new(Config::new(Role::Server, password).with_insecure_iterations(1), [2; 32], None);
 /// let mut wire = [0u8; HANDSHAKE_FRAME_LEN];
-/// let mut frames = FrameReader::<HANDSHAKE_FRAME_LEN>::new();
 ///
 /// // Move each message from one side to the other until both are established.
 /// let mut pass = |from: &mut Handshake, to: &mut Handshake| -> Result<(), aeschat_core::Error> {
-///     let bytes = from.write_message(&mut wire)?;
-///     frames.push(bytes)?;
-///     to.read_message(frames.frame().unwrap())
+///     let len = from.write_message(&mut wire)?.len();
+///     let (frame, _) = Frame::parse(&mut wire[..len], HANDSHAKE_FRAME_LEN)?.unwrap();
+///     to.read_message(frame)
 /// };
 /// pass(&mut client, &mut server)?;              // ClientHello
 /// pass(&mut server, &mut client)?;              // ServerHello
@@ -366,8 +365,8 @@ pub struct Handshake<'a> {
 
 impl<'a> Handshake<'a> {
     /// Starts a handshake. `nonce` must be fresh random bytes (never reused); `now` is this
-    /// side's clock in Unix seconds, or 0 on a board without one.
-    pub fn new(config: Config<'a>, nonce: [u8; NONCE_LEN], now: u64) -> Handshake<'a> {
+    /// side's clock in Unix seconds, `None` on a board without one (sent as 0).
+    pub fn new(config: Config<'a>, nonce: [u8; NONCE_LEN], now: Option<u64>) -> Handshake<'a> {
         let state = match config.role {
             Role::Client => HandshakeState::SendHello,
             Role::Server => HandshakeState::AwaitHello,
@@ -380,7 +379,7 @@ impl<'a> Handshake<'a> {
             config,
             state,
             own_nonce: nonce,
-            own_time: now,
+            own_time: now.unwrap_or(0),
             peer_nonce: [0; NONCE_LEN],
             peer_time: 0,
             peer_max_message_len: 0,
@@ -445,14 +444,13 @@ impl<'a> Handshake<'a> {
     ///
     /// ```
     /// use aeschat_core::{Config, Derivation, Handshake, HandshakeState, Role, Secret};
-    /// # use aeschat_core::{FrameReader, HANDSHAKE_FRAME_LEN};
+    /// # use aeschat_core::{Frame, HANDSHAKE_FRAME_LEN};
     /// # let password = Secret::Password(b"a long random passphrase");
-    /// # let mut client = Handshake::new(Config::new(Role::Client, password).with_insecure_iterations(2_500), [1; 32], 0);
-    /// # let mut server = Handshake::new(Config::new(Role::Server, password).with_insecure_iterations(2_500), [2; 32], 0);
+    /// # let mut client = Handshake::new(Config::new(Role::Client, password).with_insecure_iterations(2_500), [1; 32], None);
+    /// # let mut server = Handshake::new(Config::new(Role::Server, password).with_insecure_iterations(2_500), [2; 32], None);
     /// # let mut wire = [0u8; HANDSHAKE_FRAME_LEN];
-    /// # let mut frames = FrameReader::<HANDSHAKE_FRAME_LEN>::new();
-    /// # let hello = client.write_message(&mut wire)?; frames.push(hello)?; server.read_message(frames.frame().unwrap())?;
-    /// # let hello = server.write_message(&mut wire)?; frames.push(hello)?; client.read_message(frames.frame().unwrap())?;
+    /// # let len = client.write_message(&mut wire)?.len(); server.read_message(Frame::parse(&mut wire[..len], 99)?.unwrap().0)?;
+    /// # let len = server.write_message(&mut wire)?.len(); client.read_message(Frame::parse(&mut wire[..len], 99)?.unwrap().0)?;
     /// // The client has the ServerHello; PBKDF2 in slices of 1,000 iterations.
     /// let mut slices = 0;
     /// while let Derivation::InProgress { remaining } = client.derive_keys_in_steps(1_000)? {

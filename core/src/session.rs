@@ -4,11 +4,12 @@
 //! A record's plaintext is `type: u8 ‖ sequence: u64 big-endian ‖ body`. The session splits into
 //! a [`Sender`] and a [`Receiver`] that share nothing, so two threads can own one each.
 
+use aes::{Aes128Dec, Aes128Enc};
+use rand_core::CryptoRng;
+
 use crate::frame::{Frame, FrameKind, FRAME_HEADER_LEN};
 use crate::handshake::{Alert, Role, HANDSHAKE_FRAME_LEN};
-use aes::{Aes128Dec, Aes128Enc};
-
-use crate::token::{self, token_len, Iv, MacKey, TimePolicy};
+use crate::token::{self, token_len, Iv, MacKey, TimePolicy, IV_LEN};
 use crate::{Error, Key};
 
 /// The default longest message: 64 KiB, so a pasted block of text fits.
@@ -76,6 +77,14 @@ impl Session {
         self.peer_clock_offset
     }
 
+    pub(crate) fn sender_mut(&mut self) -> &mut Sender {
+        &mut self.sender
+    }
+
+    pub(crate) fn receiver_mut(&mut self) -> &mut Receiver {
+        &mut self.receiver
+    }
+
     /// Splits into a sending and a receiving half that share nothing mutable.
     pub fn split(self) -> (Sender, Receiver) {
         (self.sender, self.receiver)
@@ -110,13 +119,26 @@ impl Sender {
     }
 
     /// Seals `text` into a record frame in `out` ([`record_frame_len`] of its length), dated
-    /// `now`, encrypted with `iv` (fresh random bytes). A longer text than the peer accepts is
-    /// refused whole, never cut; a too-small `out` changes nothing and can be retried.
-    pub fn seal_text<'o>(
+    /// `now` (Unix seconds; `None` on a board without a clock, which dates it 0), under a fresh
+    /// IV drawn from `rng`. A longer text than the peer accepts is refused whole, never cut; a
+    /// too-small `out` changes nothing and can be retried.
+    ///
+    /// ```
+    /// # include!("doc/established_pair.rs");
+    /// # fn main() -> Result<(), aeschat_core::Error> {
+    /// # let (mut client, _server) = established_pair();
+    /// # let mut rng = Os;
+    /// let (mut sender, _receiver) = client.split()?;
+    /// let mut out = [0u8; aeschat_core::record_frame_len(5)];
+    /// let frame = sender.seal_text(b"hello", &mut rng, None, &mut out)?;
+    /// assert_eq!(frame.len(), out.len());
+    /// # Ok(()) }
+    /// ```
+    pub fn seal_text<'o, R: CryptoRng + ?Sized>(
         &mut self,
         text: &[u8],
-        now: u64,
-        iv: &Iv,
+        rng: &mut R,
+        now: Option<u64>,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], Error> {
         if text.len() > self.max_message_len {
@@ -124,28 +146,40 @@ impl Sender {
                 max: self.max_message_len,
             });
         }
-        self.seal(RECORD_TEXT, text, now, iv, out)
+        self.seal(RECORD_TEXT, text, rng, now, out)
     }
 
     /// Seals the authenticated close, after which this half sends nothing more. The peer
     /// knows the conversation ended here and nothing after it was cut off.
-    pub fn seal_close<'o>(
+    ///
+    /// ```
+    /// # include!("doc/established_pair.rs");
+    /// # fn main() -> Result<(), aeschat_core::Error> {
+    /// # let (mut client, _server) = established_pair();
+    /// # let mut rng = Os;
+    /// let (mut sender, _receiver) = client.split()?;
+    /// let mut out = [0u8; aeschat_core::record_frame_len(0)];
+    /// sender.seal_close(&mut rng, None, &mut out)?;
+    /// assert_eq!(sender.seal_close(&mut rng, None, &mut out), Err(aeschat_core::Error::SessionEnded));
+    /// # Ok(()) }
+    /// ```
+    pub fn seal_close<'o, R: CryptoRng + ?Sized>(
         &mut self,
-        now: u64,
-        iv: &Iv,
+        rng: &mut R,
+        now: Option<u64>,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], Error> {
-        let frame = self.seal(RECORD_CLOSE, &[], now, iv, out)?;
+        let frame = self.seal(RECORD_CLOSE, &[], rng, now, out)?;
         self.ended = true;
         Ok(frame)
     }
 
-    fn seal<'o>(
+    fn seal<'o, R: CryptoRng + ?Sized>(
         &mut self,
         record_type: u8,
         body: &[u8],
-        now: u64,
-        iv: &Iv,
+        rng: &mut R,
+        now: Option<u64>,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], Error> {
         if self.ended {
@@ -155,6 +189,11 @@ impl Sender {
         let frame = out
             .get_mut(..required)
             .ok_or(Error::BufferTooSmall { required })?;
+        // A fresh IV for every record, drawn here so no caller can reuse one.
+        let mut iv = [0u8; IV_LEN];
+        rng.fill_bytes(&mut iv);
+        let (iv, now) = (Iv::from_bytes(iv), now.unwrap_or(0));
+        let iv = &iv;
         let (header, token_out) = frame
             .split_first_chunk_mut::<FRAME_HEADER_LEN>()
             .ok_or(Error::BufferTooSmall { required })?;
@@ -197,6 +236,17 @@ pub enum Incoming<'b> {
     Closed,
 }
 
+/// What [`Receiver::poll`] found in the received bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Received<'b> {
+    /// How many bytes at the start of the input the record took: discard them once done with
+    /// the text.
+    pub discard: usize,
+    /// The record's content, `Ok(None)` if no whole frame has arrived yet, or why the session
+    /// ended.
+    pub result: Result<Option<Incoming<'b>>, Error>,
+}
+
 /// The receiving half: opens record frames in order.
 pub struct Receiver {
     /// The peer's direction's AES key schedule and HMAC state, expanded once for the whole
@@ -208,6 +258,8 @@ pub struct Receiver {
     /// Only a server can legitimately receive an alert after its handshake (see `open_record`).
     accepts_late_alert: bool,
     ended: bool,
+    /// Ended by the peer's authenticated close (not by a failure).
+    closed: bool,
 }
 
 impl Receiver {
@@ -219,18 +271,96 @@ impl Receiver {
             max_message_len,
             accepts_late_alert: role == Role::Server,
             ended: false,
+            closed: false,
         }
     }
 
-    /// Verifies and decrypts a record frame in place. Any failure ends the session: skipping a
-    /// bad record would let an attacker delete messages.
+    /// Takes the next record from `input`, the bytes received so far in the caller's buffer,
+    /// and opens it where it lies. Returns how many bytes to discard and what they held:
+    /// `Ok(None)` while the next frame is not yet whole (read more, keep these). Any failure
+    /// ends the session: skipping a bad record would let an attacker delete messages.
+    ///
+    /// ```
+    /// # include!("doc/established_pair.rs");
+    /// # fn main() -> Result<(), aeschat_core::Error> {
+    /// # let (mut client, mut server) = established_pair();
+    /// # let mut rng = Os;
+    /// use aeschat_core::Incoming;
+    ///
+    /// let (mut sender, _) = client.split()?;
+    /// let (_, mut receiver) = server.split()?;
+    /// let mut wire = [0u8; 256];
+    /// let len = sender.seal_text(b"hi", &mut rng, None, &mut wire)?.len();
+    ///
+    /// let partial = receiver.poll(&mut wire[..10]);
+    /// assert_eq!((partial.discard, partial.result), (0, Ok(None))); // read more
+    /// let whole = receiver.poll(&mut wire[..len]);
+    /// assert_eq!((whole.discard, whole.result), (len, Ok(Some(Incoming::Text(b"hi")))));
+    /// # Ok(()) }
+    /// ```
+    pub fn poll<'b>(&mut self, input: &'b mut [u8]) -> Received<'b> {
+        if self.ended {
+            return Received {
+                discard: 0,
+                result: Err(Error::SessionEnded),
+            };
+        }
+        match Frame::parse(input, self.max_body_len()) {
+            Ok(None) => Received {
+                discard: 0,
+                result: Ok(None),
+            },
+            Ok(Some((frame, len))) => Received {
+                discard: len,
+                result: self.open(frame).map(Some),
+            },
+            Err(error) => {
+                self.ended = true;
+                Received {
+                    discard: 0,
+                    result: Err(error),
+                }
+            }
+        }
+    }
+
+    /// The largest frame body this half accepts: the record of its longest message.
+    fn max_body_len(&self) -> usize {
+        frame_capacity(self.max_message_len).saturating_sub(FRAME_HEADER_LEN)
+    }
+
+    /// True when `input` holds something for [`Receiver::poll`] to act on: a whole frame, or a
+    /// header it refuses. (A driver that returns what it finds asks first; see `receive`.)
+    pub(crate) fn has_frame(&self, input: &[u8]) -> bool {
+        self.ended || !matches!(crate::frame::whole_frame_len(input, self.max_body_len()), Ok(None))
+    }
+
+    /// [`Receiver::poll`] on the bytes waiting in `inbox`, discarding what the record took
+    /// (once the returned text, which lies in them, is dropped).
+    pub fn poll_inbox<'s, B>(
+        &mut self,
+        inbox: &'s mut crate::Inbox<B>,
+    ) -> Result<Option<Incoming<'s>>, Error>
+    where
+        B: AsRef<[u8]> + AsMut<[u8]>,
+    {
+        let (input, discard) = inbox.pending_and_discard();
+        let received = self.poll(input);
+        *discard = received.discard;
+        received.result
+    }
+
+    /// Verifies and decrypts one record frame in place (see [`Receiver::poll`], which finds the
+    /// frame in the received bytes). Any failure ends the session.
     pub fn open<'b>(&mut self, frame: Frame<'b>) -> Result<Incoming<'b>, Error> {
         if self.ended {
             return Err(Error::SessionEnded);
         }
         let result = self.open_record(frame);
-        if !matches!(result, Ok(Incoming::Text(_))) {
-            self.ended = true;
+        match result {
+            Ok(Incoming::Text(_)) => {}
+            Ok(Incoming::Closed) => (self.ended, self.closed) = (true, true),
+            Err(_) => self.ended = true,
         }
         result
     }
@@ -239,6 +369,11 @@ impl Receiver {
     /// be opened, so a driver need not read further.
     pub fn is_ended(&self) -> bool {
         self.ended
+    }
+
+    /// True once the peer's authenticated close has arrived: the conversation ended cleanly.
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// The error for an end of stream: a truncation unless the peer closed first.

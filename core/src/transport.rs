@@ -5,14 +5,16 @@
 //! that two threads can each own one.
 //!
 //! ```
-//! use aeschat_core::{read_frame, FrameKind, FrameReader};
+//! use aeschat_core::{Inbox, Read};
 //!
 //! // A slice is a reader: here, one alert frame (Busy) and the end of the stream.
 //! let mut stream: &[u8] = &[6, 0, 0, 0, 1, 5];
-//! let mut frames = FrameReader::<64>::new();
-//! let frame = read_frame(&mut stream, &mut frames).unwrap().unwrap();
-//! assert_eq!(frame.kind, FrameKind::Alert);
-//! assert!(read_frame(&mut stream, &mut frames).unwrap().is_none());
+//! let mut inbox = Inbox::new([0u8; 64]);
+//! let count = stream.read(inbox.unfilled()?)?;
+//! inbox.filled(count);
+//! assert_eq!(inbox.pending(), &[6, 0, 0, 0, 1, 5]);
+//! assert_eq!(stream.read(inbox.unfilled()?)?, 0, "the end of the stream");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub use embedded_io::{Error as TransportError, ErrorKind, ErrorType, Read, Write};

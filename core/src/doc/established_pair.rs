@@ -1,0 +1,54 @@
+// Shared by the documentation's examples (pulled in with `include!`): two engines, client and
+// server, taken through the handshake in memory, and a generator for their nonces and IVs.
+use aeschat_core::rand_core::{Infallible, TryCryptoRng, TryRng};
+
+/// The operating system's generator (a board hands the engine its TRNG instead).
+struct Os;
+
+impl TryRng for Os {
+    type Error = Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        let mut word = [0; 4];
+        self.try_fill_bytes(&mut word)?;
+        Ok(u32::from_le_bytes(word))
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        let mut word = [0; 8];
+        self.try_fill_bytes(&mut word)?;
+        Ok(u64::from_le_bytes(word))
+    }
+    fn try_fill_bytes(&mut self, out: &mut [u8]) -> Result<(), Infallible> {
+        getrandom::fill(out).expect("the operating system's generator failed");
+        Ok(())
+    }
+}
+
+impl TryCryptoRng for Os {}
+
+/// A client and a server engine that have completed their handshake with each other.
+fn established_pair() -> (aeschat_core::Engine<'static>, aeschat_core::Engine<'static>) {
+    use aeschat_core::{Action, Config, Engine, Key, Role, Secret};
+    static KEY: Key = Key::from_bytes([7; 32]);
+    let config = |role| Config::new(role, Secret::PreSharedKey(&KEY));
+    let mut client = Engine::new(config(Role::Client), &mut Os, None);
+    let mut server = Engine::new(config(Role::Server), &mut Os, None);
+    let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
+    while !(client.is_established() && server.is_established()) {
+        pump(&mut client, &mut to_client, &mut to_server);
+        pump(&mut server, &mut to_server, &mut to_client);
+    }
+    (client, server)
+}
+
+/// One poll of `engine` on `input`, whose transmitted bytes go to `output`.
+fn pump(engine: &mut aeschat_core::Engine<'_>, input: &mut Vec<u8>, output: &mut Vec<u8>) {
+    let step = engine.poll(input);
+    let discard = step.discard;
+    match step.action {
+        aeschat_core::Action::Transmit(bytes) => output.extend_from_slice(bytes),
+        aeschat_core::Action::DeriveKeys => while engine.derive_keys(u32::MAX).is_in_progress() {},
+        aeschat_core::Action::Established | aeschat_core::Action::NeedInput => {}
+        other => panic!("{other:?}"),
+    }
+    input.drain(..discard);
+}
