@@ -244,6 +244,25 @@ impl<'a> Engine<'a> {
         error
     }
 
+    /// Where the handshake stands while it runs (`None` once it is over, either way): what
+    /// the engine will do on the next poll, for tests and logs.
+    ///
+    /// ```
+    /// # include!("doc/established_pair.rs");
+    /// # fn main() {
+    /// use aeschat_core::{Config, Engine, HandshakeState, Key, Role, Secret};
+    /// let key = Key::from_bytes([7; 32]);
+    /// let client = Engine::new(Config::new(Role::Client, Secret::PreSharedKey(&key)), &mut Os, None);
+    /// assert_eq!(client.handshake_state(), Some(HandshakeState::SendHello));
+    /// # }
+    /// ```
+    pub fn handshake_state(&self) -> Option<HandshakeState> {
+        match &self.phase {
+            Phase::Handshaking(handshake) => Some(handshake.state()),
+            _ => None,
+        }
+    }
+
     /// True once the handshake is complete (and the session has not failed).
     pub fn is_established(&self) -> bool {
         matches!(self.phase, Phase::Established(_))
