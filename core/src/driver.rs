@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use rand_core::CryptoRng;
+use rand_core::TryCryptoRng;
 
 use crate::engine::{Action, Engine};
 use crate::inbox::Inbox;
@@ -152,7 +152,7 @@ where
 }
 
 /// Seals `text` and writes the record. See [`Sender::seal_text`].
-pub fn send_text<W: Write, G: CryptoRng + ?Sized>(
+pub fn send_text<W: Write, G: TryCryptoRng + ?Sized>(
     sender: &mut Sender,
     writer: &mut W,
     text: &[u8],
@@ -166,7 +166,7 @@ pub fn send_text<W: Write, G: CryptoRng + ?Sized>(
 }
 
 /// Writes the authenticated close. See [`Sender::seal_close`].
-pub fn send_close<W: Write, G: CryptoRng + ?Sized>(
+pub fn send_close<W: Write, G: TryCryptoRng + ?Sized>(
     sender: &mut Sender,
     writer: &mut W,
     rng: &mut G,
@@ -189,7 +189,7 @@ where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {
     // Read until a frame is whole, then open it: the text returned lies in the inbox.
-    while !receiver.has_frame(inbox.pending()) {
+    while !receiver.is_ready(inbox.pending()) {
         match fill(reader, inbox) {
             Ok(true) => {}
             Ok(false) => return Err(receiver.end_of_stream().into()),

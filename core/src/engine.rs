@@ -120,8 +120,9 @@ impl<'a> Engine<'a> {
         Engine::from_handshake(Handshake::new(config, nonce, now))
     }
 
-    /// An engine over a handshake made by hand: for golden transcripts and tests that must
-    /// fix the nonce. Anything else uses [`Engine::new`].
+    /// An engine over a handshake made by hand, whose nonce came from elsewhere: from a
+    /// generator that can fail (checked by the caller), or fixed for a golden transcript.
+    /// Anything else uses [`Engine::new`].
     pub fn from_handshake(handshake: Handshake<'a>) -> Self {
         let max_body_len = frame_capacity(handshake.config().max_message_len())
             .saturating_sub(FRAME_HEADER_LEN);

@@ -62,6 +62,50 @@ impl<const N: usize> IvPool<N> {
     }
 }
 
+/// The pool as a random generator for the session, which draws each record's IV from it: the
+/// operating system's bytes, many at a time. It can fail (as the operating system's generator
+/// can), so it is a `TryCryptoRng`; [`crate::Sender::seal_text`] reports a failure as
+/// [`Error::Randomness`].
+///
+/// ```
+/// # include!("doc/established_pair.rs");
+/// # fn main() -> Result<(), aeschat_core::Error> {
+/// # let (mut client, _) = established_pair();
+/// use aeschat_core::{record_frame_len, IvPool};
+/// let (mut sender, _) = client.split()?;
+/// let mut ivs = IvPool::<64>::new();
+/// let mut out = [0u8; record_frame_len(5)];
+/// sender.seal_text(b"hello", &mut ivs, Some(1_700_000_000), &mut out)?;
+/// # Ok(()) }
+/// ```
+impl<const N: usize> rand_core::TryRng for IvPool<N> {
+    type Error = Error;
+
+    fn try_next_u32(&mut self) -> Result<u32, Error> {
+        let mut word = [0u8; 4];
+        self.try_fill_bytes(&mut word)?;
+        Ok(u32::from_le_bytes(word))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Error> {
+        let mut word = [0u8; 8];
+        self.try_fill_bytes(&mut word)?;
+        Ok(u64::from_le_bytes(word))
+    }
+
+    /// Fills `out` an IV at a time; every byte handed out is wiped from the pool.
+    fn try_fill_bytes(&mut self, out: &mut [u8]) -> Result<(), Error> {
+        for chunk in out.chunks_mut(IV_LEN) {
+            let iv = self.draw()?;
+            let bytes = iv.as_bytes().get(..chunk.len()).unwrap_or_default();
+            chunk.copy_from_slice(bytes);
+        }
+        Ok(())
+    }
+}
+
+impl<const N: usize> rand_core::TryCryptoRng for IvPool<N> {}
+
 impl<const N: usize> Default for IvPool<N> {
     fn default() -> Self {
         IvPool::new()

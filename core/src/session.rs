@@ -5,7 +5,7 @@
 //! a [`Sender`] and a [`Receiver`] that share nothing, so two threads can own one each.
 
 use aes::{Aes128Dec, Aes128Enc};
-use rand_core::CryptoRng;
+use rand_core::TryCryptoRng;
 
 use crate::frame::{Frame, FrameKind, FRAME_HEADER_LEN};
 use crate::handshake::{Alert, Role, HANDSHAKE_FRAME_LEN};
@@ -120,7 +120,8 @@ impl Sender {
 
     /// Seals `text` into a record frame in `out` ([`record_frame_len`] of its length), dated
     /// `now` (Unix seconds; `None` on a board without a clock, which dates it 0), under a fresh
-    /// IV drawn from `rng`. A longer text than the peer accepts is refused whole, never cut; a
+    /// IV drawn from `rng` (a generator that can fail, such as the operating system's, makes
+    /// this [`Error::Randomness`] when it does). A longer text than the peer accepts is refused whole, never cut; a
     /// too-small `out` changes nothing and can be retried.
     ///
     /// ```
@@ -134,7 +135,7 @@ impl Sender {
     /// assert_eq!(frame.len(), out.len());
     /// # Ok(()) }
     /// ```
-    pub fn seal_text<'o, R: CryptoRng + ?Sized>(
+    pub fn seal_text<'o, R: TryCryptoRng + ?Sized>(
         &mut self,
         text: &[u8],
         rng: &mut R,
@@ -163,7 +164,7 @@ impl Sender {
     /// assert_eq!(sender.seal_close(&mut rng, None, &mut out), Err(aeschat_core::Error::SessionEnded));
     /// # Ok(()) }
     /// ```
-    pub fn seal_close<'o, R: CryptoRng + ?Sized>(
+    pub fn seal_close<'o, R: TryCryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         now: Option<u64>,
@@ -174,7 +175,7 @@ impl Sender {
         Ok(frame)
     }
 
-    fn seal<'o, R: CryptoRng + ?Sized>(
+    fn seal<'o, R: TryCryptoRng + ?Sized>(
         &mut self,
         record_type: u8,
         body: &[u8],
@@ -191,7 +192,8 @@ impl Sender {
             .ok_or(Error::BufferTooSmall { required })?;
         // A fresh IV for every record, drawn here so no caller can reuse one.
         let mut iv = [0u8; IV_LEN];
-        rng.fill_bytes(&mut iv);
+        rng.try_fill_bytes(&mut iv)
+            .map_err(|_| Error::Randomness)?;
         let (iv, now) = (Iv::from_bytes(iv), now.unwrap_or(0));
         let iv = &iv;
         let (header, token_out) = frame
@@ -329,9 +331,25 @@ impl Receiver {
         frame_capacity(self.max_message_len).saturating_sub(FRAME_HEADER_LEN)
     }
 
-    /// True when `input` holds something for [`Receiver::poll`] to act on: a whole frame, or a
-    /// header it refuses. (A driver that returns what it finds asks first; see `receive`.)
-    pub(crate) fn has_frame(&self, input: &[u8]) -> bool {
+    /// True when `pending` (the bytes received and not yet taken) holds something for
+    /// [`Receiver::poll`] to act on at once: a whole frame, or a header it refuses. A driver
+    /// asks before it waits for the network (to show what has arrived first), or before a poll
+    /// whose text it returns.
+    ///
+    /// ```
+    /// # include!("doc/established_pair.rs");
+    /// # fn main() -> Result<(), aeschat_core::Error> {
+    /// # let (mut client, mut server) = established_pair();
+    /// let (mut sender, _) = client.split()?;
+    /// let (_, receiver) = server.split()?;
+    /// let mut wire = [0u8; 256];
+    /// let len = sender.seal_text(b"hi", &mut Os, None, &mut wire)?.len();
+    /// assert!(!receiver.is_ready(&wire[..len - 1]));
+    /// assert!(receiver.is_ready(&wire[..len]));
+    /// # Ok(()) }
+    /// ```
+    pub fn is_ready(&self, pending: &[u8]) -> bool {
+        let input = pending;
         self.ended || !matches!(crate::frame::whole_frame_len(input, self.max_body_len()), Ok(None))
     }
 

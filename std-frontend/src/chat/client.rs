@@ -4,9 +4,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aeschat_core::{Role, Session};
+use aeschat_core::{Receiver, Role, Sender};
 
-use super::conversation::{self, Ending, Frames};
+use super::conversation::{self, Ending, Inbox};
 use super::events::Events;
 use super::handshake::{establish, warn_about_iterations};
 use super::interrupt::Conversing;
@@ -31,10 +31,10 @@ pub(super) fn run(args: ClientArgs) -> Result<(), Failure> {
     // still in the stack memory `connect` and its callees used.
     stack::scrub();
     let Connected {
-        session,
+        halves,
         reader,
         writer,
-        frames,
+        inbox,
         server,
     } = connected?;
 
@@ -44,13 +44,13 @@ pub(super) fn run(args: ClientArgs) -> Result<(), Failure> {
     // conversation's loop runs) is for the server, and Ctrl-C leaves cleanly.
     let _conversing = Conversing::start();
     let mut events = Events::start("Server")?;
-    let (mut sender, mut receiver) = session.split();
+    let (mut sender, mut receiver) = halves;
     match conversation::run(
         &mut sender,
         &mut receiver,
         reader,
         writer,
-        frames,
+        inbox,
         &mut events,
         "Server",
         args.common.timeout,
@@ -62,10 +62,10 @@ pub(super) fn run(args: ClientArgs) -> Result<(), Failure> {
 
 /// A connection with a session established on it.
 struct Connected {
-    session: Session,
+    halves: (Sender, Receiver),
     reader: TcpReader,
     writer: TcpWriter,
-    frames: Box<Frames>,
+    inbox: Inbox,
     /// The server's address, as connected to.
     server: SocketAddr,
 }
@@ -90,21 +90,21 @@ fn connect(args: &ClientArgs) -> Result<Connected, Failure> {
     let (mut reader, mut writer) = net::halves(&stream, common.timeout)
         .map_err(|err| Failure::other(format!("the connection failed: {err}")))?;
     reader.expect_answer_within(FIRST_ANSWER.min(common.timeout));
-    let mut frames = Box::new(Frames::new());
-    let session = establish(
+    let mut inbox = conversation::new_inbox();
+    let halves = establish(
         Role::Client,
         &secret,
         common.insecure_kdf_iterations,
         &mut reader,
         &mut writer,
-        &mut frames,
+        &mut inbox,
         || Ok(()),
     )?;
     Ok(Connected {
-        session,
+        halves,
         reader,
         writer,
-        frames,
+        inbox,
         server,
     })
 }

@@ -12,10 +12,13 @@ use std::io;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::io::Write;
+
 use aeschat_core::{
-    receive, record_frame_len, send_close, Error, FrameReader, Incoming, IvPool, Receiver, Sender,
-    SessionError, Write, DEFAULT_FRAME_CAPACITY, MAX_MESSAGE_LEN,
+    receive, record_frame_len, Error, Incoming, IvPool, Receiver, Sender, SessionError,
+    DEFAULT_FRAME_CAPACITY, MAX_MESSAGE_LEN,
 };
+use embedded_io_adapters::std::FromStd;
 
 use super::allocations;
 use super::events::{Events, Next, PeerEnd, Typed};
@@ -26,9 +29,16 @@ use super::stack;
 use super::terminal::{self, PeerLines};
 use super::Failure;
 
-/// The frame reader of one connection: big enough for the longest message (about 87 KiB, so
-/// it lives on the heap).
-pub(super) type Frames = FrameReader<DEFAULT_FRAME_CAPACITY>;
+/// The bytes received on one connection and not yet taken by the protocol engine: room for the
+/// longest frame (about 87 KiB, so it lives on the heap). Reads land here and records are
+/// decrypted where they lie. The same inbox serves the handshake and then the conversation, so
+/// nothing read ahead is lost.
+pub(super) type Inbox = aeschat_core::Inbox<Box<[u8]>>;
+
+/// An empty inbox for one connection.
+pub(super) fn new_inbox() -> Inbox {
+    Inbox::new(vec![0; DEFAULT_FRAME_CAPACITY].into_boxed_slice())
+}
 
 /// What typing this line does instead of sending it.
 const QUIT: &[u8] = b"/quit";
@@ -60,7 +70,7 @@ pub(super) fn run(
     receiver: &mut Receiver,
     reader: TcpReader,
     mut writer: TcpWriter,
-    frames: Box<Frames>,
+    inbox: Inbox,
     events: &mut Events,
     peer: &'static str,
     close_wait: Duration,
@@ -74,7 +84,7 @@ pub(super) fn run(
         let receiving = thread::Builder::new()
             .name("receive".to_owned())
             .spawn_scoped(scope, move || {
-                notice.ended(receive_all(receiver, reader, frames, peer));
+                notice.ended(receive_all(receiver, reader, inbox, peer));
                 // The thread's stack outlives it (the system keeps it for the next thread),
                 // with the copies of the keys that receiving left in it.
                 stack::scrub();
@@ -104,18 +114,19 @@ pub(super) fn run(
 /// Receives and prints until the peer closes or the connection fails.
 fn receive_all(
     receiver: &mut Receiver,
-    mut reader: TcpReader,
-    mut frames: Box<Frames>,
+    reader: TcpReader,
+    mut inbox: Inbox,
     peer: &'static str,
 ) -> PeerEnd {
     let mut lines = PeerLines::new(peer);
+    let mut reader = FromStd::new(reader);
     let end = loop {
-        match receive(receiver, &mut reader, &mut *frames) {
+        match receive(receiver, &mut reader, &mut inbox) {
             Ok(Incoming::Text(text)) => {
                 allocations::message();
                 lines.push(text);
                 // Before a wait for the network, everything received is shown.
-                if !reader.holds_whole_frame() {
+                if !receiver.is_ready(inbox.pending()) {
                     lines.flush();
                 }
             }
@@ -272,10 +283,9 @@ impl Sending<'_> {
         if self.records.len() - self.filled < record_frame_len(len) {
             self.write_records()?;
         }
-        let iv = self.ivs.draw()?;
         let text = if lossy { &self.text[..] } else { line };
         let out = self.records.get_mut(self.filled..).unwrap_or_default();
-        match self.sender.seal_text(text, unix_now(), &iv, out) {
+        match self.sender.seal_text(text, &mut self.ivs, unix_now(), out) {
             Ok(record) => {
                 self.filled += record.len();
                 allocations::message();
@@ -306,8 +316,16 @@ impl Sending<'_> {
 
     /// Sends the authenticated close and ends this side's direction of the connection.
     fn close(&mut self) -> Result<(), SessionError<io::Error>> {
-        let iv = self.ivs.draw()?;
-        let result = send_close(self.sender, self.writer, unix_now(), &iv, &mut self.records);
+        let result = self
+            .sender
+            .seal_close(&mut self.ivs, unix_now(), &mut self.records)
+            .map_err(SessionError::Protocol)
+            .and_then(|record| {
+                self.writer
+                    .write_all(record)
+                    .and_then(|()| self.writer.flush())
+                    .map_err(SessionError::Transport)
+            });
         self.writer.finish();
         result
     }

@@ -1,12 +1,16 @@
 //! Setting up a session on a fresh connection: the core's handshake with this side's secret,
 //! a fresh nonce and the clock, under the connection's time limit.
 
+use std::io::{Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aeschat_core::{Config, Error, Handshake, Role, Session, DEFAULT_ITERATIONS, NONCE_LEN};
+use aeschat_core::{
+    Action, Config, Engine, Error, Handshake, HandshakeState, Receiver, Role, Sender,
+    SessionError, DEFAULT_ITERATIONS, NONCE_LEN,
+};
 
 use super::allocations;
-use super::conversation::Frames;
+use super::conversation::Inbox;
 use super::net::{TcpReader, TcpWriter};
 use super::secret::SharedSecret;
 use super::{terminal, Failure};
@@ -16,29 +20,62 @@ use super::{terminal, Failure};
 const CLOCK_WARNING_SECS: u64 = 60;
 
 /// Runs the handshake on a connection whose halves are `reader` and `writer`, then lifts the
-/// handshake's deadline. `iterations` lowers the PBKDF2 work factor (tests only). `admit` is
-/// asked just before the key derivation (see `aeschat_core::handshake_admitting`).
+/// handshake's deadline, and returns the session's two halves. `iterations` lowers the PBKDF2
+/// work factor (tests only). `admit` is asked just before the key derivation, which a server
+/// reaches only once the caller has sent its ClientFinished.
+///
+/// The loop only moves bytes between the connection and the core's protocol engine, which
+/// holds every rule (alerts included); it adds the connection's deadlines, and tells the
+/// reader when the peer's first frame has been taken.
 pub(super) fn establish(
     role: Role,
     secret: &SharedSecret,
     iterations: Option<u32>,
     reader: &mut TcpReader,
     writer: &mut TcpWriter,
-    frames: &mut Frames,
-    admit: impl FnMut() -> Result<(), Error>,
-) -> Result<Session, Failure> {
+    inbox: &mut Inbox,
+    mut admit: impl FnMut() -> Result<(), Error>,
+) -> Result<(Sender, Receiver), Failure> {
     let mut config = Config::new(role, secret.as_core());
     if let Some(iterations) = iterations {
         config = config.with_insecure_iterations(iterations);
     }
+    // The nonce is drawn here, where a failing generator can be reported.
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce).map_err(|_| Failure::other(Error::Randomness.to_string()))?;
-    let handshake = Handshake::new(config, nonce, unix_now());
-    let session = aeschat_core::handshake_admitting(reader, writer, frames, handshake, admit)?;
+    let mut engine = Engine::from_handshake(Handshake::new(config, nonce, unix_now()));
+    loop {
+        match engine.poll_inbox(inbox) {
+            Action::Transmit(bytes) => writer
+                .write_all(bytes)
+                .and_then(|()| writer.flush())
+                .map_err(SessionError::Transport)?,
+            Action::DeriveKeys => match admit() {
+                Ok(()) => while engine.derive_keys(u32::MAX).is_in_progress() {},
+                Err(refusal) => engine.refuse(refusal),
+            },
+            Action::NeedInput => {
+                let space = inbox.unfilled().map_err(SessionError::Protocol)?;
+                match reader.read(space).map_err(SessionError::Transport)? {
+                    0 => return Err(SessionError::Protocol(engine.end_of_stream()).into()),
+                    count => inbox.filled(count),
+                }
+            }
+            Action::Established => break,
+            Action::Failed(error) => return Err(SessionError::Protocol(error).into()),
+            // The engine says Established before it opens any record.
+            Action::Text(_) | Action::Closed => {
+                return Err(SessionError::Protocol(Error::OutOfOrderCall).into())
+            }
+        }
+        if engine.handshake_state() != Some(HandshakeState::AwaitHello) {
+            reader.first_frame_arrived();
+        }
+    }
     reader
         .end_deadline()
         .map_err(|err| Failure::other(format!("the connection failed: {err}")))?;
-    if let Some(offset) = session.peer_clock_offset() {
+    if let Some(offset) = engine.peer_clock_offset() {
         if offset.unsigned_abs() > CLOCK_WARNING_SECS {
             let direction = if offset > 0 { "ahead of" } else { "behind" };
             terminal::warning(&format!(
@@ -47,8 +84,9 @@ pub(super) fn establish(
             ));
         }
     }
+    let halves = engine.split().map_err(SessionError::Protocol)?;
     allocations::handshake_done();
-    Ok(session)
+    Ok(halves)
 }
 
 /// Warns that `--insecure-kdf-iterations` weakens the password, if it does.
@@ -65,9 +103,10 @@ pub(super) fn warn_about_iterations(iterations: Option<u32>, secret: &SharedSecr
     }
 }
 
-/// The system clock in Unix seconds, or 0 ("no clock") if it is set before 1970.
-pub(super) fn unix_now() -> u64 {
+/// The system clock in Unix seconds, or `None` ("no clock") if it is set before 1970.
+pub(super) fn unix_now() -> Option<u64> {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+        .ok()
+        .map(|elapsed| elapsed.as_secs())
 }

@@ -1,5 +1,6 @@
 //! The network: addresses as people type them, listening and connecting with a time limit, and
-//! the two halves of a TCP connection as the core's `Read` and `Write`.
+//! the two halves of a TCP connection with their deadlines (the core's driver takes them
+//! through the standard `embedded-io` adapters).
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -10,8 +11,6 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use aeschat_core::FRAME_HEADER_LEN;
 
 use super::Failure;
 
@@ -175,16 +174,10 @@ pub(super) fn seconds(duration: Duration) -> String {
     format!("{} s", duration.as_secs_f64())
 }
 
-/// How much of the stream one read takes at most, to hand out frame by frame: many small
-/// records arrive in one system call instead of two calls each (header, then body).
-const RECEIVE_BUFFER: usize = 32 * 1024;
-
 /// The receiving half of a connection. During the handshake it enforces one deadline for the
 /// whole exchange, so a peer that sends a byte now and then cannot hold the server forever.
-///
-/// It reads ahead into a buffer of its own, made once: the core's frame reader asks for
-/// exactly what the current frame lacks, and gets it from the buffer when it is there. The
-/// same reader serves the handshake and then the conversation, so nothing read ahead is lost.
+/// Reads go straight into the caller's buffer (the session's inbox, where records are
+/// decrypted in place): no read-ahead copy.
 pub(super) struct TcpReader {
     stream: TcpStream,
     deadline: Option<(Instant, Duration)>,
@@ -193,10 +186,6 @@ pub(super) struct TcpReader {
     /// A client's shorter deadline for the server's first byte (see
     /// [`TcpReader::expect_answer_within`]).
     answer: Option<(Instant, Duration)>,
-    buffer: Box<[u8]>,
-    /// The bytes read but not yet handed out: `buffer[start..end]`.
-    start: usize,
-    end: usize,
 }
 
 /// The sending half of a connection. A peer that stops reading makes a write fail after the
@@ -217,9 +206,6 @@ pub(super) fn halves(stream: &TcpStream, limit: Duration) -> io::Result<(TcpRead
         deadline: Some((Instant::now() + limit, limit)),
         first_frame: None,
         answer: None,
-        buffer: vec![0; RECEIVE_BUFFER].into_boxed_slice(),
-        start: 0,
-        end: 0,
     };
     let writer = TcpWriter {
         stream: stream.try_clone()?,
@@ -233,28 +219,8 @@ pub(super) fn halves(stream: &TcpStream, limit: Duration) -> io::Result<(TcpRead
 struct FirstFrame {
     deadline: Instant,
     wait: Duration,
-    /// The frame's header as it is handed out, then the frame's whole length.
-    header: [u8; FRAME_HEADER_LEN],
-    handed_out: usize,
     /// Set once the first frame is whole.
     arrived: Arc<AtomicBool>,
-}
-
-impl FirstFrame {
-    /// Counts bytes handed out; true once the first frame is whole.
-    fn note(&mut self, bytes: &[u8]) -> bool {
-        let header_left = self.header.get_mut(self.handed_out..).unwrap_or_default();
-        for (slot, &byte) in header_left.iter_mut().zip(bytes) {
-            *slot = byte;
-        }
-        self.handed_out = self.handed_out.saturating_add(bytes.len());
-        if self.handed_out < FRAME_HEADER_LEN {
-            return false;
-        }
-        let [_, length @ ..] = self.header;
-        let body = usize::try_from(u32::from_be_bytes(length)).unwrap_or(usize::MAX);
-        self.handed_out >= FRAME_HEADER_LEN.saturating_add(body)
-    }
 }
 
 impl TcpReader {
@@ -274,7 +240,7 @@ impl TcpReader {
     }
 
     /// Requires the peer's first frame to be whole within `wait` (if that is sooner than the
-    /// handshake's deadline); `arrived` is set when it is.
+    /// handshake's deadline); `arrived` is set when [`TcpReader::first_frame_arrived`] says so.
     pub(super) fn first_frame_within(&mut self, wait: Duration, arrived: Arc<AtomicBool>) {
         let mut deadline = Instant::now() + wait;
         let mut wait = wait;
@@ -286,10 +252,15 @@ impl TcpReader {
         self.first_frame = Some(FirstFrame {
             deadline,
             wait,
-            header: [0; FRAME_HEADER_LEN],
-            handed_out: 0,
             arrived,
         });
+    }
+
+    /// The protocol engine has taken the peer's first frame: its shorter deadline is lifted.
+    pub(super) fn first_frame_arrived(&mut self) {
+        if let Some(first) = self.first_frame.take() {
+            first.arrived.store(true, Ordering::SeqCst);
+        }
     }
 
     /// The deadline the next read must meet, and what to say when it passes.
@@ -320,59 +291,15 @@ impl TcpReader {
             (_, _, whole) => whole,
         }
     }
-
-    /// Keeps count of the first frame's bytes, and lifts its deadline once it is whole.
-    fn handed_out(&mut self, bytes: &[u8]) {
-        if let Some(first) = &mut self.first_frame {
-            if first.note(bytes) {
-                first.arrived.store(true, Ordering::SeqCst);
-                self.first_frame = None;
-            }
-        }
-    }
-
-    /// True when the bytes read ahead hold at least one whole frame, so the next frame comes
-    /// without waiting for the network.
-    pub(super) fn holds_whole_frame(&self) -> bool {
-        let ahead = self.buffer.get(self.start..self.end).unwrap_or(&[]);
-        let Some(header) = ahead.first_chunk::<FRAME_HEADER_LEN>() else {
-            return false;
-        };
-        let [_, length @ ..] = *header;
-        usize::try_from(u32::from_be_bytes(length))
-            .is_ok_and(|body| body <= ahead.len() - FRAME_HEADER_LEN)
-    }
 }
 
-impl aeschat_core::ErrorType for TcpReader {
-    type Error = io::Error;
-}
-
-impl aeschat_core::Read for TcpReader {
+impl Read for TcpReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        if self.start == self.end {
-            let deadline = self.current_deadline();
-            // A request as large as the buffer gains nothing from going through it.
-            if buf.len() >= self.buffer.len() {
-                let count = read_stream(&self.stream, deadline, buf)?;
-                self.answer = None;
-                self.handed_out(buf.get(..count).unwrap_or(&[]));
-                return Ok(count);
-            }
-            self.start = 0;
-            self.end = read_stream(&self.stream, deadline, &mut self.buffer)?;
-            self.answer = None;
-        }
-        let ahead = self.buffer.get(self.start..self.end).unwrap_or(&[]);
-        let count = ahead.len().min(buf.len());
-        if let (Some(to), Some(from)) = (buf.get_mut(..count), ahead.get(..count)) {
-            to.copy_from_slice(from);
-        }
-        self.start += count;
-        self.handed_out(buf.get(..count).unwrap_or(&[]));
+        let count = read_stream(&self.stream, self.current_deadline(), buf)?;
+        self.answer = None;
         Ok(count)
     }
 }
@@ -405,11 +332,7 @@ fn read_stream(
     }
 }
 
-impl aeschat_core::ErrorType for TcpWriter {
-    type Error = io::Error;
-}
-
-impl aeschat_core::Write for TcpWriter {
+impl Write for TcpWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         loop {
             match self.stream.write(buf) {

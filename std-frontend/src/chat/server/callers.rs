@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use aeschat_core::{Alert, Error, Role};
 
-use super::super::conversation::Frames;
+use super::super::conversation;
 use super::super::events::Handover;
 use super::super::handshake::establish;
 use super::super::net;
@@ -183,7 +183,7 @@ impl Callers {
             }
         };
         reader.first_frame_within(FIRST_FRAME_WAIT.min(self.timeout), spoke);
-        let mut frames = Box::new(Frames::new());
+        let mut inbox = conversation::new_inbox();
         // Taken just before the derivation and held until its outcome is recorded below.
         let mut deriving: Option<MutexGuard<'_, ()>> = None;
         let mut refused = None;
@@ -193,7 +193,7 @@ impl Callers {
             self.iterations,
             &mut reader,
             &mut writer,
-            &mut frames,
+            &mut inbox,
             || {
                 let turn = self
                     .derivation
@@ -210,14 +210,14 @@ impl Callers {
             },
         );
         match result {
-            Ok(session) => {
+            Ok(halves) => {
                 self.admission().authenticated(source);
                 drop(deriving);
                 let established = Established {
-                    halves: Box::new(session.split()),
+                    halves: Box::new(halves),
                     reader,
                     writer,
-                    frames,
+                    inbox,
                     peer,
                 };
                 // If nobody takes it (the server is stopping), dropping it closes the connection.

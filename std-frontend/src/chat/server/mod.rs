@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use aeschat_core::{Error, Receiver, Sender};
 
-use super::conversation::{self, Ending, Frames};
+use super::conversation::{self, Ending, Inbox};
 use super::events::Events;
 use super::handshake::warn_about_iterations;
 use super::net::{self, TcpReader, TcpWriter};
@@ -32,7 +32,7 @@ pub(super) struct Established {
     pub(super) halves: Box<(Sender, Receiver)>,
     pub(super) reader: TcpReader,
     pub(super) writer: TcpWriter,
-    pub(super) frames: Box<Frames>,
+    pub(super) inbox: Inbox,
     pub(super) peer: SocketAddr,
 }
 
@@ -126,7 +126,7 @@ fn converse(
         mut halves,
         reader,
         writer,
-        frames,
+        inbox,
         peer,
     } = established;
     terminal::status(&format!("[+] Client connected from {peer}"));
@@ -137,7 +137,7 @@ fn converse(
         receiver,
         reader,
         writer,
-        frames,
+        inbox,
         events,
         "Client",
         args.common.timeout,
