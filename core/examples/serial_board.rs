@@ -233,7 +233,9 @@ impl<'a> Node<'a> {
             Action::Established => log(format_args!(
                 "{}: established; the peer accepts messages of up to {} bytes",
                 self.name,
-                self.engine.sender().map_or(0, |sender| sender.max_message_len())
+                self.engine
+                    .sender()
+                    .map_or(0, |sender| sender.max_message_len())
             )),
             Action::Text(text) => {
                 let script = &mut self.script;
@@ -244,7 +246,11 @@ impl<'a> Node<'a> {
                     Ok(text) if text.len() <= 40 => {
                         log(format_args!("{} <- text {text:?}", self.name))
                     }
-                    _ => log(format_args!("{} <- text of {} bytes", self.name, text.len())),
+                    _ => log(format_args!(
+                        "{} <- text of {} bytes",
+                        self.name,
+                        text.len()
+                    )),
                 }
             }
             Action::Closed => {
@@ -268,14 +274,18 @@ impl<'a> Node<'a> {
         let sealed = if let Some(&text) = script.outgoing.get(script.sent) {
             script.sent += 1;
             // The engine draws a fresh IV for every record from the (here: fake) TRNG.
-            seal(&mut self.tx, |out| sender.seal_text(text, &mut self.trng, NO_CLOCK, out))
+            seal(&mut self.tx, |out| {
+                sender.seal_text(text, &mut self.trng, NO_CLOCK, out)
+            })
         } else if !script.close_sent
             && script.received == script.incoming.len()
             && (script.closes_first || script.peer_closed)
         {
             script.close_sent = true;
             log(format_args!("{} -> close", self.name));
-            seal(&mut self.tx, |out| sender.seal_close(&mut self.trng, NO_CLOCK, out))
+            seal(&mut self.tx, |out| {
+                sender.seal_close(&mut self.trng, NO_CLOCK, out)
+            })
         } else {
             Ok(())
         };

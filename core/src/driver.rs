@@ -227,4 +227,3 @@ fn write_all<W: Write>(writer: &mut W, mut bytes: &[u8]) -> Result<(), SessionEr
     }
     Ok(())
 }
-

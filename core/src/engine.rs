@@ -12,10 +12,10 @@
 use rand_core::CryptoRng;
 
 use crate::frame::{Frame, FrameKind, FRAME_HEADER_LEN};
-use crate::inbox::Inbox;
 use crate::handshake::{
     Alert, Config, Derivation, Handshake, HandshakeState, HANDSHAKE_FRAME_LEN, NONCE_LEN,
 };
+use crate::inbox::Inbox;
 use crate::session::{frame_capacity, Incoming, Receiver, Sender, Session};
 use crate::Error;
 
@@ -124,8 +124,8 @@ impl<'a> Engine<'a> {
     /// generator that can fail (checked by the caller), or fixed for a golden transcript.
     /// Anything else uses [`Engine::new`].
     pub fn from_handshake(handshake: Handshake<'a>) -> Self {
-        let max_body_len = frame_capacity(handshake.config().max_message_len())
-            .saturating_sub(FRAME_HEADER_LEN);
+        let max_body_len =
+            frame_capacity(handshake.config().max_message_len()).saturating_sub(FRAME_HEADER_LEN);
         Engine {
             phase: Phase::Handshaking(handshake),
             outbox: [0; HANDSHAKE_FRAME_LEN],

@@ -230,7 +230,9 @@ impl<'b> Frame<'b> {
             .and_then(|frame| frame.split_first_mut())
             .ok_or(Error::UnexpectedMessage)?;
         let kind = FrameKind::from_byte(*header).ok_or(Error::UnexpectedMessage)?;
-        let body = body.get_mut(FRAME_HEADER_LEN.saturating_sub(1)..).unwrap_or_default();
+        let body = body
+            .get_mut(FRAME_HEADER_LEN.saturating_sub(1)..)
+            .unwrap_or_default();
         Ok(Some((Frame { kind, body }, frame_len)))
     }
 }

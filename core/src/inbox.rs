@@ -89,11 +89,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
                 required: capacity.saturating_add(1),
             });
         }
-        Ok(self
-            .buffer
-            .as_mut()
-            .get_mut(self.end..)
-            .unwrap_or_default())
+        Ok(self.buffer.as_mut().get_mut(self.end..).unwrap_or_default())
     }
 
     /// Records that the transport wrote `count` bytes at the start of [`Inbox::unfilled`].

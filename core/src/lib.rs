@@ -25,6 +25,9 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+pub mod asynch;
 mod base64;
 mod driver;
 mod engine;
@@ -46,17 +49,17 @@ pub use driver::{handshake, handshake_admitting, receive, send_close, send_text,
 /// The `embedded-io` release the transport traits come from, for callers that name its types.
 pub use embedded_io;
 pub use engine::{Action, Engine, Step};
-pub use inbox::Inbox;
-/// The `rand_core` release whose `CryptoRng` the engine draws nonces and IVs from.
-pub use rand_core;
 pub use frame::{write_frame, Frame, FrameKind, FrameReader, FRAME_HEADER_LEN};
 pub use handshake::{
     Alert, Config, Derivation, Handshake, HandshakeState, Role, Secret, DEFAULT_ITERATIONS,
     HANDSHAKE_FRAME_LEN, MAX_ITERATIONS, NONCE_LEN, PROTOCOL_MAGIC, PROTOCOL_VERSION,
 };
+pub use inbox::Inbox;
+/// The `rand_core` release whose `CryptoRng` the engine draws nonces and IVs from.
+pub use rand_core;
 pub use session::{
-    frame_capacity, record_frame_len, Incoming, Received, Receiver, Sender, Session, DEFAULT_FRAME_CAPACITY,
-    MAX_MESSAGE_LEN, RECORD_HEADER_LEN,
+    frame_capacity, record_frame_len, Incoming, Received, Receiver, Sender, Session,
+    DEFAULT_FRAME_CAPACITY, MAX_MESSAGE_LEN, RECORD_HEADER_LEN,
 };
 pub use transport::{ErrorKind, ErrorType, Read, TransportError, Write};
 

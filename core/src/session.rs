@@ -192,8 +192,7 @@ impl Sender {
             .ok_or(Error::BufferTooSmall { required })?;
         // A fresh IV for every record, drawn here so no caller can reuse one.
         let mut iv = [0u8; IV_LEN];
-        rng.try_fill_bytes(&mut iv)
-            .map_err(|_| Error::Randomness)?;
+        rng.try_fill_bytes(&mut iv).map_err(|_| Error::Randomness)?;
         let (iv, now) = (Iv::from_bytes(iv), now.unwrap_or(0));
         let iv = &iv;
         let (header, token_out) = frame
@@ -350,7 +349,11 @@ impl Receiver {
     /// ```
     pub fn is_ready(&self, pending: &[u8]) -> bool {
         let input = pending;
-        self.ended || !matches!(crate::frame::whole_frame_len(input, self.max_body_len()), Ok(None))
+        self.ended
+            || !matches!(
+                crate::frame::whole_frame_len(input, self.max_body_len()),
+                Ok(None)
+            )
     }
 
     /// [`Receiver::poll`] on the bytes waiting in `inbox`, discarding what the record took

@@ -5,8 +5,8 @@ use std::io::{Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aeschat_core::{
-    Action, Config, Engine, Error, Handshake, HandshakeState, Receiver, Role, Sender,
-    SessionError, DEFAULT_ITERATIONS, NONCE_LEN,
+    Action, Config, Engine, Error, Handshake, HandshakeState, Receiver, Role, Sender, SessionError,
+    DEFAULT_ITERATIONS, NONCE_LEN,
 };
 
 use super::allocations;

@@ -1,0 +1,201 @@
+//! The async driver: the blocking driver's loops with `.await`, over `embedded-io-async`'s
+//! transport traits, so a session runs on an executor (embassy on a board, any runtime on a
+//! desktop) without blocking it. Every protocol rule is in the [`Engine`], as for the blocking
+//! driver; the key derivation runs in slices with a yield between them, so the executor (and a
+//! watchdog it feeds) keeps running during PBKDF2.
+//!
+//! ```
+//! use aeschat_core::{asynch, Config, Engine, Inbox, Key, Role, Secret};
+//! # include!("doc/established_pair.rs");
+//! # fn main() {
+//! let key = Key::from_bytes([7; 32]);
+//! let mut client = Engine::new(Config::new(Role::Client, Secret::PreSharedKey(&key)), &mut Os, None);
+//! let mut inbox = Inbox::new([0u8; aeschat_core::DEFAULT_FRAME_CAPACITY]);
+//!
+//! // A slice is an async reader too (here: a server that hangs up at once).
+//! let (mut from_server, mut to_server): (&[u8], Vec<u8>) = (&[], Vec::new());
+//! let result = futures_executor::block_on(asynch::handshake(
+//!     &mut from_server, &mut to_server, &mut inbox, &mut client,
+//! ));
+//! assert_eq!(result, Err(aeschat_core::Error::HandshakeInterrupted.into()));
+//! # }
+//! ```
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use embedded_io_async::{Read, Write};
+use rand_core::TryCryptoRng;
+
+use crate::driver::SessionError;
+use crate::engine::{Action, Engine};
+use crate::inbox::Inbox;
+use crate::session::{Incoming, Receiver, Sender};
+use crate::Error;
+
+/// PBKDF2 iterations between two yields to the executor: about a millisecond on a desktop, a
+/// few tens on a Cortex-M4-class chip.
+pub const ITERATIONS_PER_YIELD: u32 = 1_000;
+
+/// Runs the handshake to completion; see the blocking [`crate::handshake`].
+pub async fn handshake<R, W, B>(
+    reader: &mut R,
+    writer: &mut W,
+    inbox: &mut Inbox<B>,
+    engine: &mut Engine<'_>,
+) -> Result<(), SessionError<R::Error>>
+where
+    R: Read,
+    W: Write<Error = R::Error>,
+    B: AsRef<[u8]> + AsMut<[u8]>,
+{
+    handshake_admitting(reader, writer, inbox, engine, || Ok(())).await
+}
+
+/// Runs the handshake with a say before the key derivation; see the blocking
+/// [`crate::handshake_admitting`].
+pub async fn handshake_admitting<R, W, B>(
+    reader: &mut R,
+    writer: &mut W,
+    inbox: &mut Inbox<B>,
+    engine: &mut Engine<'_>,
+    mut admit: impl FnMut() -> Result<(), Error>,
+) -> Result<(), SessionError<R::Error>>
+where
+    R: Read,
+    W: Write<Error = R::Error>,
+    B: AsRef<[u8]> + AsMut<[u8]>,
+{
+    let required = engine.input_capacity();
+    if inbox.capacity() < required {
+        return Err(Error::BufferTooSmall { required }.into());
+    }
+    loop {
+        match engine.poll_inbox(inbox) {
+            Action::Transmit(bytes) => {
+                write_all(writer, bytes).await?;
+                writer.flush().await.map_err(SessionError::Transport)?;
+            }
+            Action::DeriveKeys => match admit() {
+                Ok(()) => {
+                    while engine.derive_keys(ITERATIONS_PER_YIELD).is_in_progress() {
+                        yield_now().await;
+                    }
+                }
+                Err(refusal) => engine.refuse(refusal),
+            },
+            Action::NeedInput => {
+                if !fill(reader, inbox).await? {
+                    return Err(engine.end_of_stream().into());
+                }
+            }
+            Action::Established => return Ok(()),
+            Action::Failed(error) => return Err(error.into()),
+            // The engine says Established before it opens any record.
+            Action::Text(_) | Action::Closed => return Err(Error::OutOfOrderCall.into()),
+        }
+    }
+}
+
+/// Seals `text` and writes the record; see [`Sender::seal_text`].
+pub async fn send_text<W: Write, G: TryCryptoRng + ?Sized>(
+    sender: &mut Sender,
+    writer: &mut W,
+    text: &[u8],
+    rng: &mut G,
+    now: Option<u64>,
+    out: &mut [u8],
+) -> Result<(), SessionError<W::Error>> {
+    let record = sender.seal_text(text, rng, now, out)?;
+    write_all(writer, record).await?;
+    writer.flush().await.map_err(SessionError::Transport)
+}
+
+/// Writes the authenticated close; see [`Sender::seal_close`].
+pub async fn send_close<W: Write, G: TryCryptoRng + ?Sized>(
+    sender: &mut Sender,
+    writer: &mut W,
+    rng: &mut G,
+    now: Option<u64>,
+    out: &mut [u8],
+) -> Result<(), SessionError<W::Error>> {
+    let record = sender.seal_close(rng, now, out)?;
+    write_all(writer, record).await?;
+    writer.flush().await.map_err(SessionError::Transport)
+}
+
+/// Waits for the next record and opens it where it lies in `inbox`; see the blocking
+/// [`crate::receive`].
+pub async fn receive<'i, R: Read, B>(
+    receiver: &mut Receiver,
+    reader: &mut R,
+    inbox: &'i mut Inbox<B>,
+) -> Result<Incoming<'i>, SessionError<R::Error>>
+where
+    B: AsRef<[u8]> + AsMut<[u8]>,
+{
+    while !receiver.is_ready(inbox.pending()) {
+        match fill(reader, inbox).await {
+            Ok(true) => {}
+            Ok(false) => return Err(receiver.end_of_stream().into()),
+            Err(error) => {
+                receiver.end_of_stream();
+                return Err(error);
+            }
+        }
+    }
+    match receiver.poll_inbox(inbox)? {
+        Some(incoming) => Ok(incoming),
+        None => Err(Error::OutOfOrderCall.into()),
+    }
+}
+
+/// One read from the transport into the inbox; false at the end of the stream.
+async fn fill<R: Read, B>(
+    reader: &mut R,
+    inbox: &mut Inbox<B>,
+) -> Result<bool, SessionError<R::Error>>
+where
+    B: AsRef<[u8]> + AsMut<[u8]>,
+{
+    let count = reader
+        .read(inbox.unfilled()?)
+        .await
+        .map_err(SessionError::Transport)?;
+    inbox.filled(count);
+    Ok(count > 0)
+}
+
+/// Writes all of `bytes`. (`embedded-io-async`'s own `write_all` panics on a transport that
+/// takes nothing; a closed connection is an error here, not a crash.)
+async fn write_all<W: Write>(
+    writer: &mut W,
+    mut bytes: &[u8],
+) -> Result<(), SessionError<W::Error>> {
+    while !bytes.is_empty() {
+        let written = writer.write(bytes).await.map_err(SessionError::Transport)?;
+        if written == 0 {
+            return Err(Error::ConnectionClosed.into());
+        }
+        bytes = bytes.get(written..).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// Lets the executor run other tasks once (a future that is pending exactly once).
+fn yield_now() -> impl Future<Output = ()> {
+    struct YieldNow(bool);
+    impl Future for YieldNow {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
+            if self.0 {
+                return Poll::Ready(());
+            }
+            self.0 = true;
+            context.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+    YieldNow(false)
+}
