@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aeschat_core::{
-    receive, send_close, send_text, Config, FrameReader, Handshake, Incoming, Iv, Receiver, Role,
+    receive, send_close, send_text, Config, Engine, Handshake, Inbox, Incoming, Iv, Receiver, Role,
     Secret, Sender, SessionError, DEFAULT_FRAME_CAPACITY, HANDSHAKE_FRAME_LEN, NONCE_LEN,
 };
 
@@ -135,7 +135,7 @@ pub fn client_hello() -> Vec<u8> {
     let mut handshake = Handshake::new(
         Config::new(Role::Client, Secret::Password(b"not used")),
         random_nonce(),
-        unix_now(),
+        Some(unix_now()),
     );
     let mut out = [0u8; HANDSHAKE_FRAME_LEN];
     handshake
@@ -207,6 +207,8 @@ pub fn random_nonce() -> [u8; NONCE_LEN] {
     nonce
 }
 
+pub use crate::session_support::OsRng;
+
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -271,7 +273,7 @@ pub struct TestPeer {
     pub writer: WireWriter,
     pub sender: Sender,
     pub receiver: Receiver,
-    frames: Box<FrameReader<DEFAULT_FRAME_CAPACITY>>,
+    frames: Inbox<Box<[u8]>>,
     record: Vec<u8>,
 }
 
@@ -301,10 +303,10 @@ impl TestPeer {
         if let Some(iterations) = iterations {
             config = config.with_insecure_iterations(iterations);
         }
-        let mut frames = Box::new(FrameReader::new());
-        let handshake = Handshake::new(config, random_nonce(), unix_now());
-        let session = aeschat_core::handshake(&mut reader, &mut writer, &mut *frames, handshake)?;
-        let (sender, receiver) = session.split();
+        let mut frames = Inbox::new(vec![0u8; DEFAULT_FRAME_CAPACITY].into_boxed_slice());
+        let mut engine = Engine::new(config, &mut OsRng, Some(unix_now()));
+        aeschat_core::handshake(&mut reader, &mut writer, &mut frames, &mut engine)?;
+        let (sender, receiver) = engine.split()?;
         Ok(TestPeer {
             stream,
             reader,
@@ -336,40 +338,37 @@ impl TestPeer {
     }
 
     pub fn send(&mut self, text: &[u8]) -> Result<(), SessionError<io::Error>> {
-        let iv = Iv::random()?;
         send_text(
             &mut self.sender,
             &mut self.writer,
             text,
-            unix_now(),
-            &iv,
+            &mut OsRng,
+            Some(unix_now()),
             &mut self.record,
         )
     }
 
     /// Seals a text record and returns its frame without sending it.
     pub fn seal(&mut self, text: &[u8]) -> Vec<u8> {
-        let iv = Iv::random().expect("randomness");
         self.sender
-            .seal_text(text, unix_now(), &iv, &mut self.record)
+            .seal_text(text, &mut OsRng, Some(unix_now()), &mut self.record)
             .expect("the text fits a record")
             .to_vec()
     }
 
     pub fn close(&mut self) -> Result<(), SessionError<io::Error>> {
-        let iv = Iv::random()?;
         send_close(
             &mut self.sender,
             &mut self.writer,
-            unix_now(),
-            &iv,
+            &mut OsRng,
+            Some(unix_now()),
             &mut self.record,
         )
     }
 
     /// The next message: `Some(text)`, or `None` for the peer's close.
     pub fn receive(&mut self) -> Result<Option<Vec<u8>>, SessionError<io::Error>> {
-        match receive(&mut self.receiver, &mut self.reader, &mut *self.frames)? {
+        match receive(&mut self.receiver, &mut self.reader, &mut self.frames)? {
             Incoming::Text(text) => Ok(Some(text.to_vec())),
             Incoming::Closed => Ok(None),
         }

@@ -1,19 +1,22 @@
-//! Shared helpers for the session tests: fixed inputs, a sans-IO pair that moves frames between
-//! a client and a server with a hook for the man in the middle, a blocking in-memory duplex pipe
-//! for the driver on two threads, scripted transports, and a recorder of whole conversations.
+//! Shared helpers for the session tests: fixed inputs, the handshake run through
+//! `aeschat_testkit::Pair` (two engines in one thread, with a hook for the man in the middle),
+//! a blocking in-memory duplex pipe for the driver on two threads, scripted transports, and a
+//! recorder of whole conversations.
 //!
-//! Use it from a test file with `mod session_support;`.
+//! Every protocol rule is the engine's: nothing here decides which alert answers what.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use aeschat_core::rand_core::{TryCryptoRng, TryRng};
 use aeschat_core::{
-    Alert, Config, Error, Frame, FrameKind, FrameReader, Handshake, HandshakeState, Incoming, Iv,
-    Key, Read, Receiver, Role, Secret, Sender, Session, SessionError, Write,
-    DEFAULT_FRAME_CAPACITY, HANDSHAKE_FRAME_LEN,
+    Config, Engine, Error, Frame, FrameKind, Handshake, Inbox, Incoming, Iv, Key, Read, Receiver,
+    Role, Secret, Sender, SessionError, Write, DEFAULT_FRAME_CAPACITY, FRAME_HEADER_LEN,
+    HANDSHAKE_FRAME_LEN,
 };
+pub use aeschat_testkit::{Got, Outcome, Pair, Replay, Side, TestRng};
 
 /// The password both sides share in most tests.
 pub const PASSWORD: &[u8] = b"correct horse battery staple";
@@ -38,47 +41,35 @@ pub fn server_config(secret: Secret<'_>) -> Config<'_> {
     Config::new(Role::Server, secret).with_insecure_iterations(FAST)
 }
 
-/// A client handshake with the fixed nonce and time.
+/// A client handshake with the fixed nonce and time (for message-level tests; pumps wrap it
+/// in an engine).
 pub fn client(secret: Secret<'_>) -> Handshake<'_> {
-    Handshake::new(client_config(secret), CLIENT_NONCE, CLIENT_TIME)
+    Handshake::new(client_config(secret), CLIENT_NONCE, Some(CLIENT_TIME))
 }
 
 /// A server handshake with the fixed nonce and time.
 pub fn server(secret: Secret<'_>) -> Handshake<'_> {
-    Handshake::new(server_config(secret), SERVER_NONCE, SERVER_TIME)
+    Handshake::new(server_config(secret), SERVER_NONCE, Some(SERVER_TIME))
 }
 
-/// The frame reader for the default message length, on the heap (it is about 87 KiB).
-pub type Frames = FrameReader<DEFAULT_FRAME_CAPACITY>;
-
-pub fn new_frames() -> Box<Frames> {
-    Box::new(Frames::new())
+/// A client engine with the fixed nonce and time.
+pub fn client_engine(secret: Secret<'_>) -> Engine<'_> {
+    Engine::from_handshake(client(secret))
 }
 
-/// Which end of the connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Side {
-    Client,
-    Server,
+/// A server engine with the fixed nonce and time.
+pub fn server_engine(secret: Secret<'_>) -> Engine<'_> {
+    Engine::from_handshake(server(secret))
 }
 
-impl Side {
-    pub fn peer(self) -> Side {
-        match self {
-            Side::Client => Side::Server,
-            Side::Server => Side::Client,
-        }
-    }
+/// An inbox for the default message length, on the heap (it is about 87 KiB).
+pub type Frames = Inbox<Box<[u8]>>;
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Side::Client => "client",
-            Side::Server => "server",
-        }
-    }
+pub fn new_frames() -> Frames {
+    Inbox::new(vec![0u8; DEFAULT_FRAME_CAPACITY].into_boxed_slice())
 }
 
-/// A frame copied out of a reader.
+/// A frame copied out of the bytes it was found in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnedFrame {
     pub kind: FrameKind,
@@ -98,7 +89,7 @@ pub fn frame_bytes(kind: u8, body: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// What a stream of bytes parses to when fed to one frame reader all at once.
+/// What a stream of bytes parses to when its frames are taken with `Frame::parse`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Parsed {
     /// The complete frames, in order.
@@ -109,42 +100,37 @@ pub struct Parsed {
     pub unfinished: bool,
 }
 
-/// Feeds `chunks` one after another to a fresh frame reader of capacity `N`, collecting frames
-/// until the first error.
+/// Feeds `chunks` one after another to an inbox of capacity `N` (frames of at most `N` bytes,
+/// header included), taking frames with `Frame::parse` as soon as they are whole, until the
+/// first error.
 pub fn parse_chunks<'a, const N: usize>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Parsed {
-    let mut reader = Box::new(FrameReader::<N>::new());
+    let max_body_len = N.saturating_sub(FRAME_HEADER_LEN);
+    let mut pending: Vec<u8> = Vec::new();
     let mut parsed = Parsed {
         frames: Vec::new(),
         error: None,
         unfinished: false,
     };
-    for mut chunk in chunks {
+    for chunk in chunks {
+        pending.extend_from_slice(chunk);
         loop {
-            match reader.push(chunk) {
-                Ok(taken) => chunk = &chunk[taken..],
+            match Frame::parse(&mut pending, max_body_len) {
+                Ok(Some((frame, len))) => {
+                    parsed.frames.push(OwnedFrame {
+                        kind: frame.kind,
+                        body: frame.body.to_vec(),
+                    });
+                    pending.drain(..len);
+                }
+                Ok(None) => break,
                 Err(error) => {
                     parsed.error = Some(error);
                     return parsed;
                 }
             }
-            match reader.frame() {
-                Some(frame) => {
-                    parsed.frames.push(OwnedFrame {
-                        kind: frame.kind,
-                        body: frame.body.to_vec(),
-                    });
-                }
-                None => {
-                    assert!(
-                        chunk.is_empty(),
-                        "the reader stopped short of a whole frame"
-                    );
-                    break;
-                }
-            }
         }
     }
-    parsed.unfinished = !reader.is_between_frames();
+    parsed.unfinished = !pending.is_empty();
     parsed
 }
 
@@ -181,13 +167,6 @@ pub fn read_message(handshake: &mut Handshake<'_>, bytes: &[u8]) -> Result<(), E
     })
 }
 
-/// What a record opened to, owned.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Got {
-    Text(Vec<u8>),
-    Closed,
-}
-
 /// Opens one record frame (as bytes).
 pub fn open(receiver: &mut Receiver, bytes: &[u8]) -> Result<Got, Error> {
     let mut frame = frame_of(bytes);
@@ -202,15 +181,103 @@ pub fn open(receiver: &mut Receiver, bytes: &[u8]) -> Result<Got, Error> {
 }
 
 /// Blocks for the next record through the driver and copies out what it carried.
-pub fn receive<R: Read, const N: usize>(
+pub fn receive<R: Read>(
     receiver: &mut Receiver,
     reader: &mut R,
-    frames: &mut FrameReader<N>,
+    frames: &mut Frames,
 ) -> Result<Got, SessionError<R::Error>> {
     Ok(match aeschat_core::receive(receiver, reader, frames)? {
         Incoming::Text(text) => Got::Text(text.to_vec()),
         Incoming::Closed => Got::Closed,
     })
+}
+
+/// A "generator" whose every 16 bytes are `iv`: each record sealed with it gets that IV (for
+/// tests that fix IVs; tests only).
+pub fn fixed_iv(iv: [u8; 16]) -> FixedIv {
+    FixedIv { iv, position: 0 }
+}
+
+/// See [`fixed_iv`]. NOT RANDOM: tests only.
+#[derive(Clone, Debug)]
+pub struct FixedIv {
+    iv: [u8; 16],
+    position: usize,
+}
+
+impl TryRng for FixedIv {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        let mut word = [0; 4];
+        self.try_fill_bytes(&mut word)?;
+        Ok(u32::from_le_bytes(word))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        let mut word = [0; 8];
+        self.try_fill_bytes(&mut word)?;
+        Ok(u64::from_le_bytes(word))
+    }
+
+    fn try_fill_bytes(&mut self, out: &mut [u8]) -> Result<(), Infallible> {
+        for byte in out {
+            *byte = self.iv[self.position % 16];
+            self.position += 1;
+        }
+        Ok(())
+    }
+}
+
+impl TryCryptoRng for FixedIv {}
+
+/// The operating system's generator (through the core's `Iv::random`), for tests that want
+/// real randomness (a peer of the real binary, records whose IVs do not matter).
+#[derive(Clone, Copy, Debug)]
+pub struct OsRng;
+
+impl TryRng for OsRng {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        let mut word = [0; 4];
+        self.try_fill_bytes(&mut word)?;
+        Ok(u32::from_le_bytes(word))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        let mut word = [0; 8];
+        self.try_fill_bytes(&mut word)?;
+        Ok(u64::from_le_bytes(word))
+    }
+
+    fn try_fill_bytes(&mut self, out: &mut [u8]) -> Result<(), Infallible> {
+        for chunk in out.chunks_mut(16) {
+            let iv = Iv::random().expect("the operating system's generator");
+            chunk.copy_from_slice(&iv.as_bytes()[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+impl TryCryptoRng for OsRng {}
+
+/// The blocking driver's handshake for an engine over `handshake` (fixed nonce and time),
+/// handed on established.
+pub fn handshake_over<'a, R, W, B>(
+    reader: &mut R,
+    writer: &mut W,
+    frames: &mut Inbox<B>,
+    handshake: Handshake<'a>,
+) -> Result<Established<'a>, SessionError<R::Error>>
+where
+    R: Read,
+    W: Write<Error = R::Error>,
+    B: AsRef<[u8]> + AsMut<[u8]>,
+{
+    let mut engine = Engine::from_handshake(handshake);
+    aeschat_core::handshake(reader, writer, frames, &mut engine)?;
+    Ok(Established(engine))
 }
 
 /// Seals a text with a time and an IV made from `n`.
@@ -219,8 +286,8 @@ pub fn seal(sender: &mut Sender, text: &[u8], n: u8) -> Vec<u8> {
     sender
         .seal_text(
             text,
-            1_700_000_100 + u64::from(n),
-            &Iv::from_bytes([n; 16]),
+            &mut fixed_iv([n; 16]),
+            Some(1_700_000_100 + u64::from(n)),
             &mut out,
         )
         .expect("the text is sealed")
@@ -231,48 +298,45 @@ pub fn seal(sender: &mut Sender, text: &[u8], n: u8) -> Vec<u8> {
 pub fn seal_close(sender: &mut Sender) -> Vec<u8> {
     let mut out = vec![0u8; aeschat_core::record_frame_len(0)];
     sender
-        .seal_close(1_700_000_999, &Iv::from_bytes([0xCC; 16]), &mut out)
+        .seal_close(&mut fixed_iv([0xCC; 16]), Some(1_700_000_999), &mut out)
         .expect("the close is sealed")
         .to_vec()
 }
 
-/// How a sans-IO handshake between two sides ended.
-pub struct Outcome {
-    pub client: Result<Session, Error>,
-    pub server: Result<Session, Error>,
-    /// Every frame each side wrote (alerts included), before the man in the middle saw it.
-    pub wire: Vec<(Side, Vec<u8>)>,
-    /// The states each side passed through, starting with its first.
-    pub client_states: Vec<HandshakeState>,
-    pub server_states: Vec<HandshakeState>,
-}
+/// An established engine, as a handshake test hands it on: split it, or ask its clock offset.
+pub struct Established<'a>(pub Engine<'a>);
 
-impl Outcome {
-    /// Everything `side` wrote, concatenated.
-    pub fn written_by(&self, side: Side) -> Vec<u8> {
-        self.wire
-            .iter()
-            .filter(|(from, _)| *from == side)
-            .flat_map(|(_, bytes)| bytes.iter().copied())
-            .collect()
+impl Established<'_> {
+    /// The sending and receiving halves.
+    pub fn split(mut self) -> (Sender, Receiver) {
+        self.0.split().expect("the engine is established")
     }
 
-    /// The frames `side` wrote.
-    pub fn frames_by(&self, side: Side) -> Vec<OwnedFrame> {
+    /// See `Engine::peer_clock_offset`.
+    pub fn peer_clock_offset(&self) -> Option<i64> {
+        self.0.peer_clock_offset()
+    }
+}
+
+/// What the session tests ask of a pair's outcome beyond `aeschat_testkit::Outcome`'s own.
+pub trait OutcomeExt<'a> {
+    /// The frames `side` transmitted.
+    fn frames_by(&self, side: Side) -> Vec<OwnedFrame>;
+    /// Both established engines; panics with both results if either side failed.
+    fn sessions(self) -> (Established<'a>, Established<'a>);
+}
+
+impl<'a> OutcomeExt<'a> for Outcome<'a> {
+    fn frames_by(&self, side: Side) -> Vec<OwnedFrame> {
         frames_of(&self.written_by(side))
     }
 
-    pub fn client_error(&self) -> Option<Error> {
-        self.client.as_ref().err().copied()
-    }
-
-    pub fn server_error(&self) -> Option<Error> {
-        self.server.as_ref().err().copied()
-    }
-
-    pub fn sessions(self) -> (Session, Session) {
+    fn sessions(self) -> (Established<'a>, Established<'a>) {
         match (self.client, self.server) {
-            (Ok(client), Ok(server)) => (client, server),
+            (Ok(()), Ok(())) => (
+                Established(self.client_engine),
+                Established(self.server_engine),
+            ),
             (client, server) => panic!(
                 "the handshake failed: client {:?}, server {:?}",
                 client.err(),
@@ -282,150 +346,31 @@ impl Outcome {
     }
 }
 
-/// One side of a sans-IO handshake run as the blocking driver runs it: it writes what its state
-/// asks for, reads frames from the bytes the peer sent, and on a failed read sends the alert
-/// [`Alert::for_error`] names, unless the frame it failed on was the peer's alert. (The driver
-/// itself still answers some alerts with an alert: see `session_faults.rs`.)
-struct Party<'a> {
-    side: Side,
-    handshake: Option<Handshake<'a>>,
-    frames: Box<Frames>,
-    inbox: VecDeque<u8>,
-    result: Option<Result<Session, Error>>,
-    states: Vec<HandshakeState>,
-}
-
-impl<'a> Party<'a> {
-    fn new(side: Side, handshake: Handshake<'a>) -> Party<'a> {
-        Party {
-            side,
-            states: vec![handshake.state()],
-            handshake: Some(handshake),
-            frames: new_frames(),
-            inbox: VecDeque::new(),
-            result: None,
-        }
-    }
-
-    fn note_state(&mut self) {
-        if let Some(handshake) = &self.handshake {
-            if self.states.last() != Some(&handshake.state()) {
-                self.states.push(handshake.state());
-            }
-        }
-    }
-
-    /// Ends this side with `error`, telling the peer why unless the peer's own alert was the
-    /// cause: an alert is never answered with an alert.
-    fn fail(&mut self, error: Error, peer_alerted: bool, outbox: &mut Vec<Vec<u8>>) {
-        if let Some(alert) = Alert::for_error(error).filter(|_| !peer_alerted) {
-            let mut out = [0u8; Alert::MAX_FRAME_LEN];
-            outbox.push(alert.write(&mut out).expect("an alert fits").to_vec());
-        }
-        self.result = Some(Err(error));
-        self.handshake = None;
-    }
-
-    /// Takes one step; returns false if it cannot move until the peer sends something.
-    fn step(&mut self, outbox: &mut Vec<Vec<u8>>) -> bool {
-        let Some(handshake) = self.handshake.as_mut() else {
-            return false;
-        };
-        let failure = match handshake.state() {
-            HandshakeState::SendHello | HandshakeState::SendFinished => {
-                outbox.push(write_message(handshake));
-                None
-            }
-            // A server's derivation checks the client's Finished; a wrong one is told (alert 1).
-            HandshakeState::DeriveKeys => handshake.derive_keys().err().map(|e| (e, false)),
-            HandshakeState::AwaitHello | HandshakeState::AwaitFinished => {
-                // Feed bytes until a frame completes, as the driver's reads would.
-                loop {
-                    let front = self.inbox.as_slices().0.to_vec();
-                    match self.frames.push(&front) {
-                        Ok(taken) => drop(self.inbox.drain(..taken)),
-                        Err(error) => break Some((error, false)),
-                    }
-                    if let Some(frame) = self.frames.frame() {
-                        let peer_alerted = frame.kind == FrameKind::Alert;
-                        break handshake
-                            .read_message(frame)
-                            .err()
-                            .map(|e| (e, peer_alerted));
-                    }
-                    if self.inbox.is_empty() {
-                        return false;
-                    }
-                }
-            }
-            HandshakeState::Established => {
-                let handshake = self.handshake.take().expect("present");
-                self.result = Some(handshake.into_session());
-                return true;
-            }
-            HandshakeState::Failed => panic!("{} reached Failed unreported", self.side.name()),
-        };
-        self.note_state();
-        if let Some((error, peer_alerted)) = failure {
-            self.fail(error, peer_alerted, outbox);
-        }
-        true
-    }
-}
-
-/// Runs a client and a server against each other in one thread. Every frame a side writes
-/// passes through `middle`, which may change the bytes (or empty them to drop the frame) before
-/// the peer reads them. A side left waiting when nothing more can arrive fails with
-/// [`Error::HandshakeInterrupted`], as the driver does at the end of the stream.
+/// Runs a client and a server engine over `client` and `server` against each other in one
+/// thread (`aeschat_testkit::Pair`). Every frame a side transmits passes through `middle`,
+/// which may change the bytes (or empty them to drop the frame) before the peer reads them. A
+/// side left waiting when nothing more can arrive meets the end of the stream
+/// ([`Error::HandshakeInterrupted`]).
 pub fn run_handshake<'a>(
     client: Handshake<'a>,
     server: Handshake<'a>,
-    mut middle: impl FnMut(Side, &mut Vec<u8>),
-) -> Outcome {
-    let mut parties = [
-        Party::new(Side::Client, client),
-        Party::new(Side::Server, server),
-    ];
-    let mut wire = Vec::new();
-    loop {
-        let mut moved = false;
-        for index in 0..2 {
-            let mut outbox = Vec::new();
-            moved |= parties[index].step(&mut outbox);
-            let side = parties[index].side;
-            for mut bytes in outbox {
-                wire.push((side, bytes.clone()));
-                middle(side, &mut bytes);
-                parties[1 - index].inbox.extend(bytes);
-            }
-        }
-        if !moved {
-            break;
-        }
-    }
-    let [client, server] = parties.map(|mut party| {
-        let result = party
-            .result
-            .take()
-            .unwrap_or(Err(Error::HandshakeInterrupted));
-        (result, party.states)
-    });
-    Outcome {
-        client: client.0,
-        server: server.0,
-        wire,
-        client_states: client.1,
-        server_states: server.1,
-    }
+    middle: impl FnMut(Side, &mut Vec<u8>),
+) -> Outcome<'a> {
+    Pair::new(
+        Engine::from_handshake(client),
+        Engine::from_handshake(server),
+    )
+    .with_middle(middle)
+    .finish()
 }
 
 /// A handshake with nobody in the middle.
-pub fn connect<'a>(client: Handshake<'a>, server: Handshake<'a>) -> Outcome {
+pub fn connect<'a>(client: Handshake<'a>, server: Handshake<'a>) -> Outcome<'a> {
     run_handshake(client, server, |_, _| {})
 }
 
 /// Established client and server sessions over the password, with the fixed inputs.
-pub fn password_sessions() -> (Session, Session) {
+pub fn password_sessions() -> (Established<'static>, Established<'static>) {
     connect(
         client(Secret::Password(PASSWORD)),
         server(Secret::Password(PASSWORD)),
@@ -444,12 +389,12 @@ pub struct Message {
 
 /// Seals one scripted message with `sender` and returns the record frame.
 pub fn seal_message(sender: &mut Sender, message: &Message) -> Vec<u8> {
-    let iv = Iv::from_bytes(message.iv);
+    let mut iv = fixed_iv(message.iv);
     let len = message.text.as_deref().map_or(0, str::len);
     let mut out = vec![0u8; aeschat_core::record_frame_len(len)];
     let frame = match &message.text {
-        Some(text) => sender.seal_text(text.as_bytes(), message.time, &iv, &mut out),
-        None => sender.seal_close(message.time, &iv, &mut out),
+        Some(text) => sender.seal_text(text.as_bytes(), &mut iv, Some(message.time), &mut out),
+        None => sender.seal_close(&mut iv, Some(message.time), &mut out),
     };
     frame.expect("the record is sealed").to_vec()
 }

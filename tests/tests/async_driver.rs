@@ -12,7 +12,7 @@ use std::task::{Poll, Waker};
 
 use aeschat_core::rand_core::UnwrapErr;
 use aeschat_core::{
-    asynch, record_frame_len, Config, Engine, Error, Incoming, Inbox, IvPool, Role, Secret,
+    asynch, record_frame_len, Config, Engine, Error, Inbox, Incoming, IvPool, Role, Secret,
     DEFAULT_FRAME_CAPACITY,
 };
 use embedded_io_async::{ErrorType, Read, Write};

@@ -22,9 +22,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aeschat_core::{
-    Config, FrameReader, Handshake, HandshakeState, Iv, Role, Secret, HANDSHAKE_FRAME_LEN,
-};
+use aeschat_core::{Action, Config, Engine, Role, Secret, Step, HANDSHAKE_FRAME_LEN};
 use chat_support::*;
 use load_support::*;
 
@@ -310,13 +308,19 @@ fn a_handshake_costs_the_server_no_key_derivation_until_the_client_has_finished(
     // A test-side client says hello at the default work factor and then waits: the server has
     // answered, and derives nothing before the client's Finished (docs/PROTOCOL.md 6.2).
     let mut held = TcpStream::connect(&address).expect("cannot connect to the server");
-    let mut handshake = Handshake::new(
+    let mut engine = Engine::new(
         Config::new(Role::Client, Secret::Password(PASSWORD.as_bytes())),
-        random_nonce(),
-        unix_now(),
+        &mut OsRng,
+        Some(unix_now()),
     );
-    let mut out = [0u8; HANDSHAKE_FRAME_LEN];
-    let hello = handshake.write_message(&mut out).expect("a ClientHello");
+    let mut input = Vec::new();
+    let Step {
+        action: Action::Transmit(hello),
+        ..
+    } = engine.poll(&mut input)
+    else {
+        panic!("the client engine does not start with its hello");
+    };
     held.write_all(hello).expect("cannot send the hello");
     let server_hello = read_exactly(&mut held, HANDSHAKE_FRAME_LEN, Instant::now() + PATIENCE);
     assert_eq!(
@@ -324,11 +328,14 @@ fn a_handshake_costs_the_server_no_key_derivation_until_the_client_has_finished(
         600_000u32.to_be_bytes(),
         "the server does not announce the default work factor"
     );
-    let mut frames = FrameReader::<HANDSHAKE_FRAME_LEN>::new();
-    frames.push(&server_hello).expect("a ServerHello fits");
-    handshake
-        .read_message(frames.frame().expect("a whole frame"))
-        .expect("the ServerHello is valid");
+    input.extend_from_slice(&server_hello);
+    let step = engine.poll(&mut input);
+    assert_eq!(
+        (step.discard, step.action),
+        (HANDSHAKE_FRAME_LEN, Action::DeriveKeys),
+        "the ServerHello is valid"
+    );
+    input.clear();
     // Forty more hellos from other callers, each answered, none derived for.
     let others: Vec<TcpStream> = (0..40)
         .map(|_| {
@@ -350,28 +357,38 @@ fn a_handshake_costs_the_server_no_key_derivation_until_the_client_has_finished(
 
     // The held handshake still completes (its own derivation, once its Finished has come) and
     // carries a message.
-    handshake.derive_keys().expect("keys");
-    let finished = handshake.write_message(&mut out).expect("a ClientFinished");
+    while engine.derive_keys(u32::MAX).is_in_progress() {}
+    let Step {
+        action: Action::Transmit(finished),
+        ..
+    } = engine.poll(&mut input)
+    else {
+        panic!("the client engine does not send its Finished");
+    };
     held.write_all(finished).expect("cannot send the Finished");
+    assert_eq!(engine.poll(&mut input).action, Action::NeedInput);
     let server_finished = read_exactly(&mut held, 37, Instant::now() + PATIENCE);
-    frames
-        .push(&server_finished)
-        .expect("a ServerFinished fits");
-    handshake
-        .read_message(frames.frame().expect("a whole frame"))
-        .expect("the ServerFinished is valid");
-    assert_eq!(handshake.state(), HandshakeState::Established);
-    let (mut sender, _receiver) = handshake.into_session().expect("a session").split();
+    input.extend_from_slice(&server_finished);
+    let step = engine.poll(&mut input);
+    assert_eq!(
+        (step.discard, step.action),
+        (37, Action::Established),
+        "the ServerFinished is valid"
+    );
+    let (mut sender, _receiver) = engine.split().expect("a session");
     let mut record = vec![0u8; 512];
-    let iv = Iv::random().expect("randomness");
     let sealed = sender
-        .seal_text(b"the held handshake", unix_now(), &iv, &mut record)
+        .seal_text(
+            b"the held handshake",
+            &mut OsRng,
+            Some(unix_now()),
+            &mut record,
+        )
         .expect("a record");
     held.write_all(sealed).expect("cannot send a record");
     server.wait_stdout_line("[Client]: the held handshake");
-    let iv = Iv::random().expect("randomness");
     let close = sender
-        .seal_close(unix_now(), &iv, &mut record)
+        .seal_close(&mut OsRng, Some(unix_now()), &mut record)
         .expect("a close");
     held.write_all(close).expect("cannot send the close");
     server.wait_stderr("[-] Client left");

@@ -10,26 +10,35 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 
 use aeschat_core::{
-    encrypt, frame_capacity, token_len, Alert, Error, Frame, FrameKind, FrameReader, Handshake,
-    HandshakeState, Iv, Key, Receiver, Secret, Session, SessionError, DEFAULT_FRAME_CAPACITY,
+    encrypt, frame_capacity, token_len, Action, Alert, Engine, Error, Frame, FrameKind, Handshake,
+    HandshakeState, Inbox, Iv, Key, Receiver, Secret, SessionError, DEFAULT_FRAME_CAPACITY,
     MAX_ITERATIONS,
 };
 use proptest::prelude::*;
 use session_support::*;
 
-type DriverResult = Result<Session, SessionError<Infallible>>;
+type DriverResult<'a> = Result<Established<'a>, SessionError<Infallible>>;
 
 /// Runs one side's blocking handshake over scripted input; returns the result, the bytes it
 /// wrote and how many bytes it read.
-fn drive(handshake: Handshake<'_>, input: Vec<u8>) -> (DriverResult, Vec<u8>, usize) {
-    let mut reader = ScriptedReader::new(input);
+fn drive(handshake: Handshake<'_>, input: Vec<u8>) -> (DriverResult<'_>, Vec<u8>, usize) {
+    drive_chunked(handshake, input, vec![usize::MAX])
+}
+
+/// [`drive`], the input handed out in reads of at most `schedule[i]` bytes (repeating).
+fn drive_chunked(
+    handshake: Handshake<'_>,
+    input: Vec<u8>,
+    schedule: Vec<usize>,
+) -> (DriverResult<'_>, Vec<u8>, usize) {
+    let mut reader = ScriptedReader::chunked(input, schedule);
     let mut writer: Vec<u8> = Vec::new();
     let mut frames = new_frames();
-    let result = aeschat_core::handshake(&mut reader, &mut writer, &mut *frames, handshake);
+    let result = handshake_over(&mut reader, &mut writer, &mut frames, handshake);
     (result, writer, reader.consumed())
 }
 
-fn protocol_error(result: &DriverResult) -> Option<Error> {
+fn protocol_error(result: &DriverResult<'_>) -> Option<Error> {
     match result {
         Err(SessionError::Protocol(error)) => Some(*error),
         _ => None,
@@ -96,7 +105,7 @@ const AWAITING: [(Side, HandshakeState); 4] = [
 ];
 
 /// Fresh established halves over the key file (cheap), with the fixed inputs.
-fn key_file_sessions() -> (Session, Session) {
+fn key_file_sessions() -> (Established<'static>, Established<'static>) {
     let secret = Secret::PreSharedKey(&PSK);
     connect(client(secret), server(secret)).sessions()
 }
@@ -130,20 +139,20 @@ fn wrong_password_over_the_driver_reports_authentication_failure_on_both_sides()
     let ((client_result, client_wrote), (server_result, server_wrote)) = on_two_threads(
         |mut end| {
             let mut frames = new_frames();
-            aeschat_core::handshake(
+            handshake_over(
                 &mut end.reader,
                 &mut end.writer,
-                &mut *frames,
+                &mut frames,
                 client(Secret::Password(b"Tr0ub4dor&3")),
             )
             .map(drop)
         },
         |mut end| {
             let mut frames = new_frames();
-            aeschat_core::handshake(
+            handshake_over(
                 &mut end.reader,
                 &mut end.writer,
-                &mut *frames,
+                &mut frames,
                 server(Secret::Password(PASSWORD)),
             )
             .map(drop)
@@ -187,21 +196,20 @@ fn iteration_downgrade_makes_the_client_send_nothing_but_its_hello_and_an_alert(
     let expected_hello = write_message(&mut Handshake::new(
         client_config,
         CLIENT_NONCE,
-        CLIENT_TIME,
+        Some(CLIENT_TIME),
     ));
     let ((client_result, client_wrote), (server_result, _)) = on_two_threads(
         |mut end| {
             let mut frames = new_frames();
-            let handshake = Handshake::new(client_config, CLIENT_NONCE, CLIENT_TIME);
-            aeschat_core::handshake(&mut end.reader, &mut end.writer, &mut *frames, handshake)
-                .map(drop)
+            let handshake = Handshake::new(client_config, CLIENT_NONCE, Some(CLIENT_TIME));
+            handshake_over(&mut end.reader, &mut end.writer, &mut frames, handshake).map(drop)
         },
         |mut end| {
             let mut frames = new_frames();
-            aeschat_core::handshake(
+            handshake_over(
                 &mut end.reader,
                 &mut end.writer,
-                &mut *frames,
+                &mut frames,
                 server(secret),
             )
             .map(drop)
@@ -233,7 +241,9 @@ fn iteration_downgrade_is_refused_before_reading_anything_after_the_server_hello
     // A man in the middle sends the downgraded hello and more bytes straight after it.
     let mut input = hello.clone();
     input.extend_from_slice(&frame_bytes(4, &[0; 32]));
-    let (result, wrote, consumed) = drive(client(secret), input);
+    // The driver reads whatever the transport has ready into its inbox (it no longer stops
+    // at frame boundaries), so the reader hands out the hello alone: one more read would show.
+    let (result, wrote, consumed) = drive_chunked(client(secret), input, vec![hello.len()]);
     assert_eq!(
         protocol_error(&result),
         Some(Error::IterationsTooLow {
@@ -412,11 +422,11 @@ fn a_dropped_close_is_a_truncation_not_a_clean_end() {
     let mut reader = ScriptedReader::new(text);
     let mut frames = new_frames();
     assert_eq!(
-        receive(&mut rx, &mut reader, &mut *frames),
+        receive(&mut rx, &mut reader, &mut frames),
         Ok(Got::Text(b"see you".to_vec()))
     );
     assert_eq!(
-        receive(&mut rx, &mut reader, &mut *frames),
+        receive(&mut rx, &mut reader, &mut frames),
         Err(SessionError::Protocol(Error::Truncated))
     );
 }
@@ -425,7 +435,7 @@ fn a_dropped_close_is_a_truncation_not_a_clean_end() {
 fn a_record_from_another_session_is_rejected() {
     let secret = Secret::PreSharedKey(&PSK);
     let (other_client, other_server) = connect(
-        Handshake::new(client_config(secret), [1; 32], CLIENT_TIME),
+        Handshake::new(client_config(secret), [1; 32], Some(CLIENT_TIME)),
         server(secret),
     )
     .sessions();
@@ -481,7 +491,7 @@ fn every_flipped_bit_in_a_record_header_prevents_delivery() {
             let (_, mut rx) = server.split();
             let mut reader = ScriptedReader::new(altered);
             let mut frames = new_frames();
-            let result = receive(&mut rx, &mut reader, &mut *frames);
+            let result = receive(&mut rx, &mut reader, &mut frames);
             assert!(result.is_err(), "byte {byte} bit {bit}: {result:?}");
             assert!(
                 !matches!(result, Err(SessionError::Protocol(Error::SessionEnded))),
@@ -523,15 +533,20 @@ fn every_flipped_bit_in_a_key_confirmation_fails_authentication() {
                     );
                 }
                 Side::Server => {
-                    // The server finished first; the client's alert reaches its receiver.
+                    // The server finished first; the client's alert reaches its receiver, and
+                    // the server's engine (which polls on once established) reports it.
                     assert_eq!(
                         outcome.wire.last().unwrap(),
                         &(Side::Client, alert_bytes(1))
                     );
-                    let (_, mut rx) = outcome.server.unwrap().split();
                     assert_eq!(
-                        open(&mut rx, &alert_bytes(1)),
-                        Err(Error::AuthenticationFailed)
+                        outcome.server_states.last(),
+                        Some(&HandshakeState::Established)
+                    );
+                    assert_eq!(
+                        outcome.server_error(),
+                        Some(Error::AuthenticationFailed),
+                        "{case}"
                     );
                 }
             }
@@ -690,10 +705,12 @@ fn a_frame_longer_than_the_maximum_is_refused_from_its_header_without_reading_it
         let mut stream = vec![5];
         stream.extend_from_slice(&announced.to_be_bytes());
         stream.extend(vec![0x41; 100_000]);
-        let mut reader = ScriptedReader::new(stream);
+        // The driver reads whatever the transport has ready into its inbox (it no longer stops
+        // at frame boundaries), so the reader hands out the header alone: one more read would show.
+        let mut reader = ScriptedReader::chunked(stream, vec![5]);
         let mut frames = new_frames();
         assert_eq!(
-            receive(&mut rx, &mut reader, &mut *frames),
+            receive(&mut rx, &mut reader, &mut frames),
             Err(SessionError::Protocol(Error::FrameTooLong { max }))
         );
         assert_eq!(reader.consumed(), 5, "only the header was read");
@@ -706,7 +723,7 @@ fn a_frame_longer_than_the_maximum_is_refused_from_its_header_without_reading_it
     let mut reader = ScriptedReader::new(stream);
     let mut frames = new_frames();
     assert_eq!(
-        receive(&mut rx, &mut reader, &mut *frames),
+        receive(&mut rx, &mut reader, &mut frames),
         Err(SessionError::Protocol(Error::RecordRejected))
     );
     assert_eq!(reader.consumed(), 5 + max, "the frame, and not a byte more");
@@ -720,15 +737,17 @@ fn a_frame_longer_than_a_small_readers_capacity_is_refused_during_the_handshake_
     let mut stream = vec![1];
     stream.extend_from_slice(&(max as u32 + 1).to_be_bytes());
     stream.extend(vec![0; 10_000]);
-    let mut reader = ScriptedReader::new(stream);
+    // The driver reads whatever the transport has ready into its inbox (it no longer stops
+    // at frame boundaries), so the reader hands out the header alone: one more read would show.
+    let mut reader = ScriptedReader::chunked(stream, vec![5]);
     let mut writer: Vec<u8> = Vec::new();
-    let mut frames = FrameReader::<CAPACITY>::new();
+    let mut frames = Inbox::new([0u8; CAPACITY]);
     let config = server_config(Secret::Password(PASSWORD)).with_max_message_len(MAX_MESSAGE);
-    let result = aeschat_core::handshake(
+    let result = handshake_over(
         &mut reader,
         &mut writer,
         &mut frames,
-        Handshake::new(config, SERVER_NONCE, SERVER_TIME),
+        Handshake::new(config, SERVER_NONCE, Some(SERVER_TIME)),
     );
     assert_eq!(
         result.err(),
@@ -743,9 +762,9 @@ fn a_frame_reader_too_small_for_the_announced_maximum_is_refused_before_anything
     const CAPACITY: usize = frame_capacity(100);
     let mut reader = ScriptedReader::new(client_hello(Secret::Password(PASSWORD)));
     let mut writer: Vec<u8> = Vec::new();
-    let mut frames = FrameReader::<CAPACITY>::new();
+    let mut frames = Inbox::new([0u8; CAPACITY]);
     // The default maximum (64 KiB) would be announced, but such records would not fit.
-    let result = aeschat_core::handshake(
+    let result = handshake_over(
         &mut reader,
         &mut writer,
         &mut frames,
@@ -847,14 +866,12 @@ fn a_password_side_and_a_key_file_side_both_report_mode_mismatch() {
             |mut end| {
                 let mut frames = new_frames();
                 let handshake = client(client_secret);
-                aeschat_core::handshake(&mut end.reader, &mut end.writer, &mut *frames, handshake)
-                    .map(drop)
+                handshake_over(&mut end.reader, &mut end.writer, &mut frames, handshake).map(drop)
             },
             |mut end| {
                 let mut frames = new_frames();
                 let handshake = server(server_secret);
-                aeschat_core::handshake(&mut end.reader, &mut end.writer, &mut *frames, handshake)
-                    .map(drop)
+                handshake_over(&mut end.reader, &mut end.writer, &mut frames, handshake).map(drop)
             },
         );
         let mismatch = Err(SessionError::Protocol(Error::ModeMismatch));
@@ -899,7 +916,9 @@ fn legacy_token() -> Vec<u8> {
 fn a_peer_sending_raw_old_style_tokens_is_named_a_legacy_peer() {
     let secret = Secret::Password(PASSWORD);
     // A legacy client connecting to an aeschat server.
-    let (result, wrote, consumed) = drive(server(secret), legacy_token());
+    // The driver reads whatever the transport has ready into its inbox (it no longer stops
+    // at frame boundaries), so the reader hands out five bytes alone: one more read would show.
+    let (result, wrote, consumed) = drive_chunked(server(secret), legacy_token(), vec![5]);
     assert_eq!(protocol_error(&result), Some(Error::LegacyPeer));
     assert!(
         wrote.is_empty(),
@@ -916,7 +935,7 @@ fn a_peer_sending_raw_old_style_tokens_is_named_a_legacy_peer() {
     let mut reader = ScriptedReader::new(legacy_token());
     let mut frames = new_frames();
     assert_eq!(
-        receive(&mut rx, &mut reader, &mut *frames),
+        receive(&mut rx, &mut reader, &mut frames),
         Err(SessionError::Protocol(Error::LegacyPeer))
     );
 }
@@ -953,7 +972,9 @@ fn a_stranger_speaking_another_protocol_is_named_not_aeschat() {
         b"SSH-2.0-OpenSSH_9.6\r\n",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
     ] {
-        let (result, wrote, consumed) = drive(server(secret), opening.to_vec());
+        // The driver reads whatever the transport has ready into its inbox (it no longer stops
+        // at frame boundaries), so the reader hands out five bytes alone: one more read would show.
+        let (result, wrote, consumed) = drive_chunked(server(secret), opening.to_vec(), vec![5]);
         let case = String::from_utf8_lossy(opening);
         assert_eq!(protocol_error(&result), Some(Error::NotAeschat), "{case}");
         assert_eq!(wrote, alert_bytes(6), "{case}");
@@ -1065,6 +1086,74 @@ fn each_alert_is_believed_only_from_the_role_that_sends_it_in_every_waiting_stat
                 side.name()
             );
             assert_eq!(handshake.state(), HandshakeState::Failed);
+        }
+    }
+}
+
+/// An engine on `side`, fed the honest peer's recorded frames one at a time (as an engine, not
+/// by hand), polled until it waits for input in `state`.
+fn engine_awaiting(side: Side, state: HandshakeState, secret: Secret<'static>) -> Engine<'static> {
+    let wire = connect(client(secret), server(secret)).wire;
+    let mut from_peer = wire
+        .into_iter()
+        .filter(|(from, _)| *from == side.peer())
+        .map(|(_, bytes)| bytes);
+    let mut engine = match side {
+        Side::Client => client_engine(secret),
+        Side::Server => server_engine(secret),
+    };
+    let mut input = Vec::new();
+    loop {
+        let step = engine.poll(&mut input);
+        let (discard, needs_input) = (step.discard, step.action == Action::NeedInput);
+        match step.action {
+            Action::Transmit(_) | Action::Established | Action::NeedInput => {}
+            Action::DeriveKeys => while engine.derive_keys(u32::MAX).is_in_progress() {},
+            other => panic!("{} before {state:?}: {other:?}", side.name()),
+        }
+        input.drain(..discard);
+        if needs_input {
+            if engine.handshake_state() == Some(state) {
+                return engine;
+            }
+            input.extend(from_peer.next().expect("the peer's next frame"));
+        }
+    }
+}
+
+#[test]
+fn the_engine_believes_each_alert_only_from_the_role_that_sends_it_and_never_answers_it() {
+    let secret = Secret::PreSharedKey(&PSK);
+    let bodies: [&[u8]; 10] = [
+        &[0],
+        &[1],
+        &[2],
+        &[3],
+        &[4],
+        &[5],
+        &[6],
+        &[7, 0, 2],
+        &[7],
+        &[1, 1],
+    ];
+    for body in bodies {
+        for (side, state) in AWAITING {
+            let case = format!("alert {body:?} to the {} engine in {state:?}", side.name());
+            let mut engine = engine_awaiting(side, state, secret);
+            let mut alert = frame_bytes(6, body);
+            let step = engine.poll(&mut alert);
+            // Failed at once: no alert (nor anything else) is transmitted in answer.
+            assert_eq!(
+                step.action,
+                Action::Failed(expected_alert_error(side, body)),
+                "{case}"
+            );
+            assert_eq!(
+                engine.poll(&mut []).action,
+                Action::Failed(expected_alert_error(side, body)),
+                "{case}: the failure stays the answer"
+            );
+            assert!(!engine.is_established(), "{case}");
         }
     }
 }
@@ -1307,15 +1396,18 @@ fn receive_after_the_session_ended_touches_no_more_of_the_transport() {
     let mut tampered = seal(&mut tx, b"one", 0);
     tampered[30] ^= 1;
     let next = seal(&mut tx, b"two", 1);
-    let mut reader = ScriptedReader::new([tampered.clone(), next].concat());
+    // The driver reads whatever the transport has ready into its inbox (it no longer stops
+    // at frame boundaries), so the reader hands out the tampered record alone: one more read would show.
+    let mut reader =
+        ScriptedReader::chunked([tampered.clone(), next].concat(), vec![tampered.len()]);
     let mut frames = new_frames();
     assert_eq!(
-        receive(&mut rx, &mut reader, &mut *frames),
+        receive(&mut rx, &mut reader, &mut frames),
         Err(SessionError::Protocol(Error::RecordRejected))
     );
     assert_eq!(reader.consumed(), tampered.len());
     assert_eq!(
-        receive(&mut rx, &mut reader, &mut *frames),
+        receive(&mut rx, &mut reader, &mut frames),
         Err(SessionError::Protocol(Error::SessionEnded))
     );
     // An ended session must not block on, or consume, the transport: a chat that keeps calling
@@ -1329,7 +1421,7 @@ fn a_recorded_client_handshake_replayed_to_a_fresh_server_fails_authentication()
     let recorded = connect(client(secret), server(secret));
     let replayed = [recorded.wire[0].1.clone(), recorded.wire[2].1.clone()].concat();
     // The new server draws a new nonce: the old confirmation does not match its transcript.
-    let fresh = Handshake::new(server_config(secret), [0x77; 32], SERVER_TIME);
+    let fresh = Handshake::new(server_config(secret), [0x77; 32], Some(SERVER_TIME));
     let (result, wrote, _) = drive(fresh, replayed.clone());
     assert_eq!(protocol_error(&result), Some(Error::AuthenticationFailed));
     let kinds: Vec<FrameKind> = frames_of(&wrote).iter().map(|f| f.kind).collect();

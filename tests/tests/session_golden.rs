@@ -11,16 +11,17 @@
 
 use aeschat_tests::session_support;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aeschat_core::{
-    Config, Error, Frame, FrameKind, Handshake, HandshakeState, Incoming, Key, Receiver, Role,
-    Secret, Sender, DEFAULT_FRAME_CAPACITY, HANDSHAKE_FRAME_LEN,
+    record_frame_len, Action, Config, Engine, Error, FrameKind, Handshake, Incoming, Key, Role,
+    Secret,
 };
 use serde::{Deserialize, Serialize};
 use session_support::{
-    connect, frame_of, hex, new_frames, seal_message, seal_messages, unhex, Message, OwnedFrame,
+    connect, frame_of, hex, seal_messages, unhex, Got, Message, OutcomeExt, OwnedFrame, Replay,
     Side,
 };
 
@@ -285,7 +286,7 @@ fn handshake_for<'a>(golden: &Golden, secret: Secret<'a>, side: Side) -> Handsha
     if let Some(iterations) = golden.iterations {
         config = config.with_insecure_iterations(iterations);
     }
-    Handshake::new(config, nonce(&endpoint.nonce_hex), endpoint.time)
+    Handshake::new(config, nonce(&endpoint.nonce_hex), Some(endpoint.time))
 }
 
 /// The messages a file's record frames were sealed from.
@@ -457,13 +458,55 @@ fn golden_files_cover_a_whole_session_in_both_modes() {
     assert!(modes.iter().any(|m| m == "pre-shared key"));
 }
 
-/// Plays `side` alone against the other side's recorded frames: everything it writes must be
-/// the recorded bytes, and everything it reads must open to the recorded content.
+/// What an engine did until it needed input: what it transmitted, and what it handed up.
+#[derive(Default)]
+struct Pumped {
+    transmitted: VecDeque<Vec<u8>>,
+    received: VecDeque<Got>,
+}
+
+/// Polls `engine` on `input` until it needs more, running derivations and collecting what it
+/// transmits and what it hands up. Panics on a failure.
+fn pump(engine: &mut Engine<'_>, input: &mut Vec<u8>, pumped: &mut Pumped, case: &str) {
+    loop {
+        let step = engine.poll(input);
+        let discard = step.discard;
+        match step.action {
+            Action::Transmit(bytes) => pumped.transmitted.push_back(bytes.to_vec()),
+            Action::DeriveKeys => while engine.derive_keys(u32::MAX).is_in_progress() {},
+            Action::NeedInput => return,
+            Action::Established => {}
+            Action::Text(text) => pumped.received.push_back(Got::Text(text.to_vec())),
+            Action::Closed => {
+                pumped.received.push_back(Got::Closed);
+                input.drain(..discard);
+                return;
+            }
+            Action::Failed(error) => panic!("{case}: {error}"),
+        }
+        input.drain(..discard);
+    }
+}
+
+/// Plays `side` alone, as an engine, against the other side's recorded frames: everything it
+/// transmits must be the recorded bytes, and everything it receives must open to the recorded
+/// content. Its generator replays the recorded nonce, then the recorded IVs of its records.
 fn play_against_recording(golden: &Golden, file: &str, side: Side) {
     let owned = OwnedSecret::of(golden);
-    let mut handshake = Some(handshake_for(golden, owned.secret(), side));
-    let mut halves: Option<(Sender, Receiver)> = None;
-    let mut frames = new_frames();
+    let handshake = handshake_for(golden, owned.secret(), side);
+    let endpoint = match side {
+        Side::Client => &golden.client,
+        Side::Server => &golden.server,
+    };
+    let mut rng = Replay::new(nonce(&endpoint.nonce_hex).to_vec());
+    for recorded in &golden.frames {
+        if let (Some(record), true) = (&recorded.record, side_from(&recorded.from) == side) {
+            rng.push(&iv(&record.iv_hex));
+        }
+    }
+    let mut engine = Engine::new(*handshake.config(), &mut rng, Some(endpoint.time));
+    let mut input = Vec::new();
+    let mut pumped = Pumped::default();
     for (index, recorded) in golden.frames.iter().enumerate() {
         let bytes = unhex(&recorded.hex);
         let case = format!(
@@ -471,55 +514,69 @@ fn play_against_recording(golden: &Golden, file: &str, side: Side) {
             side.name(),
             recorded.kind
         );
-        if let Some(h) = handshake.as_mut() {
-            if h.state() == HandshakeState::DeriveKeys {
-                h.derive_keys().unwrap();
-            }
-            if side_from(&recorded.from) == side {
-                let mut out = [0u8; HANDSHAKE_FRAME_LEN];
-                let written = h.write_message(&mut out).unwrap();
-                assert_eq!(hex(written), recorded.hex, "{case}");
-            } else {
-                assert_eq!(frames.push(&bytes), Ok(bytes.len()), "{case}");
-                let frame = frames.frame().expect("a whole frame");
-                h.read_message(frame)
-                    .unwrap_or_else(|e| panic!("{case}: {e}"));
-            }
-            if h.state() == HandshakeState::Established {
-                let session = handshake.take().unwrap().into_session().unwrap();
-                halves = Some(session.split());
-            }
-            continue;
-        }
-        let (tx, rx) = halves.as_mut().expect("established before any record");
-        let record = recorded.record.as_ref().expect("record inputs");
-        if side_from(&recorded.from) == side {
-            let message = Message {
-                from: side,
-                text: record.text.clone(),
-                time: record.time,
-                iv: iv(&record.iv_hex),
-            };
-            assert_eq!(hex(&seal_message(tx, &message)), recorded.hex, "{case}");
-        } else {
-            assert_eq!(frames.push(&bytes), Ok(bytes.len()), "{case}");
-            let frame = frames.frame().expect("a whole frame");
-            assert_eq!(frame.body, record.token.as_bytes(), "{case}: token field");
-            match rx.open(frame).unwrap_or_else(|e| panic!("{case}: {e}")) {
-                Incoming::Text(text) => {
-                    assert_eq!(
-                        Some(text),
-                        record.text.as_deref().map(str::as_bytes),
-                        "{case}"
-                    )
+        match (&recorded.record, side_from(&recorded.from) == side) {
+            (None, true) => {
+                if pumped.transmitted.is_empty() {
+                    pump(&mut engine, &mut input, &mut pumped, &case);
                 }
-                Incoming::Closed => assert_eq!(record.record_type, "close", "{case}"),
+                let written = pumped.transmitted.pop_front().expect("a frame written");
+                assert_eq!(hex(&written), recorded.hex, "{case}");
+            }
+            (None, false) => {
+                input.extend_from_slice(&bytes);
+                pump(&mut engine, &mut input, &mut pumped, &case);
+            }
+            (Some(record), true) => {
+                assert!(
+                    engine.is_established(),
+                    "{case}: established before any record"
+                );
+                let sender = engine.sender().expect("established");
+                let len = record.text.as_deref().map_or(0, str::len);
+                let mut out = vec![0u8; record_frame_len(len)];
+                let sealed = match &record.text {
+                    Some(text) => {
+                        sender.seal_text(text.as_bytes(), &mut rng, Some(record.time), &mut out)
+                    }
+                    None => sender.seal_close(&mut rng, Some(record.time), &mut out),
+                };
+                assert_eq!(hex(sealed.unwrap()), recorded.hex, "{case}");
+            }
+            (Some(record), false) => {
+                assert_eq!(
+                    frame_of(&bytes).body,
+                    record.token.as_bytes(),
+                    "{case}: token field"
+                );
+                input.extend_from_slice(&bytes);
+                pump(&mut engine, &mut input, &mut pumped, &case);
+                let expected = match &record.text {
+                    Some(text) => Got::Text(text.as_bytes().to_vec()),
+                    None => {
+                        assert_eq!(record.record_type, "close", "{case}");
+                        Got::Closed
+                    }
+                };
+                assert_eq!(pumped.received.pop_front(), Some(expected), "{case}");
             }
         }
     }
-    let (_, rx) = halves.as_mut().expect("the session was established");
+    assert!(
+        pumped.transmitted.is_empty(),
+        "{file}: nothing written beyond the recording"
+    );
+    assert!(
+        pumped.received.is_empty(),
+        "{file}: nothing received beyond the recording"
+    );
+    assert!(input.is_empty(), "{file}: every byte taken");
     assert_eq!(
-        rx.end_of_stream(),
+        rng.remaining(),
+        0,
+        "{file}: the recorded nonce and IVs, all of them drawn"
+    );
+    assert_eq!(
+        engine.end_of_stream(),
         Error::SessionEnded,
         "{file}: the peer closed"
     );
@@ -751,19 +808,21 @@ fn authentic_records_an_honest_sender_never_writes_are_refused() {
                 Side::Client => server.split().1,
                 Side::Server => client.split().1,
             };
-            let bytes = unhex(&forgery.hex);
-            let mut reader = Box::new(aeschat_core::FrameReader::<DEFAULT_FRAME_CAPACITY>::new());
+            let mut bytes = unhex(&forgery.hex);
+            let len = bytes.len();
+            // The receiver finds the frame where it lies and opens it in place.
+            let received = rx.poll(&mut bytes);
             assert_eq!(
-                reader.push(&bytes),
-                Ok(bytes.len()),
-                "{file}: {}",
+                received.discard, len,
+                "{file}: {}: one whole frame",
                 forgery.case
             );
-            let frame: Frame<'_> = reader.frame().expect("a whole frame");
-            let result = rx.open(frame).map(|incoming| match incoming {
-                Incoming::Text(text) => Some(text.to_vec()),
-                Incoming::Closed => None,
-            });
+            let result = received
+                .result
+                .map(|incoming| match incoming.expect("a whole frame") {
+                    Incoming::Text(text) => Some(text.to_vec()),
+                    Incoming::Closed => None,
+                });
             assert_eq!(result, expected(&forgery.case), "{file}: {}", forgery.case);
         }
     }

@@ -4,8 +4,9 @@
 //!
 //! Only allocations made by the measured thread while it measures are counted, so the test
 //! harness and other tests cannot disturb the count. The transports are fixed-size ring buffers
-//! created before measuring: one test drives both sides sans-IO in one thread through the
-//! driver's `read_frame`, `send_text`, `send_close` and `receive`; the other runs the blocking
+//! created before measuring: one test drives both sides' engines in one thread (each poll's
+//! bytes moved over the rings, every protocol rule the engine's), then the driver's `send_text`,
+//! `send_close` and `receive`; the other runs the blocking
 //! driver's `handshake` on the measured thread against a peer thread spawned before counting
 //! starts, over rings guarded by a mutex and condition variable.
 
@@ -18,11 +19,12 @@ use std::sync::{Arc, Barrier, Condvar, Mutex};
 
 use counting_allocator::allocations_during;
 
+use aeschat_core::rand_core::{TryCryptoRng, TryRng};
 use aeschat_core::{
-    frame_capacity, read_frame, receive, record_frame_len, send_close, send_text, Alert, Config,
-    Error, FrameKind, FrameReader, Handshake, HandshakeState, Incoming, Iv, Key, Read, Role,
-    Secret, SessionError, Write, HANDSHAKE_FRAME_LEN,
+    frame_capacity, handshake, receive, record_frame_len, send_close, send_text, Action, Config,
+    Engine, Error, Inbox, Incoming, Key, Read, Receiver, Role, Secret, Sender, SessionError, Write,
 };
+use aeschat_testkit::TestRng;
 
 const PASSWORD: &[u8] = b"correct horse battery staple";
 static PSK: Key = Key::from_bytes([0x42; 32]);
@@ -61,10 +63,37 @@ fn config(role: Role, secret: Secret<'_>) -> Config<'_> {
         .with_max_message_len(MAX_MESSAGE)
 }
 
-fn iv(n: usize, side: u8) -> Iv {
+/// A "generator" that yields one fixed IV, over and over (no heap: `Replay` keeps a `Vec`).
+/// NOT RANDOM: tests only.
+struct FixedIv([u8; 16]);
+
+impl TryRng for FixedIv {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        Ok(u32::from_le_bytes([
+            self.0[0], self.0[1], self.0[2], self.0[3],
+        ]))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        Ok(u64::from_le_bytes(self.0[..8].try_into().unwrap()))
+    }
+
+    fn try_fill_bytes(&mut self, out: &mut [u8]) -> Result<(), Infallible> {
+        for (slot, byte) in out.iter_mut().zip(self.0.iter().cycle()) {
+            *slot = *byte;
+        }
+        Ok(())
+    }
+}
+
+impl TryCryptoRng for FixedIv {}
+
+fn iv(n: usize, side: u8) -> FixedIv {
     let mut bytes = [side; 16];
     bytes[..8].copy_from_slice(&(n as u64).to_be_bytes());
-    Iv::from_bytes(bytes)
+    FixedIv(bytes)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -133,99 +162,78 @@ impl Read for RingReader<'_> {
     }
 }
 
-/// One side of a sans-IO handshake, with its transport halves and frame reader.
+/// One side: its engine, its transport halves and its inbox (all inline, no heap).
 struct Side<'a> {
-    handshake: Handshake<'a>,
+    engine: Engine<'a>,
     reader: RingReader<'a>,
     writer: RingWriter<'a>,
-    frames: FrameReader<CAPACITY>,
+    inbox: Inbox<[u8; CAPACITY]>,
+    /// `Ok` once established, `Err` once failed.
+    result: Option<Result<(), Error>>,
 }
 
 fn side<'a>(
     role: Role,
     secret: Secret<'a>,
+    seed: u64,
     reader: RingReader<'a>,
     writer: RingWriter<'a>,
 ) -> Side<'a> {
-    let nonce = [role as u8; 32];
+    // The nonce from a seeded test generator (no heap), the clock a fixed time.
+    let mut rng = TestRng::new(seed);
     Side {
-        handshake: Handshake::new(config(role, secret), nonce, 1_700_000_000),
+        engine: Engine::new(config(role, secret), &mut rng, Some(1_700_000_000)),
         reader,
         writer,
-        frames: FrameReader::new(),
+        inbox: Inbox::new([0; CAPACITY]),
+        result: None,
     }
 }
 
 impl Side<'_> {
-    /// Takes one step; returns the error that ended the handshake, if any, after telling the
-    /// peer why as the driver does (unless the peer's own alert was the reason).
-    fn step(&mut self) -> Result<(), Error> {
-        match self.handshake.state() {
-            HandshakeState::SendHello | HandshakeState::SendFinished => {
-                let mut out = [0u8; HANDSHAKE_FRAME_LEN];
-                let message = self.handshake.write_message(&mut out)?;
-                assert_eq!(self.writer.write(message), Ok(message.len()));
-            }
-            // A server's derivation checks the client's Finished; a wrong one is told.
-            HandshakeState::DeriveKeys => {
-                if let Err(error) = self.handshake.derive_keys() {
-                    if let Some(alert) = Alert::for_error(error) {
-                        let mut out = [0u8; 6];
-                        let frame = alert.write(&mut out)?;
-                        assert_eq!(self.writer.write(frame), Ok(frame.len()));
-                    }
-                    return Err(error);
-                }
-            }
-            HandshakeState::AwaitHello | HandshakeState::AwaitFinished => {
-                if self.reader.0.borrow().len == 0 {
-                    return Ok(());
-                }
-                let (error, tell_peer) = match read_frame(&mut self.reader, &mut self.frames) {
-                    Ok(Some(frame)) => {
-                        let from_alert = frame.kind == FrameKind::Alert;
-                        match self.handshake.read_message(frame) {
-                            Ok(()) => return Ok(()),
-                            Err(error) => (error, !from_alert),
-                        }
-                    }
-                    Ok(None) => (Error::HandshakeInterrupted, false),
-                    Err(SessionError::Protocol(error)) => (error, true),
-                    Err(SessionError::Transport(never)) => match never {},
-                };
-                if let Some(alert) = Alert::for_error(error).filter(|_| tell_peer) {
-                    let mut out = [0u8; 6];
-                    let frame = alert.write(&mut out)?;
-                    assert_eq!(self.writer.write(frame), Ok(frame.len()));
-                }
-                return Err(error);
-            }
-            HandshakeState::Established | HandshakeState::Failed => {}
+    /// One poll of the engine, its bytes moved over the rings; returns whether anything moved.
+    fn step(&mut self) -> bool {
+        if self.result.is_some() {
+            return false;
         }
-        Ok(())
+        match self.engine.poll_inbox(&mut self.inbox) {
+            Action::Transmit(bytes) => assert_eq!(self.writer.write(bytes), Ok(bytes.len())),
+            Action::DeriveKeys => while self.engine.derive_keys(u32::MAX).is_in_progress() {},
+            Action::NeedInput => {
+                let room = self.inbox.unfilled().expect("a frame fits the inbox");
+                let count = self.reader.read(room).unwrap();
+                self.inbox.filled(count);
+                return count > 0;
+            }
+            Action::Established => self.result = Some(Ok(())),
+            Action::Failed(error) => self.result = Some(Err(error)),
+            other => panic!("no record is sent during the handshake: {other:?}"),
+        }
+        true
     }
 
-    fn done(&self) -> bool {
-        self.handshake.state() == HandshakeState::Established
+    /// The halves of the established session.
+    fn split(&mut self) -> (Sender, Receiver) {
+        self.engine.split().expect("established")
     }
 }
 
-/// Both handshakes to the end; the error each side met.
-fn handshake_pair(client: &mut Side<'_>, server: &mut Side<'_>) -> (Option<Error>, Option<Error>) {
-    let (mut client_error, mut server_error) = (None, None);
-    for _ in 0..32 {
-        if client_error.is_none() && !client.done() {
-            client_error = client.step().err();
-        }
-        if server_error.is_none() && !server.done() {
-            server_error = server.step().err();
-        }
-        let finished = |side: &Side<'_>, error: Option<Error>| error.is_some() || side.done();
-        if finished(client, client_error) && finished(server, server_error) {
-            break;
+/// Both engines polled in turn until neither moves; a side still waiting then meets the end
+/// of the stream. The error each side met.
+fn handshake_pair<'a>(
+    client: &mut Side<'a>,
+    server: &mut Side<'a>,
+) -> (Option<Error>, Option<Error>) {
+    while client.step() | server.step() {}
+    for side in [&mut *client, &mut *server] {
+        if side.result.is_none() {
+            side.result = Some(Err(side.engine.end_of_stream()));
         }
     }
-    (client_error, server_error)
+    (
+        client.result.and_then(Result::err),
+        server.result.and_then(Result::err),
+    )
 }
 
 /// A whole session with `RECORDS` texts each way and both closes, checking every delivery.
@@ -235,31 +243,32 @@ fn whole_session(secret: Secret<'_>, seed: usize) -> usize {
     let mut client = side(
         Role::Client,
         secret,
+        seed as u64,
         RingReader(&to_client),
         RingWriter(&to_server),
     );
     let mut server = side(
         Role::Server,
         secret,
+        !(seed as u64),
         RingReader(&to_server),
         RingWriter(&to_client),
     );
-    client.handshake = Handshake::new(config(Role::Client, secret), [seed as u8; 32], 1);
     assert_eq!(handshake_pair(&mut client, &mut server), (None, None));
+    let (mut client_tx, mut client_rx) = client.split();
+    let (mut server_tx, mut server_rx) = server.split();
     let Side {
-        handshake,
         reader: mut client_reader,
         writer: mut client_writer,
-        frames: mut client_frames,
+        inbox: mut client_inbox,
+        ..
     } = client;
-    let (mut client_tx, mut client_rx) = handshake.into_session().unwrap().split();
     let Side {
-        handshake,
         reader: mut server_reader,
         writer: mut server_writer,
-        frames: mut server_frames,
+        inbox: mut server_inbox,
+        ..
     } = server;
-    let (mut server_tx, mut server_rx) = handshake.into_session().unwrap().split();
 
     let mut out = [0u8; RECORD_OUT];
     let mut delivered = 0;
@@ -270,113 +279,155 @@ fn whole_session(secret: Secret<'_>, seed: usize) -> usize {
             &mut client_tx,
             &mut client_writer,
             text,
-            now,
-            &iv(n, 1),
+            &mut iv(n, 1),
+            Some(now),
             &mut out,
         )
         .unwrap();
-        let got = receive(&mut server_rx, &mut server_reader, &mut server_frames);
+        let got = receive(&mut server_rx, &mut server_reader, &mut server_inbox);
         assert_eq!(got, Ok(Incoming::Text(text)));
         let reply = &TEXT[MAX_MESSAGE - length(n + seed + 1)..];
         send_text(
             &mut server_tx,
             &mut server_writer,
             reply,
-            now,
-            &iv(n, 2),
+            &mut iv(n, 2),
+            Some(now),
             &mut out,
         )
         .unwrap();
-        let got = receive(&mut client_rx, &mut client_reader, &mut client_frames);
+        let got = receive(&mut client_rx, &mut client_reader, &mut client_inbox);
         assert_eq!(got, Ok(Incoming::Text(reply)));
         delivered += 2;
     }
-    send_close(&mut client_tx, &mut client_writer, 0, &iv(0, 3), &mut out).unwrap();
-    send_close(&mut server_tx, &mut server_writer, 0, &iv(0, 4), &mut out).unwrap();
+    send_close(
+        &mut client_tx,
+        &mut client_writer,
+        &mut iv(0, 3),
+        None,
+        &mut out,
+    )
+    .unwrap();
+    send_close(
+        &mut server_tx,
+        &mut server_writer,
+        &mut iv(0, 4),
+        None,
+        &mut out,
+    )
+    .unwrap();
     let closed = Ok(Incoming::Closed);
     assert_eq!(
-        receive(&mut server_rx, &mut server_reader, &mut server_frames),
+        receive(&mut server_rx, &mut server_reader, &mut server_inbox),
         closed
     );
     assert_eq!(
-        receive(&mut client_rx, &mut client_reader, &mut client_frames),
+        receive(&mut client_rx, &mut client_reader, &mut client_inbox),
         closed
     );
     let ended = Err(SessionError::Protocol(Error::SessionEnded));
     assert_eq!(
-        receive(&mut server_rx, &mut server_reader, &mut server_frames),
+        receive(&mut server_rx, &mut server_reader, &mut server_inbox),
         ended
     );
     delivered
 }
 
-/// The failures: a wrong password, a tampered record, a replay, an over-long frame, a cut.
+/// A fresh key-file session over `to_server` and `to_client`: the client's sender and writer,
+/// the server's receiver, reader and inbox.
+fn key_file_session<'a>(
+    to_server: &'a RefCell<Ring>,
+    to_client: &'a RefCell<Ring>,
+) -> (
+    Sender,
+    RingWriter<'a>,
+    Receiver,
+    RingReader<'a>,
+    Inbox<[u8; CAPACITY]>,
+) {
+    let secret = Secret::PreSharedKey(&PSK);
+    let mut client = side(
+        Role::Client,
+        secret,
+        7,
+        RingReader(to_client),
+        RingWriter(to_server),
+    );
+    let mut server = side(
+        Role::Server,
+        secret,
+        8,
+        RingReader(to_server),
+        RingWriter(to_client),
+    );
+    assert_eq!(handshake_pair(&mut client, &mut server), (None, None));
+    let (tx, _) = client.split();
+    let (_, rx) = server.split();
+    (tx, client.writer, rx, server.reader, server.inbox)
+}
+
+/// The failures: a wrong password, a tampered record, an over-long frame, a cut.
 fn failures() -> usize {
     let to_server = RefCell::new(Ring::new());
     let to_client = RefCell::new(Ring::new());
     let mut client = side(
         Role::Client,
         Secret::Password(b"wrong password"),
+        1,
         RingReader(&to_client),
         RingWriter(&to_server),
     );
     let mut server = side(
         Role::Server,
         Secret::Password(PASSWORD),
+        2,
         RingReader(&to_server),
         RingWriter(&to_client),
     );
+    // The server's derivation finds the client's Finished wrong and says so (alert 1): the
+    // engine's rule, no longer this test's.
     let failed = Some(Error::AuthenticationFailed);
     assert_eq!(handshake_pair(&mut client, &mut server), (failed, failed));
 
-    // Fresh rings and a key-file session for the record failures.
+    // Fresh rings and a key-file session for each record failure.
     let to_server = RefCell::new(Ring::new());
     let to_client = RefCell::new(Ring::new());
-    let mut client = side(
-        Role::Client,
-        Secret::PreSharedKey(&PSK),
-        RingReader(&to_client),
-        RingWriter(&to_server),
-    );
-    let mut server = side(
-        Role::Server,
-        Secret::PreSharedKey(&PSK),
-        RingReader(&to_server),
-        RingWriter(&to_client),
-    );
-    assert_eq!(handshake_pair(&mut client, &mut server), (None, None));
-    let (mut tx, _) = client.handshake.into_session().unwrap().split();
-    let (_, mut rx) = server.handshake.into_session().unwrap().split();
+    let (mut tx, mut writer, mut rx, mut reader, mut inbox) =
+        key_file_session(&to_server, &to_client);
     let mut out = [0u8; RECORD_OUT];
     let record = tx
-        .seal_text(b"tamper with me", 0, &iv(0, 5), &mut out)
+        .seal_text(b"tamper with me", &mut iv(0, 5), None, &mut out)
         .unwrap();
     let mut altered = [0u8; RECORD_OUT];
     let altered = &mut altered[..record.len()];
     altered.copy_from_slice(record);
     altered[50] ^= 0x01;
-    let mut reader = server.reader;
-    let mut writer = client.writer;
     writer.write(altered).unwrap();
     assert_eq!(
-        receive(&mut rx, &mut reader, &mut server.frames),
+        receive(&mut rx, &mut reader, &mut inbox),
         Err(SessionError::Protocol(Error::RecordRejected))
     );
 
-    // An over-long frame is refused from its header; a cut inside a frame is a truncation.
-    let mut frames = FrameReader::<CAPACITY>::new();
+    // An over-long frame is refused from its header.
+    let to_server = RefCell::new(Ring::new());
+    let to_client = RefCell::new(Ring::new());
+    let (_, mut writer, mut rx, mut reader, mut inbox) = key_file_session(&to_server, &to_client);
     writer.write(&[5, 0xFF, 0xFF, 0xFF, 0xFF]).unwrap();
-    let too_long = read_frame(&mut reader, &mut frames).map(|frame| frame.is_some());
     assert_eq!(
-        too_long,
+        receive(&mut rx, &mut reader, &mut inbox),
         Err(SessionError::Protocol(Error::FrameTooLong {
             max: CAPACITY - 5
         }))
     );
-    let mut frames = FrameReader::<CAPACITY>::new();
+    // A cut inside a frame is a truncation.
+    let to_server = RefCell::new(Ring::new());
+    let to_client = RefCell::new(Ring::new());
+    let (_, mut writer, mut rx, mut reader, mut inbox) = key_file_session(&to_server, &to_client);
     writer.write(&[5, 0, 0, 0, 100, b'g']).unwrap();
-    let cut = read_frame(&mut reader, &mut frames).map(|frame| frame.is_some());
-    assert_eq!(cut, Err(SessionError::Protocol(Error::Truncated)));
+    assert_eq!(
+        receive(&mut rx, &mut reader, &mut inbox),
+        Err(SessionError::Protocol(Error::Truncated))
+    );
     4
 }
 
@@ -466,11 +517,11 @@ impl Read for BlockingReader {
 
 /// The peer: echoes every text, answers the close with its own, and counts what it received.
 fn echo_server(mut reader: BlockingReader, mut writer: BlockingWriter) -> usize {
-    let mut frames = Box::new(FrameReader::<CAPACITY>::new());
-    let handshake = Handshake::new(config(Role::Server, Secret::Password(PASSWORD)), [2; 32], 0);
-    let session = aeschat_core::handshake(&mut reader, &mut writer, &mut *frames, handshake)
-        .expect("the server's handshake");
-    let (mut tx, mut rx) = session.split();
+    let mut frames = Box::new(Inbox::new([0u8; CAPACITY]));
+    let config = config(Role::Server, Secret::Password(PASSWORD));
+    let mut engine = Engine::new(config, &mut TestRng::new(2), None);
+    handshake(&mut reader, &mut writer, &mut *frames, &mut engine).expect("the server's handshake");
+    let (mut tx, mut rx) = engine.split().expect("established");
     let mut out = Box::new([0u8; RECORD_OUT]);
     let mut echo = Box::new([0u8; MAX_MESSAGE]);
     let mut received = 0;
@@ -478,10 +529,10 @@ fn echo_server(mut reader: BlockingReader, mut writer: BlockingWriter) -> usize 
         let len = text.len();
         echo[..len].copy_from_slice(text);
         received += 1;
-        let iv = iv(received, 9);
-        send_text(&mut tx, &mut writer, &echo[..len], 0, &iv, &mut *out).unwrap();
+        let mut iv = iv(received, 9);
+        send_text(&mut tx, &mut writer, &echo[..len], &mut iv, None, &mut *out).unwrap();
     }
-    send_close(&mut tx, &mut writer, 0, &iv(0, 9), &mut *out).unwrap();
+    send_close(&mut tx, &mut writer, &mut iv(0, 9), None, &mut *out).unwrap();
     writer.0.close();
     received
 }
@@ -495,25 +546,26 @@ fn the_blocking_driver_against_a_peer_thread_allocates_nothing_on_the_measured_t
     let mut reader = BlockingReader(Arc::clone(&to_client));
     let mut writer = BlockingWriter(Arc::clone(&to_server));
     // Everything the measured thread uses exists before counting starts.
-    let mut frames = Box::new(FrameReader::<CAPACITY>::new());
+    let mut frames = Box::new(Inbox::new([0u8; CAPACITY]));
     let mut out = Box::new([0u8; RECORD_OUT]);
+    let mut client_rng = TestRng::new(1);
     let peer = std::thread::spawn(move || echo_server(server_reader, server_writer));
 
     let (echoed, allocations) = allocations_during(|| {
-        let handshake =
-            Handshake::new(config(Role::Client, Secret::Password(PASSWORD)), [1; 32], 0);
-        let session = aeschat_core::handshake(&mut reader, &mut writer, &mut *frames, handshake)
+        let config = config(Role::Client, Secret::Password(PASSWORD));
+        let mut engine = Engine::new(config, &mut client_rng, None);
+        handshake(&mut reader, &mut writer, &mut *frames, &mut engine)
             .expect("the client's handshake");
-        let (mut tx, mut rx) = session.split();
+        let (mut tx, mut rx) = engine.split().expect("established");
         let mut echoed = 0;
         for n in 0..RECORDS {
             let text = &TEXT[..length(n)];
-            send_text(&mut tx, &mut writer, text, 0, &iv(n, 1), &mut *out).unwrap();
+            send_text(&mut tx, &mut writer, text, &mut iv(n, 1), None, &mut *out).unwrap();
             let got = receive(&mut rx, &mut reader, &mut *frames);
             assert_eq!(got, Ok(Incoming::Text(text)));
             echoed += 1;
         }
-        send_close(&mut tx, &mut writer, 0, &iv(0, 1), &mut *out).unwrap();
+        send_close(&mut tx, &mut writer, &mut iv(0, 1), None, &mut *out).unwrap();
         let got = receive(&mut rx, &mut reader, &mut *frames);
         assert_eq!(got, Ok(Incoming::Closed));
         black_box(echoed)
