@@ -47,7 +47,8 @@ pub enum Error {
         /// The largest plaintext length accepted.
         max: usize,
     },
-    /// The operating system's random number generator failed.
+    /// The random number generator failed (the operating system's, or the one the caller
+    /// passed).
     Randomness,
     /// A frame announced a body longer than the receiver's capacity; its body was not read.
     FrameTooLong {
@@ -159,9 +160,10 @@ impl fmt::Display for Error {
                 f,
                 "The message is too long: at most {max} bytes fit in one message."
             ),
-            Error::Randomness => {
-                f.write_str("The operating system's random number generator failed.")
-            }
+            Error::Randomness => f.write_str(
+                "The random number generator failed: no fresh nonce or IV could be drawn, so \
+                 nothing was sent.",
+            ),
             Error::FrameTooLong { max } => write!(
                 f,
                 "The peer sent a message longer than the {max} bytes this side accepts; it was \

@@ -1,8 +1,9 @@
 //! Frames: how messages are delimited on a byte stream.
 //!
-//! A frame is `kind: u8 ‖ length: u32 big-endian ‖ body`. The reader looks at the header before
-//! anything else, so a frame longer than its capacity is refused before one byte of its body is
-//! read, and it never reads past the end of the current frame, so no byte of the next is lost.
+//! A frame is `kind: u8 ‖ length: u32 big-endian ‖ body`. [`Frame::parse`] finds one in the
+//! caller's received bytes and judges its header first, so a frame longer than the side accepts
+//! is refused before one byte of its body is awaited; the bytes after a frame stay where they
+//! are for the next.
 
 use crate::Error;
 
@@ -80,128 +81,6 @@ pub struct Frame<'b> {
     pub body: &'b mut [u8],
 }
 
-/// Collects one frame at a time from a byte stream delivered in pieces of any size, into a
-/// buffer of `N` bytes it owns (header included). Size `N` with [`crate::frame_capacity`].
-///
-/// ```
-/// use aeschat_core::{FrameKind, FrameReader};
-///
-/// let mut reader = FrameReader::<16>::new();
-/// let stream = [6u8, 0, 0, 0, 1, 3];
-/// for byte in stream.chunks(1) {
-///     // A transport would `read` into `reader.unfilled()?` and call `advance`.
-///     assert_eq!(reader.push(byte)?, 1);
-/// }
-/// let frame = reader.frame().unwrap();
-/// assert_eq!((frame.kind, &*frame.body), (FrameKind::Alert, &[3u8][..]));
-/// # Ok::<(), aeschat_core::Error>(())
-/// ```
-pub struct FrameReader<const N: usize> {
-    buffer: [u8; N],
-    filled: usize,
-    /// A frame was handed out; the next read starts a new one.
-    taken: bool,
-}
-
-impl<const N: usize> Default for FrameReader<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> FrameReader<N> {
-    /// An empty reader.
-    pub const fn new() -> Self {
-        FrameReader {
-            buffer: [0; N],
-            filled: 0,
-            taken: false,
-        }
-    }
-
-    /// The largest frame body this reader accepts.
-    pub const fn max_body_len() -> usize {
-        N.saturating_sub(FRAME_HEADER_LEN)
-    }
-
-    /// True when no byte of a frame has arrived yet (so an end of stream here falls between
-    /// frames).
-    pub fn is_between_frames(&self) -> bool {
-        self.taken || self.filled == 0
-    }
-
-    /// The space the next bytes from the transport go into: exactly what the current frame
-    /// still lacks, so a read never takes bytes of the next frame. Empty when a frame is
-    /// complete. Fails, before any body byte is read, when the header announces a frame
-    /// longer than the capacity or a kind that does not exist.
-    pub fn unfilled(&mut self) -> Result<&mut [u8], Error> {
-        self.start_next_frame();
-        let wanted = self.wanted_len()?;
-        self.buffer
-            .get_mut(self.filled..wanted)
-            .ok_or(Error::FrameTooLong {
-                max: Self::max_body_len(),
-            })
-    }
-
-    /// Records that the transport wrote `count` bytes at the start of [`Self::unfilled`].
-    pub fn advance(&mut self, count: usize) {
-        self.filled = self.filled.saturating_add(count).min(N);
-    }
-
-    /// Copies as much of `input` as the current frame needs and returns how much it took
-    /// (possibly less than `input.len()` when a frame completes: feed the rest afterwards).
-    pub fn push(&mut self, input: &[u8]) -> Result<usize, Error> {
-        let mut taken = 0;
-        loop {
-            let rest = input.get(taken..).unwrap_or(&[]);
-            let space = self.unfilled()?;
-            let take = space.len().min(rest.len());
-            if take == 0 {
-                return Ok(taken);
-            }
-            if let (Some(dst), Some(src)) = (space.get_mut(..take), rest.get(..take)) {
-                dst.copy_from_slice(src);
-            }
-            self.advance(take);
-            taken = taken.saturating_add(take);
-        }
-    }
-
-    /// The completed frame, if the current one is complete. The frame stays available until
-    /// the next call to [`Self::unfilled`] or [`Self::push`].
-    pub fn frame(&mut self) -> Option<Frame<'_>> {
-        let wanted = self.wanted_len().ok()?;
-        if self.taken || self.filled < FRAME_HEADER_LEN || self.filled < wanted {
-            return None;
-        }
-        let kind = FrameKind::from_byte(*self.buffer.first()?)?;
-        self.taken = true;
-        let body = self.buffer.get_mut(FRAME_HEADER_LEN..wanted)?;
-        Some(Frame { kind, body })
-    }
-
-    fn start_next_frame(&mut self) {
-        if self.taken {
-            self.taken = false;
-            self.filled = 0;
-        }
-    }
-
-    /// How many bytes the current frame needs in all: the header until it is complete, then
-    /// the header and body it announces.
-    fn wanted_len(&self) -> Result<usize, Error> {
-        if self.filled < FRAME_HEADER_LEN {
-            return Ok(FRAME_HEADER_LEN);
-        }
-        let header = self
-            .buffer
-            .first_chunk::<FRAME_HEADER_LEN>()
-            .ok_or(Error::FrameTooLong { max: 0 })?;
-        announced_len(header, Self::max_body_len())
-    }
-}
-
 impl<'b> Frame<'b> {
     /// Finds the frame at the start of `input`, in the caller's own buffer: `Ok(None)` while
     /// `input` holds less than a whole frame, else the frame and the bytes it took. The body is
@@ -273,44 +152,52 @@ mod tests {
 
     #[test]
     fn oversize_frame_is_refused_from_its_header() {
-        let mut reader = FrameReader::<32>::new();
-        assert_eq!(reader.push(&[5, 0, 0, 0, 27]), Ok(5));
+        let mut header = [5, 0, 0, 0, 27];
         assert_eq!(
-            reader.unfilled().map(|s| s.len()),
-            Ok(27),
+            Frame::parse(&mut header, 27),
+            Ok(None),
             "the largest body fits"
         );
-        let mut reader = FrameReader::<32>::new();
+        let mut header = [5, 0, 0, 0, 28, 0xAA];
         assert_eq!(
-            reader.push(&[5, 0, 0, 0, 28, 0xAA]),
+            Frame::parse(&mut header, 27),
             Err(Error::FrameTooLong { max: 27 })
         );
-        let mut reader = FrameReader::<32>::new();
-        let header = [5, 0xFF, 0xFF, 0xFF, 0xFF];
-        assert_eq!(reader.push(&header), Err(Error::FrameTooLong { max: 27 }));
+        let mut header = [5, 0xFF, 0xFF, 0xFF, 0xFF];
         assert_eq!(
-            reader.unfilled().err(),
-            Some(Error::FrameTooLong { max: 27 })
+            Frame::parse(&mut header, 27),
+            Err(Error::FrameTooLong { max: 27 })
         );
     }
 
     #[test]
     fn legacy_tokens_and_unknown_kinds_are_named() {
-        let mut reader = FrameReader::<128>::new();
-        assert_eq!(reader.push(b"gAAAAABl"), Err(Error::LegacyPeer));
-        let mut reader = FrameReader::<128>::new();
-        assert_eq!(reader.push(&[9, 0, 0, 0, 0]), Err(Error::UnexpectedMessage));
+        assert_eq!(
+            Frame::parse(&mut *b"gAAAAABl".to_vec(), 128),
+            Err(Error::LegacyPeer)
+        );
+        assert_eq!(
+            Frame::parse(&mut [9, 0, 0, 0, 0], 128),
+            Err(Error::UnexpectedMessage)
+        );
     }
 
     #[test]
-    fn reads_stop_at_the_frame_boundary() {
-        let mut reader = FrameReader::<64>::new();
-        let stream = [6, 0, 0, 0, 1, 7, 6, 0, 0, 0, 1, 8];
-        assert_eq!(reader.push(&stream), Ok(6));
-        assert_eq!(reader.push(&stream[6..]), Ok(0));
-        assert_eq!(reader.frame().map(|f| f.body[0]), Some(7));
-        assert!(reader.frame().is_none(), "a frame is handed out once");
-        assert_eq!(reader.push(&stream[6..]), Ok(6));
-        assert_eq!(reader.frame().map(|f| f.body[0]), Some(8));
+    fn a_frame_takes_exactly_its_own_bytes() {
+        let mut stream = [6, 0, 0, 0, 1, 7, 6, 0, 0, 0, 1, 8];
+        for cut in 0..6 {
+            assert_eq!(
+                Frame::parse(&mut stream[..cut], 64),
+                Ok(None),
+                "cut at {cut}"
+            );
+        }
+        let (frame, len) = Frame::parse(&mut stream, 64).unwrap().unwrap();
+        assert_eq!(
+            (frame.kind, &*frame.body, len),
+            (FrameKind::Alert, &[7u8][..], 6)
+        );
+        let (frame, len) = Frame::parse(&mut stream[6..], 64).unwrap().unwrap();
+        assert_eq!((&*frame.body, len), (&[8u8][..], 6));
     }
 }

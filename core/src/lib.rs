@@ -49,7 +49,7 @@ pub use driver::{handshake, handshake_admitting, receive, send_close, send_text,
 /// The `embedded-io` release the transport traits come from, for callers that name its types.
 pub use embedded_io;
 pub use engine::{Action, Engine, Step};
-pub use frame::{write_frame, Frame, FrameKind, FrameReader, FRAME_HEADER_LEN};
+pub use frame::{write_frame, Frame, FrameKind, FRAME_HEADER_LEN};
 pub use handshake::{
     Alert, Config, Derivation, Handshake, HandshakeState, Role, Secret, DEFAULT_ITERATIONS,
     HANDSHAKE_FRAME_LEN, MAX_ITERATIONS, NONCE_LEN, PROTOCOL_MAGIC, PROTOCOL_VERSION,
