@@ -183,10 +183,12 @@ def main():
     ours = crit["pbkdf2/600000/aeschat"]
     print("| what | time | ratio |")
     print("|---|---:|---:|")
-    print(f"| PBKDF2-HMAC-SHA256, 600,000 iterations: aeschat (`Handshake::derive_keys`, PBKDF2 + HKDF) | {fmt_time(ours)} | |")
+    print(f"| PBKDF2-HMAC-SHA256, 600,000 iterations: aeschat (`Engine::derive_keys`, PBKDF2 + HKDF) | {fmt_time(ours)} | |")
     print(f"| the same in the `pbkdf2` crate directly | {fmt_time(crit['pbkdf2/600000/pbkdf2-crate'])} | |")
     print(f"| the same in OpenSSL (Python `hashlib.pbkdf2_hmac`) | {fmt_time(peers['pbkdf2_hashlib'])} | aeschat {peers['pbkdf2_hashlib'] / ours:.2f}× as fast |")
     check("PBKDF2 no slower than OpenSSL's", ours <= peers["pbkdf2_hashlib"], f"{fmt_time(ours)} vs {fmt_time(peers['pbkdf2_hashlib'])} ({peers['pbkdf2_hashlib'] / ours:.2f}×)")
+    if "handshake/in-memory/1 iteration" in crit:
+        print(f"| full handshake, two engines in one thread (the shared test pair), 1 iteration | {fmt_time(crit['handshake/in-memory/1 iteration'])} | |")
     print(f"| full handshake, two threads, core driver over an in-memory pipe, 1 iteration | {fmt_time(crit['handshake/threads/1 iteration'])} | |")
     print(f"| the same at the default 600,000 iterations (both sides derive at once) | {fmt_time(crit['handshake/threads/600000 iterations'])} | |")
     records = crit["session/records/256 B"] / 1000  # criterion's iteration is 1,000 records

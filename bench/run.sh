@@ -5,7 +5,7 @@
 #  1. cargo bench: tokens (aeschat with a pooled or a per-token getrandom IV, aeschat with a
 #     PreparedKey, the `fernet` crate, the `base64` crate), measured interleaved by our own harness
 #     (bench/benches/tokens.rs) into criterion's result format; PBKDF2, the handshake and session
-#     records between two threads with criterion.
+#     records between two threads, the in-memory handshake with criterion.
 #  2. peers.py: Python cryptography's Fernet, hashlib's PBKDF2 (OpenSSL), `openssl speed`.
 #  3. chat.py: the chat between two aeschat processes over loopback TCP, and between two
 #     processes of legacy_chat.py, the Python stand-in for the project aeschat replaces.

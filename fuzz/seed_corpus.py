@@ -13,7 +13,7 @@ deterministic and idempotent: rerunning it rewrites the same files, and it remov
   exact faults).
 - round_trip: the plaintext, IV and time of every generate vector.
 - key_parse: every key in the vectors, and a few near misses of the format.
-- frame_reader: one frame of each kind, a record frame holding a vector token, and the bare
+- frame_inbox: one frame of each kind, a record frame holding a vector token, and the bare
   legacy token the old chat sent.
 - handshake_client, handshake_server, session_receiver, session_driver: the vectors hold
   nothing for them; one all-zero input, which these targets read as "every message genuine",
@@ -114,7 +114,7 @@ def frame(kind, body):
     return struct.pack(">BI", kind, len(body)) + body
 
 
-def frame_reader_seeds():
+def frame_inbox_seeds():
     token = json.loads((VECTORS / "official" / "generate.json").read_text())[0]["token"]
     hello = b"AESCHAT" + bytes([1, 1]) + bytes(32) + bytes(8) + struct.pack(">I", 65536)
     yield "client-hello", frame(1, hello)
@@ -135,7 +135,7 @@ TARGETS = {
     "token_decrypt": token_decrypt_seeds,
     "round_trip": round_trip_seeds,
     "key_parse": key_parse_seeds,
-    "frame_reader": frame_reader_seeds,
+    "frame_inbox": frame_inbox_seeds,
     "handshake_client": all_genuine_seeds,
     "handshake_server": all_genuine_seeds,
     "session_receiver": all_genuine_seeds,

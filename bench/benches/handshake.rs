@@ -1,29 +1,65 @@
 //! The handshake and its key derivation.
 //!
+//! - `handshake/in-memory`: a full handshake between two engines in one thread, moved by the
+//!   shared test pair (`aeschat_testkit::Pair`), at 1 PBKDF2 iteration: the protocol's own cost
+//!   (hellos, HKDF, key confirmation) and nothing else.
 //! - `handshake/threads`: a full handshake between two threads, each running the core's blocking
-//!   driver over an in-memory pipe, at 1 PBKDF2 iteration (the protocol's own cost: hellos, HKDF,
-//!   key confirmation, thread start-up) and at the default 600,000.
-//! - `pbkdf2/600000`: the key stretching alone. `aeschat` is [`Handshake::derive_keys`] (PBKDF2-
+//!   driver over an in-memory pipe, at 1 PBKDF2 iteration (the protocol's cost and thread
+//!   start-up) and at the default 600,000.
+//! - `pbkdf2/600000`: the key stretching alone. `aeschat` is [`Engine::derive_keys`] (PBKDF2-
 //!   HMAC-SHA256 and the HKDF after it), reached through the public API; `pbkdf2-crate` calls the
 //!   `pbkdf2` crate directly with the same inputs. OpenSSL's figure comes from `peers.py`.
-//! - `session/records`: 256-byte messages sealed, sent, received and opened between two threads.
+//! - `session/records`: 256-byte messages sealed, sent, received and opened between two threads
+//!   (IVs from an `IvPool`, as the chat draws them).
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use aeschat_bench::{connection, now};
 use aeschat_core::{
-    frame_capacity, handshake, receive, record_frame_len, send_text, Config, FrameReader,
-    Handshake, HandshakeState, Incoming, Iv, Role, Secret, DEFAULT_ITERATIONS, HANDSHAKE_FRAME_LEN,
+    handshake, receive, record_frame_len, send_text, Action, Config, Engine, Inbox, Incoming,
+    IvPool, Role, Secret, DEFAULT_ITERATIONS,
 };
+use aeschat_testkit::{Pair, Side, TestRng};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 const PASSWORD: &[u8] = b"correct horse battery staple";
 /// The longest message of the sessions set up here.
 const SMALL: usize = 256;
 
+/// One handshake between two engines in one thread, moved by the shared test pair.
+fn handshake_in_memory(round: u64) -> (Option<i64>, Option<i64>) {
+    let config = |role| {
+        Config::new(role, Secret::Password(PASSWORD))
+            .with_insecure_iterations(1)
+            .with_max_message_len(SMALL)
+    };
+    let mut pair = Pair::from_configs(config(Role::Client), config(Role::Server), round);
+    pair.run();
+    assert_eq!(
+        pair.result(Side::Client),
+        Some(Ok(())),
+        "the client completes"
+    );
+    assert_eq!(
+        pair.result(Side::Server),
+        Some(Ok(())),
+        "the server completes"
+    );
+    (
+        pair.engine(Side::Client).peer_clock_offset(),
+        pair.engine(Side::Server).peer_clock_offset(),
+    )
+}
+
+/// A fresh engine whose nonce comes from a generator seeded with `seed` (benchmarks only: the
+/// nonce is predictable).
+fn engine(config: Config<'_>, seed: u64, now: Option<u64>) -> Engine<'_> {
+    Engine::new(config, &mut TestRng::new(seed), now)
+}
+
 /// One handshake between two threads; returns both sessions' clock offsets to keep them alive.
-fn handshake_pair(iterations: u32, round: u8) -> (Option<i64>, Option<i64>) {
+fn handshake_pair(iterations: u32, round: u64) -> (Option<i64>, Option<i64>) {
     let ((client_read, client_write), (server_read, server_write)) = connection();
     let config = |role| {
         Config::new(role, Secret::Password(PASSWORD))
@@ -33,26 +69,35 @@ fn handshake_pair(iterations: u32, round: u8) -> (Option<i64>, Option<i64>) {
     std::thread::scope(|scope| {
         let server = scope.spawn(move || {
             let (mut reader, mut writer) = (server_read, server_write);
-            let mut frames = FrameReader::<{ frame_capacity(SMALL) }>::new();
-            let start = Handshake::new(config(Role::Server), [round; 32], now());
-            handshake(&mut reader, &mut writer, &mut frames, start)
-                .expect("the server side completes")
-                .peer_clock_offset()
+            let mut server = engine(config(Role::Server), round, Some(now()));
+            let mut inbox = Inbox::new(vec![0u8; server.input_capacity()]);
+            handshake(&mut reader, &mut writer, &mut inbox, &mut server)
+                .expect("the server side completes");
+            server.peer_clock_offset()
         });
         let (mut reader, mut writer) = (client_read, client_write);
-        let mut frames = FrameReader::<{ frame_capacity(SMALL) }>::new();
-        let start = Handshake::new(config(Role::Client), [!round; 32], now());
-        let client = handshake(&mut reader, &mut writer, &mut frames, start)
-            .expect("the client side completes")
-            .peer_clock_offset();
+        let mut client = engine(config(Role::Client), !round, Some(now()));
+        let mut inbox = Inbox::new(vec![0u8; client.input_capacity()]);
+        handshake(&mut reader, &mut writer, &mut inbox, &mut client)
+            .expect("the client side completes");
+        let client = client.peer_clock_offset();
         (client, server.join().expect("the server thread ends"))
     })
 }
 
 fn handshakes(c: &mut Criterion) {
+    let mut round = 0u64;
+    let mut group = c.benchmark_group("handshake/in-memory");
+    group.bench_function("1 iteration", |b| {
+        b.iter(|| {
+            round = round.wrapping_add(1);
+            handshake_in_memory(round)
+        })
+    });
+    group.finish();
+
     let mut group = c.benchmark_group("handshake/threads");
     group.sample_size(10);
-    let mut round = 0u8;
     group.bench_function("1 iteration", |b| {
         b.iter(|| {
             round = round.wrapping_add(1);
@@ -68,23 +113,30 @@ fn handshakes(c: &mut Criterion) {
     group.finish();
 }
 
-/// A client handshake that has exchanged hellos with a server and waits to derive its keys.
-fn ready_to_derive(config: Config<'_>) -> Handshake<'_> {
+/// A client engine that has exchanged hellos with a server and asks to derive its keys: a
+/// minimal loop over `Engine::poll` that moves each side's bytes to the other.
+fn ready_to_derive(config: Config<'_>) -> Engine<'_> {
     let server_config = Config::new(Role::Server, Secret::Password(PASSWORD));
-    let mut client = Handshake::new(config, [1; 32], 0);
-    let mut server = Handshake::new(server_config, [2; 32], 0);
-    let mut wire = [0u8; HANDSHAKE_FRAME_LEN];
-    let mut frames = FrameReader::<HANDSHAKE_FRAME_LEN>::new();
-    let mut pass = |from: &mut Handshake, to: &mut Handshake| {
-        let bytes = from.write_message(&mut wire).expect("a hello fits");
-        frames.push(bytes).expect("a hello fits");
-        to.read_message(frames.frame().expect("a whole hello"))
-            .expect("the hello is accepted");
-    };
-    pass(&mut client, &mut server);
-    pass(&mut server, &mut client);
-    assert_eq!(client.state(), HandshakeState::DeriveKeys);
-    client
+    let mut client = engine(config, 1, None);
+    let mut server = engine(server_config, 2, None);
+    let (mut to_client, mut to_server) = (Vec::new(), Vec::new());
+    loop {
+        let step = client.poll(&mut to_client);
+        match step.action {
+            Action::DeriveKeys => return client,
+            Action::Transmit(bytes) => to_server.extend_from_slice(bytes),
+            Action::NeedInput => {}
+            other => panic!("the client: {other:?}"),
+        }
+        let step = server.poll(&mut to_server);
+        let discard = step.discard;
+        match step.action {
+            Action::Transmit(bytes) => to_client.extend_from_slice(bytes),
+            Action::NeedInput => {}
+            other => panic!("the server: {other:?}"),
+        }
+        to_server.drain(..discard);
+    }
 }
 
 fn pbkdf2(c: &mut Criterion) {
@@ -94,7 +146,10 @@ fn pbkdf2(c: &mut Criterion) {
     group.bench_function("aeschat", |b| {
         b.iter_batched(
             || ready_to_derive(config),
-            |mut client| client.derive_keys().expect("keys derive"),
+            |mut client| {
+                while client.derive_keys(u32::MAX).is_in_progress() {}
+                client
+            },
             BatchSize::PerIteration,
         )
     });
@@ -133,31 +188,38 @@ fn records(c: &mut Criterion) {
             std::thread::scope(|scope| {
                 let receiver = scope.spawn(move || {
                     let (mut reader, mut writer) = (server_read, server_write);
-                    let mut frames = FrameReader::<{ frame_capacity(MESSAGE) }>::new();
-                    let start = Handshake::new(config(Role::Server), [3; 32], now());
-                    let session = handshake(&mut reader, &mut writer, &mut frames, start)
+                    let mut server = engine(config(Role::Server), 3, Some(now()));
+                    let mut inbox = Inbox::new(vec![0u8; server.input_capacity()]);
+                    handshake(&mut reader, &mut writer, &mut inbox, &mut server)
                         .expect("the server side completes");
-                    let (_, mut receiver) = session.split();
+                    let (_, mut receiver) = server.split().expect("established");
                     let started = std::time::Instant::now();
                     for _ in 0..messages {
-                        let incoming = receive(&mut receiver, &mut reader, &mut frames)
+                        let incoming = receive(&mut receiver, &mut reader, &mut inbox)
                             .expect("a record arrives");
                         assert!(matches!(incoming, Incoming::Text(text) if text.len() == MESSAGE));
                     }
                     started
                 });
                 let (mut reader, mut writer) = (client_read, client_write);
-                let mut frames = FrameReader::<{ frame_capacity(MESSAGE) }>::new();
-                let start = Handshake::new(config(Role::Client), [4; 32], now());
-                let session = handshake(&mut reader, &mut writer, &mut frames, start)
+                let mut client = engine(config(Role::Client), 4, Some(now()));
+                let mut inbox = Inbox::new(vec![0u8; client.input_capacity()]);
+                handshake(&mut reader, &mut writer, &mut inbox, &mut client)
                     .expect("the client side completes");
-                let (mut sender, _) = session.split();
+                let (mut sender, _) = client.split().expect("established");
                 let mut out = [0u8; record_frame_len(MESSAGE)];
                 let text = [b'x'; MESSAGE];
+                let mut ivs = IvPool::<256>::new();
                 for _ in 0..messages {
-                    let iv = Iv::random().expect("randomness");
-                    send_text(&mut sender, &mut writer, &text, now(), &iv, &mut out)
-                        .expect("the record is sent");
+                    send_text(
+                        &mut sender,
+                        &mut writer,
+                        &text,
+                        &mut ivs,
+                        Some(now()),
+                        &mut out,
+                    )
+                    .expect("the record is sent");
                 }
                 let started = receiver.join().expect("the receiver ends");
                 started.elapsed()

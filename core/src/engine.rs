@@ -9,7 +9,7 @@
 //! the step from handshake to session are all here, so every driver (blocking, async, a board's
 //! superloop, a fuzzer, a test pair) is a short loop that moves bytes.
 
-use rand_core::CryptoRng;
+use rand_core::{CryptoRng, TryCryptoRng};
 
 use crate::frame::{Frame, FrameKind, FRAME_HEADER_LEN};
 use crate::handshake::{
@@ -120,9 +120,32 @@ impl<'a> Engine<'a> {
         Engine::from_handshake(Handshake::new(config, nonce, now))
     }
 
-    /// An engine over a handshake made by hand, whose nonce came from elsewhere: from a
-    /// generator that can fail (checked by the caller), or fixed for a golden transcript.
-    /// Anything else uses [`Engine::new`].
+    /// [`Engine::new`] with a generator that can fail, such as the operating system's (the
+    /// `getrandom` feature's [`crate::IvPool`] is one): a failure is [`Error::Randomness`].
+    ///
+    /// ```
+    /// # include!("doc/established_pair.rs");
+    /// # fn main() -> Result<(), aeschat_core::Error> {
+    /// use aeschat_core::{Config, Engine, Key, Role, Secret};
+    /// let key = Key::from_bytes([7; 32]);
+    /// let config = Config::new(Role::Client, Secret::PreSharedKey(&key));
+    /// let client = Engine::try_new(config, &mut Os, Some(1_700_000_000))?;
+    /// assert!(!client.is_established());
+    /// # Ok(()) }
+    /// ```
+    pub fn try_new<R: TryCryptoRng + ?Sized>(
+        config: Config<'a>,
+        rng: &mut R,
+        now: Option<u64>,
+    ) -> Result<Self, Error> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.try_fill_bytes(&mut nonce)
+            .map_err(|_| Error::Randomness)?;
+        Ok(Engine::from_handshake(Handshake::new(config, nonce, now)))
+    }
+
+    /// An engine over a handshake made by hand, whose nonce is fixed: for golden transcripts
+    /// and tests. Anything else uses [`Engine::new`] or [`Engine::try_new`].
     pub fn from_handshake(handshake: Handshake<'a>) -> Self {
         let max_body_len =
             frame_capacity(handshake.config().max_message_len()).saturating_sub(FRAME_HEADER_LEN);
@@ -222,9 +245,10 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Ends the handshake with `error` instead of deriving keys: a server that cannot take
-    /// this caller now ([`Error::PeerBusy`], [`Error::RetryLater`]). The peer hears the
-    /// matching alert from the next [`Engine::poll`], which then reports the failure.
+    /// Ends the handshake now with `error`: a server that cannot take this caller
+    /// ([`Error::PeerBusy`], [`Error::RetryLater`]), typically when [`Action::DeriveKeys`]
+    /// asks for the expensive step. The peer hears the matching alert from the next
+    /// [`Engine::poll`], which then reports the failure. After the handshake it does nothing.
     pub fn refuse(&mut self, error: Error) {
         if matches!(self.phase, Phase::Handshaking(_)) {
             self.fail(error, true);

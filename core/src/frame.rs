@@ -173,7 +173,7 @@ mod tests {
     #[test]
     fn legacy_tokens_and_unknown_kinds_are_named() {
         assert_eq!(
-            Frame::parse(&mut *b"gAAAAABl".to_vec(), 128),
+            Frame::parse(&mut b"gAAAAABl".to_vec(), 128),
             Err(Error::LegacyPeer)
         );
         assert_eq!(

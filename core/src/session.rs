@@ -30,13 +30,14 @@ pub const fn record_frame_len(message_len: usize) -> usize {
     FRAME_HEADER_LEN.saturating_add(token_len(RECORD_HEADER_LEN.saturating_add(message_len)))
 }
 
-/// The buffer size a frame reader needs to receive messages of up to `max_message_len` bytes
-/// (and every handshake message).
+/// The input buffer size a side needs to receive messages of up to `max_message_len` bytes
+/// (and every handshake message): the longest frame it accepts.
 ///
 /// ```
-/// use aeschat_core::{frame_capacity, FrameReader};
-/// static READER: FrameReader<{ frame_capacity(256) }> = FrameReader::new();
-/// assert!(frame_capacity(256) < 512);
+/// use aeschat_core::{frame_capacity, Inbox};
+/// static mut RECEIVED: [u8; frame_capacity(256)] = [0; frame_capacity(256)];
+/// let inbox = Inbox::new([0u8; frame_capacity(256)]); // or a `static`, on a board
+/// assert_eq!(inbox.capacity(), 445);
 /// ```
 pub const fn frame_capacity(max_message_len: usize) -> usize {
     let record = record_frame_len(max_message_len);

@@ -22,15 +22,17 @@
 //! documented inequalities computed without overflow; too-small buffers name the exact size
 //! and are left untouched; any changed byte is rejected; rotation and `encrypt_to_string`
 //! agree with `encrypt`; a record sealed by a session opens to the same text on the other
-//! side, and its token holds the documented record plaintext under the direction's key.
+//! side, and its token holds the documented record plaintext under the direction's key, with the
+//! IV the sender's generator gave.
 #![no_main]
 
 use aeschat_core::{
     ciphertext_len, decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string,
-    frame_capacity, record_frame_len, token_len, verified_timestamp, Error, FrameReader, Incoming,
-    Iv, Key, Keyring, PreparedKey, TimePolicy,
+    record_frame_len, token_len, verified_timestamp, Error, Incoming, Iv, Key, Keyring,
+    PreparedKey, TimePolicy,
 };
 use aeschat_fuzz::{establish, reference};
+use aeschat_testkit::Replay;
 use base64ct::{Base64Url, Encoding};
 use libfuzzer_sys::fuzz_target;
 
@@ -199,18 +201,26 @@ fuzz_target!(|data: &[u8]| {
 /// A record sealed by the client's sender opens to the same text at the server's receiver.
 fn check_record(text: &[u8], time: u64, iv: &Iv) {
     let session = establish(MAX_MESSAGE);
-    let (mut sender, _) = session.client.split();
-    let (_, mut receiver) = session.server.split();
+    let (mut sender, _) = session.client;
+    let (_, mut receiver) = session.server;
+    // The sender draws the record's IV from its generator: here one that hands out the
+    // fuzzer's IV, so the token can be checked byte for byte.
+    let mut ivs = Replay::new(iv.as_bytes().to_vec());
 
     let mut out = vec![0u8; record_frame_len(text.len())];
     let frame = sender
-        .seal_text(text, time, iv, &mut out)
+        .seal_text(text, &mut ivs, Some(time), &mut out)
         .expect("fits")
         .to_vec();
     assert_eq!(frame.len(), record_frame_len(text.len()));
+    assert_eq!(ivs.remaining(), 0, "one IV per record");
 
-    // Its token holds `type 1 ‖ sequence 0 ‖ text`, dated `time`, under the client's key.
+    // Its token holds `type 1 ‖ sequence 0 ‖ text`, dated `time`, under the client's key,
+    // with the IV drawn.
     let token = &frame[5..];
+    let raw =
+        Base64Url::decode_vec(std::str::from_utf8(token).expect("base64url")).expect("a token");
+    assert_eq!(raw[9..25], *iv.as_bytes(), "the IV came from the generator");
     let mut plaintext = vec![0u8; decrypt_buffer_len(token.len())];
     let opened = decrypt(
         &session.client_write,
@@ -223,23 +233,25 @@ fn check_record(text: &[u8], time: u64, iv: &Iv) {
     assert_eq!(&opened[9..], text);
     assert_eq!(verified_timestamp(&session.client_write, token), Ok(time));
 
-    let mut reader = Box::new(FrameReader::<{ frame_capacity(MAX_MESSAGE) }>::new());
-    assert_eq!(reader.push(&frame), Ok(frame.len()));
-    let received = reader.frame().expect("one whole frame");
-    assert_eq!(receiver.open(received), Ok(Incoming::Text(text)));
-
-    // The authenticated close follows, and ends both halves.
+    // The record and the close that follows arrive together and are taken where they lie.
     let mut close = vec![0u8; record_frame_len(0)];
+    ivs.push(iv.as_bytes());
     let close = sender
-        .seal_close(time, iv, &mut close)
+        .seal_close(&mut ivs, Some(time), &mut close)
         .expect("fits")
         .to_vec();
-    assert_eq!(reader.push(&close), Ok(close.len()));
-    let received = reader.frame().expect("one whole frame");
-    assert_eq!(receiver.open(received), Ok(Incoming::Closed));
+    let mut wire = [frame.as_slice(), &close].concat();
+    let received = receiver.poll(&mut wire);
+    assert_eq!(received.discard, frame.len());
+    assert_eq!(received.result, Ok(Some(Incoming::Text(text))));
+    let received = receiver.poll(&mut wire[frame.len()..]);
+    assert_eq!(received.discard, close.len());
+    assert_eq!(received.result, Ok(Some(Incoming::Closed)));
     let mut after = vec![0u8; record_frame_len(0)];
     assert_eq!(
-        sender.seal_text(b"", time, iv, &mut after).err(),
+        sender
+            .seal_text(b"", &mut ivs, Some(time), &mut after)
+            .err(),
         Some(Error::SessionEnded)
     );
 }

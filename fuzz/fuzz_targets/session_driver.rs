@@ -1,4 +1,5 @@
-//! The blocking driver (`handshake`, `receive`, `send_text`, `send_close`) over a transport the
+//! The blocking driver (`handshake`, `receive`, `send_text`, `send_close`: short loops over the
+//! engine and an `Inbox`) over a transport the
 //! fuzzer controls: the genuine peer's bytes (its handshake messages, then records and maybe
 //! its close) changed on the way, served in reads of fuzzer-chosen sizes, with a failure or an
 //! end of stream at a fuzzer-chosen offset; and a writer that takes fuzzer-chosen amounts per
@@ -16,11 +17,11 @@
 #![no_main]
 
 use aeschat_core::{
-    frame_capacity, receive, record_frame_len, send_close, send_text, Config, Error, FrameKind,
-    FrameReader, Handshake, HandshakeState, Incoming, Iv, Key, Read, Role, Secret, Session,
-    SessionError, Write, HANDSHAKE_FRAME_LEN,
+    frame_capacity, receive, record_frame_len, send_close, send_text, Config, Engine, Error,
+    FrameKind, Inbox, Incoming, Key, Read, Receiver, Role, Secret, SessionError, Write,
 };
-use aeschat_fuzz::{deliver, psk, Mutation};
+use aeschat_fuzz::{engine, frames_in, psk, Mutation};
+use aeschat_testkit::{Pair, Side, TestRng};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
@@ -137,73 +138,41 @@ impl Write for FuzzWriter<'_> {
     }
 }
 
-/// The handshake of one side, as the side under test and its genuine peer both make it.
-fn side(role: Role, key: &Key) -> Handshake<'_> {
+/// The engine of one side, as the side under test and its genuine peer both make it.
+fn side(role: Role, key: &Key) -> Engine<'_> {
     let nonce = match role {
         Role::Client => [1; 32],
         Role::Server => [2; 32],
     };
     let config = Config::new(role, Secret::PreSharedKey(key)).with_max_message_len(MAX_MESSAGE);
-    Handshake::new(config, nonce, TIME)
+    engine(config, nonce, Some(TIME))
 }
 
-/// Runs both sides in lockstep, sans IO. Returns the bytes each sent (client's, server's) and
-/// the peer's session: the side under test is run again, through the driver, with the same
-/// nonce and clock, so the peer's recorded answers fit it.
-fn genuine_exchange(key: &Key, peer_role: Role) -> (Vec<u8>, Vec<u8>, Session) {
-    let mut client = side(Role::Client, key);
-    let mut server = side(Role::Server, key);
-    let (mut from_client, mut from_server) = (Vec::new(), Vec::new());
-    let mut wire = [0u8; HANDSHAKE_FRAME_LEN];
-    while client.state() != HandshakeState::Established
-        || server.state() != HandshakeState::Established
-    {
-        for role in [Role::Client, Role::Server] {
-            let (from, to, sent) = match role {
-                Role::Client => (&mut client, &mut server, &mut from_client),
-                Role::Server => (&mut server, &mut client, &mut from_server),
-            };
-            match from.state() {
-                HandshakeState::SendHello | HandshakeState::SendFinished => {
-                    let message = from.write_message(&mut wire).expect("genuine write");
-                    sent.extend_from_slice(message);
-                    deliver(to, message).expect("genuine read");
-                }
-                HandshakeState::DeriveKeys => from.derive_keys().expect("genuine derive"),
-                _ => {}
-            }
-        }
-    }
+/// Runs both sides in memory over the shared test pair. Returns the bytes each sent (client's,
+/// server's) and the peer's halves: the side under test is run again, through the driver, with
+/// the same nonce and clock, so the peer's recorded answers fit it.
+fn genuine_exchange(
+    key: &Key,
+    peer_role: Role,
+) -> (Vec<u8>, Vec<u8>, (aeschat_core::Sender, Receiver)) {
+    let outcome = Pair::new(side(Role::Client, key), side(Role::Server, key)).finish();
+    assert_eq!((outcome.client, outcome.server), (Ok(()), Ok(())));
+    let from_client = outcome.written_by(Side::Client);
+    let from_server = outcome.written_by(Side::Server);
+    let (client, server) = outcome.halves();
     let peer = match peer_role {
         Role::Client => client,
         Role::Server => server,
     };
-    let session = peer.into_session().expect("genuine session");
-    (from_client, from_server, session)
-}
-
-/// The frames in `bytes`, as (kind, body), and whether a frame was cut short at the end.
-fn frames_in(bytes: &[u8]) -> (Vec<(FrameKind, Vec<u8>)>, bool) {
-    let mut reader = FrameReader::<HANDSHAKE_FRAME_LEN>::new();
-    let mut frames = Vec::new();
-    let mut rest = bytes;
-    loop {
-        let taken = reader
-            .push(rest)
-            .expect("this side writes well-formed frames");
-        rest = &rest[taken..];
-        match reader.frame() {
-            Some(frame) => frames.push((frame.kind, frame.body.to_vec())),
-            None => return (frames, !reader.is_between_frames()),
-        }
-    }
+    (from_client, from_server, peer)
 }
 
 /// After a failed handshake, this side wrote its messages in order, as far as it got (its
 /// hello exactly; its finished may differ, since the transcript it covers may have been
 /// changed), then at most one alert; a frame cut short only where the writer failed.
 fn check_written_on_failure(written: &[u8], own: &[u8], writer_fails: bool) {
-    let (frames, cut_short) = frames_in(written);
+    let (frames, framed) = frames_in(written);
+    let cut_short = framed < written.len();
     let (own_frames, _) = frames_in(own);
     let mut frames = frames.as_slice();
     if let Some(((FrameKind::Alert, body), before)) = frames.split_last() {
@@ -227,13 +196,6 @@ fn check_written_on_failure(written: &[u8], own: &[u8], writer_fails: bool) {
     );
 }
 
-/// A fresh IV per record, as a caller drawing random IVs would have.
-fn iv(n: usize) -> Iv {
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&(n as u64).to_be_bytes());
-    Iv::from_bytes(bytes)
-}
-
 fn cut(text: &[u8]) -> &[u8] {
     &text[..text.len().min(MAX_MESSAGE)]
 }
@@ -250,21 +212,23 @@ fuzz_target!(|input: Input| {
         Role::Client => (from_client, from_server),
         Role::Server => (from_server, from_client),
     };
-    let (mut peer_sender, mut peer_receiver) = peer.split();
+    let (mut peer_sender, mut peer_receiver) = peer;
+    // The generator every record's IV comes from (deterministic, so a crash reproduces).
+    let mut ivs = TestRng::new(input.peer_texts.len() as u64);
 
     // What the genuine peer sends: its handshake messages, then its records.
     let mut genuine = peer_messages.clone();
     let peer_texts: Vec<&[u8]> = input.peer_texts.iter().map(|t| cut(t)).collect();
     let mut out = vec![0u8; record_frame_len(MAX_MESSAGE)];
-    for (n, text) in peer_texts.iter().enumerate() {
+    for text in &peer_texts {
         let record = peer_sender
-            .seal_text(text, TIME, &iv(n), &mut out)
+            .seal_text(text, &mut ivs, Some(TIME), &mut out)
             .expect("a genuine record");
         genuine.extend_from_slice(record);
     }
     if input.peer_closes {
         let close = peer_sender
-            .seal_close(TIME, &iv(peer_texts.len()), &mut out)
+            .seal_close(&mut ivs, Some(TIME), &mut out)
             .expect("the genuine close");
         genuine.extend_from_slice(close);
     }
@@ -291,9 +255,9 @@ fuzz_target!(|input: Input| {
         writes: 0,
         fault: write_fault,
     };
-    let mut frames = Box::new(FrameReader::<CAPACITY>::new());
-    let handshake =
-        aeschat_core::handshake(&mut reader, &mut writer, &mut *frames, side(role, &key));
+    let mut engine = side(role, &key);
+    let mut inbox = Inbox::new(vec![0u8; CAPACITY]);
+    let handshake = aeschat_core::handshake(&mut reader, &mut writer, &mut inbox, &mut engine);
 
     // Authentication: only the genuine handshake bytes, all of them, establish a session.
     let can_write = write_fault.is_none_or(|(limit, _)| limit >= own_messages.len());
@@ -304,23 +268,22 @@ fuzz_target!(|input: Input| {
         "{:?}",
         handshake.as_ref().err()
     );
-    let session = match handshake {
-        Ok(session) => session,
-        Err(_) => {
-            check_written_on_failure(&writer.taken, &own_messages, write_fault.is_some());
-            return;
-        }
-    };
+    if handshake.is_err() {
+        check_written_on_failure(&writer.taken, &own_messages, write_fault.is_some());
+        // A failed engine stays failed: no halves to split.
+        assert!(engine.split().is_err());
+        return;
+    }
     assert_eq!(
         writer.taken, own_messages,
         "the handshake wrote other bytes"
     );
-    let (mut sender, mut receiver) = session.split();
+    let (mut sender, mut receiver) = engine.split().expect("established");
 
     // Receiving: only the peer's genuine texts, in order.
     let mut received: Vec<Vec<u8>> = Vec::new();
     let ending = loop {
-        match receive(&mut receiver, &mut reader, &mut *frames) {
+        match receive(&mut receiver, &mut reader, &mut inbox) {
             Ok(Incoming::Text(text)) => {
                 received.push(text.to_vec());
                 assert!(
@@ -362,7 +325,7 @@ fuzz_target!(|input: Input| {
     // Once ended, the driver reports it and leaves the transport alone.
     let reads = reader.reads;
     assert_eq!(
-        receive(&mut receiver, &mut reader, &mut *frames).err(),
+        receive(&mut receiver, &mut reader, &mut inbox).err(),
         Some(SessionError::Protocol(Error::SessionEnded))
     );
     assert_eq!(reader.reads, reads, "read after the session ended");
@@ -371,8 +334,15 @@ fuzz_target!(|input: Input| {
     let handshake_len = writer.taken.len();
     let mut sent: Vec<&[u8]> = Vec::new();
     let mut send_failed = false;
-    for (n, text) in input.own_texts.iter().map(|t| cut(t)).enumerate() {
-        match send_text(&mut sender, &mut writer, text, TIME, &iv(n), &mut out) {
+    for text in input.own_texts.iter().map(|t| cut(t)) {
+        match send_text(
+            &mut sender,
+            &mut writer,
+            text,
+            &mut ivs,
+            Some(TIME),
+            &mut out,
+        ) {
             Ok(()) => sent.push(text),
             Err(error) => {
                 assert!(
@@ -389,23 +359,22 @@ fuzz_target!(|input: Input| {
         }
     }
     let closed = !send_failed
-        && send_close(&mut sender, &mut writer, TIME, &iv(sent.len()), &mut out).is_ok();
-    let mut peer_frames = Box::new(FrameReader::<CAPACITY>::new());
-    let mut bytes = &writer.taken[handshake_len..];
+        && send_close(&mut sender, &mut writer, &mut ivs, Some(TIME), &mut out).is_ok();
+    // The genuine peer takes what arrived where it lies, record after record.
+    let mut bytes = writer.taken[handshake_len..].to_vec();
+    let mut at = 0;
     let mut opened = Vec::new();
     let mut peer_saw_close = false;
     loop {
-        let taken = peer_frames.push(bytes).expect("genuine frames");
-        bytes = &bytes[taken..];
-        let Some(frame) = peer_frames.frame() else {
-            break;
-        };
-        match peer_receiver.open(frame).expect("a genuine record") {
-            Incoming::Text(text) => opened.push(text.to_vec()),
-            Incoming::Closed => {
+        let received = peer_receiver.poll(&mut bytes[at..]);
+        at += received.discard;
+        match received.result.expect("genuine records") {
+            Some(Incoming::Text(text)) => opened.push(text.to_vec()),
+            Some(Incoming::Closed) => {
                 peer_saw_close = true;
                 break;
             }
+            None => break,
         }
     }
     let sent: Vec<Vec<u8>> = sent.iter().map(|t| t.to_vec()).collect();

@@ -1,19 +1,20 @@
-//! The record layer's receiving half, fed arbitrary records after a real in-process handshake
-//! (pre-shared key, fixed nonces): genuine records in and out of order, replays, drops,
-//! mutations of genuine frames, records reflected from the receiver's own side, records sealed
-//! under the real key with contents the genuine sender never writes, frames of every kind, and
-//! raw bytes through a frame reader.
+//! The record layer's receiving half, fed arbitrary records after a real in-memory handshake
+//! (the shared test pair; pre-shared key, fixed nonces): genuine records in and out of order,
+//! replays, drops, mutations of genuine frames, records reflected from the receiver's own side,
+//! records sealed under the real key with contents the genuine sender never writes, frames of
+//! every kind, and raw bytes, all taken by `Receiver::poll` where they lie.
 //!
-//! A reference model of `Receiver::open` predicts every result, so the target checks more than
-//! "no panic": a genuine record in order opens to its text, anything else ends the session
-//! with the right error, and nothing is accepted after the session ended.
+//! A reference model predicts every result, so the target checks more than "no panic": a
+//! genuine record in order opens to its text, anything else (a framing error included) ends the
+//! session with the right error, and nothing is accepted after the session ended.
 #![no_main]
 
 use aeschat_core::{
-    encrypt, frame_capacity, token_len, write_frame, Error, FrameKind, FrameReader, Incoming, Iv,
-    Key, Receiver, Sender,
+    encrypt, frame_capacity, token_len, write_frame, Error, Frame, FrameKind, Incoming, Iv, Key,
+    Received, Receiver, Sender, FRAME_HEADER_LEN,
 };
 use aeschat_fuzz::{establish, kind_from_byte, Mutation};
+use aeschat_testkit::TestRng;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
@@ -21,6 +22,7 @@ use libfuzzer_sys::fuzz_target;
 /// codec's internal chunk sizes (768 and 1024 bytes), short enough to stay fast.
 const MAX_MESSAGE: usize = 1500;
 const CAPACITY: usize = frame_capacity(MAX_MESSAGE);
+const MAX_BODY: usize = CAPACITY - FRAME_HEADER_LEN;
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -54,11 +56,11 @@ enum Step {
     },
     /// A frame of any kind with an arbitrary body.
     Frame { kind: u8, body: Vec<u8> },
-    /// Raw bytes through a frame reader.
+    /// Raw bytes, taken record by record where they lie.
     Wire(Vec<u8>),
 }
 
-/// What `Receiver::open` returns, owned so the model can predict it.
+/// What `Receiver::poll` returns for a whole frame, owned so the model can predict it.
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
     Text(Vec<u8>),
@@ -76,6 +78,9 @@ impl From<Result<Incoming<'_>, Error>> for Outcome {
     }
 }
 
+/// The generator the genuine senders draw IVs from (deterministic, so a crash reproduces).
+struct Ivs(TestRng);
+
 /// What the model knows about the receiver.
 #[derive(Default)]
 struct Model {
@@ -92,7 +97,7 @@ struct Model {
 }
 
 impl Model {
-    /// The result `Receiver::open` must give for a frame, and the model's next state.
+    /// The result `Receiver::poll` must give for a whole frame, and the model's next state.
     fn predict(&mut self, kind: FrameKind, body: &[u8]) -> Outcome {
         if self.ended {
             return Outcome::Failed(Error::SessionEnded);
@@ -149,13 +154,13 @@ fn seal(
     model: &mut Model,
     text: Option<&[u8]>,
     time: u64,
-    iv: &Iv,
+    ivs: &mut Ivs,
 ) -> Option<Vec<u8>> {
     let body = text.unwrap_or_default();
     let mut out = vec![0u8; aeschat_core::record_frame_len(body.len())];
     let frame = match text {
-        Some(text) => sender.seal_text(text, time, iv, &mut out),
-        None => sender.seal_close(time, iv, &mut out),
+        Some(text) => sender.seal_text(text, &mut ivs.0, Some(time), &mut out),
+        None => sender.seal_close(&mut ivs.0, Some(time), &mut out),
     };
     let frame = match frame {
         Ok(frame) => frame.to_vec(),
@@ -178,32 +183,48 @@ fn seal(
     Some(frame)
 }
 
-/// Delivers every frame a reader finds in `bytes` to the receiver, checking each result.
+/// Delivers `bytes` to the receiver, which takes record after record where they lie, checking
+/// each result against the model (framing included: a refused header ends the session too).
 fn deliver(receiver: &mut Receiver, model: &mut Model, bytes: &[u8]) {
     model.sent.push(bytes.to_vec());
-    let mut reader = FrameReader::<CAPACITY>::new();
-    let mut rest = bytes;
+    let mut buffer = bytes.to_vec();
+    let mut at = 0;
     loop {
-        let Ok(taken) = reader.push(rest) else {
-            // A framing error: a driver ends the connection here.
-            return;
+        // What framing makes of the bytes, judged on a copy before the receiver sees them.
+        let mut copy = buffer[at..].to_vec();
+        let framed = Frame::parse(&mut copy, MAX_BODY)
+            .map(|found| found.map(|(frame, len)| (frame.kind, frame.body.to_vec(), len)));
+        let Received { discard, result } = receiver.poll(&mut buffer[at..]);
+        let (expected, expected_discard) = match framed {
+            _ if model.ended => (Some(Outcome::Failed(Error::SessionEnded)), 0),
+            Ok(None) => (None, 0),
+            Ok(Some((kind, body, len))) => (Some(model.predict(kind, &body)), len),
+            Err(error) => {
+                model.ended = true;
+                (Some(Outcome::Failed(error)), 0)
+            }
         };
-        rest = &rest[taken..];
-        let Some(frame) = reader.frame() else {
-            return;
+        let outcome = match result {
+            Ok(None) => None,
+            Ok(Some(incoming)) => Some(Outcome::from(Ok(incoming))),
+            Err(error) => Some(Outcome::Failed(error)),
         };
-        let (kind, body) = (frame.kind, frame.body.to_vec());
-        let expected = model.predict(kind, &body);
-        let outcome = Outcome::from(receiver.open(frame));
-        assert_eq!(outcome, expected, "kind {kind:?}");
+        assert_eq!(outcome, expected);
+        assert_eq!(discard, expected_discard);
         assert_eq!(receiver.is_ended(), model.ended);
+        at += discard;
+        match outcome {
+            Some(Outcome::Text(_)) => {}
+            _ => return,
+        }
     }
 }
 
 fuzz_target!(|input: Input| {
     let session = establish(MAX_MESSAGE);
-    let (client_sender, client_receiver) = session.client.split();
-    let (server_sender, server_receiver) = session.server.split();
+    let (client_sender, client_receiver) = session.client;
+    let (server_sender, server_receiver) = session.server;
+    let mut ivs = Ivs(TestRng::new(input.steps.len() as u64));
     let (mut peer, mut receiver, mut own, receive_key) = if input.client_receives {
         (
             server_sender,
@@ -225,24 +246,24 @@ fuzz_target!(|input: Input| {
     };
 
     for (n, step) in input.steps.iter().enumerate() {
-        // A distinct IV per record, as a caller drawing random IVs would have.
+        // A distinct IV for each forged record.
         let iv = Iv::from_bytes([n as u8; 16]);
         match step {
             Step::Text { text, time } => {
-                if let Some(frame) = seal(&mut peer, &mut model, Some(text), *time, &iv) {
+                if let Some(frame) = seal(&mut peer, &mut model, Some(text), *time, &mut ivs) {
                     deliver(&mut receiver, &mut model, &frame);
                 }
             }
             Step::Close { time } => {
-                if let Some(frame) = seal(&mut peer, &mut model, None, *time, &iv) {
+                if let Some(frame) = seal(&mut peer, &mut model, None, *time, &mut ivs) {
                     deliver(&mut receiver, &mut model, &frame);
                 }
             }
             Step::Withheld { text } => {
-                seal(&mut peer, &mut model, Some(text), 0, &iv);
+                seal(&mut peer, &mut model, Some(text), 0, &mut ivs);
             }
             Step::Mutated { text, mutation } => {
-                if let Some(frame) = seal(&mut peer, &mut model, Some(text), 0, &iv) {
+                if let Some(frame) = seal(&mut peer, &mut model, Some(text), 0, &mut ivs) {
                     deliver(&mut receiver, &mut model, &mutation.apply(&frame));
                 }
             }
@@ -256,7 +277,7 @@ fuzz_target!(|input: Input| {
                 // Sealed by the receiving side's own sender: under the other direction's key,
                 // so it must never authenticate (the scratch model keeps it out of `authentic`).
                 let mut scratch = Model::default();
-                if let Some(frame) = seal(&mut own, &mut scratch, Some(text), 0, &iv) {
+                if let Some(frame) = seal(&mut own, &mut scratch, Some(text), 0, &mut ivs) {
                     deliver(&mut receiver, &mut model, &frame);
                 }
             }

@@ -1,14 +1,22 @@
-//! The handshake harness shared by `handshake_client` and `handshake_server`: the side under
-//! test (the target) either runs against a genuine peer with fuzzer-chosen substitutes for the
-//! messages it receives, or is driven alone by calls in any order with arbitrary frames.
+//! The handshake harness shared by `handshake_client` and `handshake_server`: the engine under
+//! test (the target) either runs against a genuine peer engine with fuzzer-chosen substitutes
+//! for the messages it receives, or is driven alone by calls in any order with arbitrary bytes.
+//!
+//! The harness only moves bytes: framing, which error sends which alert, never answering an
+//! alert, the stranger rule and the step to the session are the engine's. It checks the
+//! engine's promises from outside: only a genuine run with the same secret passes key
+//! confirmation; a failed side reports its error, tells the peer at most once (the alert for
+//! its error) and never in answer to an alert; it stays failed; and established sessions agree
+//! on keys and on what the peers announced.
 
 use aeschat_core::{
-    frame_capacity, write_frame, Alert, Config, Error, FrameKind, FrameReader, Handshake,
-    HandshakeState, Incoming, Iv, Key, Role, Secret, Session, HANDSHAKE_FRAME_LEN,
+    record_frame_len, write_frame, Action, Alert, Config, Derivation, Engine, Error, FrameKind,
+    HandshakeState, Incoming, Key, Role, Secret, HANDSHAKE_FRAME_LEN,
 };
+use aeschat_testkit::TestRng;
 use arbitrary::Arbitrary;
 
-use crate::{deliver, first_frame, kind_from_byte, other_psk, psk, Mutation};
+use crate::{engine, first_frame, frames_in, kind_from_byte, other_psk, psk, Mutation};
 use crate::{OTHER_PASSWORD, PASSWORD};
 
 /// Password-mode handshakes stretch with this many PBKDF2 iterations, so an input costs
@@ -20,15 +28,19 @@ const ITERATIONS: u32 = 1;
 /// input for no new coverage; a board lowers its ceiling the same way.
 const CLIENT_MAX_ITERATIONS: u32 = 64;
 
-/// The genuine peer's nonce and the bytes its first messages carry.
+/// The genuine peer's nonce.
 const PEER_NONCE: [u8; 32] = [0x33; 32];
+
+/// Polls of one engine in a row before the harness calls it stuck (an engine that neither
+/// waits nor ends would spin a driver forever).
+const MAX_POLLS: usize = 64;
 
 /// One input of a handshake target.
 #[derive(Arbitrary, Debug)]
 pub enum HandshakeInput {
     /// A genuine peer runs alongside; the target receives genuine or substituted messages.
     Lockstep(Lockstep),
-    /// The target alone, driven by calls in any order with arbitrary frames.
+    /// The target alone, driven by calls in any order with arbitrary bytes.
     Calls(Calls),
 }
 
@@ -55,23 +67,23 @@ pub struct Sides {
 #[derive(Arbitrary, Debug)]
 pub struct Lockstep {
     pub sides: Sides,
-    /// What the target receives in place of each of the peer's two messages (hello, finished).
+    /// What the target receives in place of each of the peer's transmissions (its hello, its
+    /// finished or an alert), in turn; once they run out, the connection ends.
     pub deliveries: [Delivery; 2],
-    /// A size for the target's first write buffer, to check that a too-small one changes
-    /// nothing.
-    pub first_out_len: u8,
+    /// PBKDF2 iterations per `derive_keys` call of the target (0 counts as all).
+    pub derivation_slice: u8,
 }
 
-/// What the target receives in place of one genuine message.
+/// What the target receives in place of one genuine transmission.
 #[derive(Arbitrary, Debug)]
 pub enum Delivery {
-    /// The genuine message.
+    /// The genuine bytes.
     Genuine,
-    /// The genuine frame with its bytes (header included) changed.
+    /// The genuine bytes (header included) changed.
     Mutated(Mutation),
     /// A well-formed frame of any kind with an arbitrary body.
     Frame { kind: u8, body: Vec<u8> },
-    /// Raw bytes, through a frame reader.
+    /// Raw bytes.
     Wire(Vec<u8>),
 }
 
@@ -88,16 +100,20 @@ pub struct Calls {
 /// One call on the target.
 #[derive(Arbitrary, Debug)]
 pub enum Call {
-    /// `write_message` into a buffer of this size.
-    Write { out_len: u8 },
-    /// `read_message` of a frame of any kind.
-    Read { kind: u8, body: Vec<u8> },
-    /// `read_message` of whatever frame a reader finds in raw bytes.
-    ReadWire(Vec<u8>),
-    /// `derive_keys`.
-    Derive,
-    /// `into_session` (ends the run: it consumes the handshake).
-    IntoSession,
+    /// Bytes arrive (appended to the input).
+    Receive(Vec<u8>),
+    /// A well-formed frame of any kind arrives.
+    ReceiveFrame { kind: u8, body: Vec<u8> },
+    /// `poll`.
+    Poll,
+    /// `derive_keys` with this many iterations (0 counts as all), whether asked for or not.
+    Derive(u8),
+    /// `refuse`: busy, or retry after so many seconds.
+    Refuse(Option<u16>),
+    /// `end_of_stream`.
+    EndOfStream,
+    /// `split`.
+    Split,
 }
 
 /// Runs one input against a target of `role`.
@@ -125,13 +141,13 @@ fn secret<'k>(password: bool, wrong: bool, key: &'k Key, other: &'k Key) -> Secr
     }
 }
 
-/// Whether the target has accepted its peer's key confirmation.
-fn confirmed(role: Role, state: HandshakeState) -> bool {
+/// Whether a handshake state comes after accepting the peer's key confirmation.
+fn confirmed(role: Role, state: Option<HandshakeState>) -> bool {
     match role {
-        Role::Client => state == HandshakeState::Established,
+        Role::Client => false,
         Role::Server => matches!(
             state,
-            HandshakeState::SendFinished | HandshakeState::Established
+            Some(HandshakeState::SendFinished | HandshakeState::Established)
         ),
     }
 }
@@ -144,32 +160,134 @@ fn config(role: Role, secret: Secret<'_>, iterations: u32, max_message_len: u32)
         .with_max_message_len(max_message_len as usize)
 }
 
-/// Checks the promises every failed handshake keeps: it stays failed and refuses every call.
-fn check_failed(mut target: Handshake<'_>) {
-    assert_eq!(target.state(), HandshakeState::Failed);
-    let mut out = [0u8; HANDSHAKE_FRAME_LEN];
-    assert_eq!(
-        target.write_message(&mut out).err(),
-        Some(Error::OutOfOrderCall)
-    );
-    assert_eq!(target.derive_keys(), Err(Error::OutOfOrderCall));
-    let mut body = [1u8];
-    let frame = aeschat_core::Frame {
-        kind: FrameKind::Alert,
-        body: &mut body,
-    };
-    assert_eq!(target.read_message(frame), Err(Error::OutOfOrderCall));
-    assert_eq!(target.state(), HandshakeState::Failed);
-    assert_eq!(target.into_session().err(), Some(Error::OutOfOrderCall));
+fn clock(time: u64) -> Option<u64> {
+    (time != 0).then_some(time)
 }
 
-/// Every error maps to at most one alert, and that alert always fits `Alert::MAX_FRAME_LEN`.
-fn check_alert(error: Error) {
-    if let Some(alert) = Alert::for_error(error) {
-        let mut out = [0u8; Alert::MAX_FRAME_LEN];
-        let frame = alert.write(&mut out).expect("an alert fits its maximum");
-        assert!(frame.len() == 6 || frame.len() == Alert::MAX_FRAME_LEN);
+/// What one engine did, seen from outside: everything it transmitted, the bytes it took, and
+/// how it ended.
+#[derive(Default)]
+struct Record {
+    /// Every transmission, in order.
+    sent: Vec<Vec<u8>>,
+    /// The input it has been given, and how much of it it has taken.
+    input: Vec<u8>,
+    taken: usize,
+    established: bool,
+    failed: Option<Error>,
+}
+
+impl Record {
+    /// The frames this engine has taken.
+    fn frames_taken(&self) -> Vec<(FrameKind, Vec<u8>)> {
+        frames_in(&self.input[..self.taken]).0
     }
+
+    /// Alerts among the transmissions.
+    fn alerts_sent(&self) -> usize {
+        self.sent
+            .iter()
+            .filter(|bytes| bytes.first() == Some(&(FrameKind::Alert as u8)))
+            .count()
+    }
+}
+
+/// What a poll loop stopped on.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    NeedInput,
+    Established,
+    Failed(Error),
+}
+
+/// Polls `engine` until it needs input, is established or fails, checking each step. Its
+/// transmissions go to `out` (and the record); key derivations run in slices of `slice`.
+fn pump(engine: &mut Engine<'_>, record: &mut Record, slice: u32, out: &mut Vec<u8>) -> Stop {
+    for _ in 0..MAX_POLLS {
+        let before = record.taken;
+        let step = engine.poll(&mut record.input[before..]);
+        let discard = step.discard;
+        let stop = match step.action {
+            Action::Transmit(bytes) => {
+                assert!(!bytes.is_empty() && bytes.len() <= HANDSHAKE_FRAME_LEN);
+                assert_eq!(record.alerts_sent(), 0, "a transmission after an alert");
+                assert!(!record.established, "a handshake message after Established");
+                record.sent.push(bytes.to_vec());
+                out.extend_from_slice(bytes);
+                None
+            }
+            Action::DeriveKeys => {
+                let mut calls = 0;
+                while let Derivation::InProgress { remaining } = engine.derive_keys(slice) {
+                    assert!(remaining > 0);
+                    calls += 1;
+                    assert!(
+                        calls <= CLIENT_MAX_ITERATIONS.max(ITERATIONS),
+                        "no progress"
+                    );
+                }
+                None
+            }
+            Action::NeedInput => Some(Stop::NeedInput),
+            Action::Established => {
+                assert!(!record.established, "Established said twice");
+                record.established = true;
+                Some(Stop::Established)
+            }
+            Action::Text(_) | Action::Closed => panic!("a record's content during a handshake"),
+            Action::Failed(error) => Some(Stop::Failed(error)),
+        };
+        assert!(before + discard <= record.input.len());
+        record.taken += discard;
+        if let Some(stop) = stop {
+            if let Stop::Failed(error) = stop {
+                check_failed(engine, record, error);
+            }
+            return stop;
+        }
+    }
+    panic!("the engine neither waits nor ends");
+}
+
+/// The promises a failed engine keeps: the alert it sent (if any) is the one for its error, it
+/// sent at most one and never in answer to an alert, and it stays failed.
+fn check_failed(engine: &mut Engine<'_>, record: &mut Record, error: Error) {
+    if let Some(earlier) = record.failed {
+        assert_eq!(error, earlier, "a failed engine changed its error");
+    }
+    record.failed = Some(error);
+    assert!(record.alerts_sent() <= 1);
+    if let Some(last) = record.sent.last().filter(|_| record.alerts_sent() == 1) {
+        assert_eq!(
+            last[0],
+            FrameKind::Alert as u8,
+            "the alert is the last word"
+        );
+        let alert = Alert::for_error(error).expect("an alert only for an error that has one");
+        let mut expected = [0u8; Alert::MAX_FRAME_LEN];
+        assert_eq!(last.as_slice(), alert.write(&mut expected).expect("fits"));
+        let answered_alert = record
+            .frames_taken()
+            .last()
+            .is_some_and(|(kind, _)| *kind == FrameKind::Alert);
+        assert!(!answered_alert, "an alert answered with an alert");
+    }
+    if error == Error::NotAeschat {
+        // A frame of no known kind, or a hello without the magic: only ever the first frame.
+        let taken = record.frames_taken().len();
+        assert!(taken <= 1, "a stranger after {taken} frames");
+    }
+    // Failed stays failed, whatever comes.
+    let mut junk = [FrameKind::Alert as u8, 0, 0, 0, 1, 1];
+    let again = engine.poll(&mut junk);
+    assert_eq!((again.discard, again.action), (0, Action::Failed(error)));
+    assert_eq!(engine.derive_keys(u32::MAX), Derivation::Done);
+    engine.refuse(Error::PeerBusy);
+    assert_eq!(engine.poll(&mut []).action, Action::Failed(error));
+    assert!(!engine.is_established());
+    assert!(engine.sender().is_none());
+    assert_eq!(engine.end_of_stream(), error);
+    assert_eq!(engine.handshake_state(), None);
 }
 
 fn run_lockstep(role: Role, input: &Lockstep) {
@@ -189,155 +307,98 @@ fn run_lockstep(role: Role, input: &Lockstep) {
         ITERATIONS,
         sides.peer_max_message_len,
     );
-    let mut target = Handshake::new(target_config, sides.target_nonce, sides.target_time);
-    let mut peer = Handshake::new(peer_config, PEER_NONCE, sides.peer_time);
+    let mut target = engine(target_config, sides.target_nonce, clock(sides.target_time));
+    let mut peer = engine(peer_config, PEER_NONCE, clock(sides.peer_time));
+    let slice = match input.derivation_slice {
+        0 => u32::MAX,
+        n => u32::from(n),
+    };
 
     // A genuine run of two honest sides with the same secret must succeed; anything else
     // (a substituted message, a wrong secret, another mode) must never pass key confirmation.
     let honest_setup = sides.target_password == sides.peer_password && !sides.peer_secret_differs;
-    let mut tampered = false;
-    let mut slot = 0;
-    let mut first_write = true;
-    let mut out = [0u8; HANDSHAKE_FRAME_LEN];
+    let (mut target_record, mut peer_record) = (Record::default(), Record::default());
+    // Everything the genuine peer transmitted, in order: what the target should have taken.
+    let mut genuine_stream = Vec::new();
+    let mut deliveries = input.deliveries.iter();
+    let mut all_genuine = true;
 
-    loop {
-        match target.state() {
-            HandshakeState::SendHello | HandshakeState::SendFinished => {
-                if first_write {
-                    // A too-small buffer must be refused whole and leave the state alone.
-                    first_write = false;
-                    let before = target.state();
-                    let mut small = vec![0u8; usize::from(input.first_out_len)];
-                    match target.write_message(&mut small) {
-                        Err(Error::BufferTooSmall { required }) => {
-                            assert!(required > small.len());
-                            assert!(small.iter().all(|&b| b == 0), "nothing written");
-                            assert_eq!(target.state(), before);
-                        }
-                        Ok(message) => {
-                            // It fit: pass on exactly what was written.
-                            let message = message.to_vec();
-                            to_peer(&mut peer, &message);
-                            continue;
-                        }
-                        Err(other) => panic!("a genuine write failed: {other:?}"),
-                    }
-                }
-                let message = target
-                    .write_message(&mut out)
-                    .expect("a write in a send state succeeds")
-                    .to_vec();
-                to_peer(&mut peer, &message);
-            }
-            HandshakeState::DeriveKeys => {
-                // A server checks the client's Finished once it has derived its keys: the
-                // fuzzer's Finished may well be wrong, and that is the only way this can fail.
-                if let Err(error) = target.derive_keys() {
-                    assert_eq!(error, Error::AuthenticationFailed);
-                    assert_eq!(target.state(), HandshakeState::Failed);
-                    check_alert(error);
-                    return;
-                }
-            }
-            HandshakeState::AwaitHello | HandshakeState::AwaitFinished => {
-                // Let the genuine peer act until it sends its next message (or waits, or has
-                // failed, when it has nothing to send).
-                let genuine: Option<Vec<u8>> = loop {
-                    match peer.state() {
-                        HandshakeState::SendHello | HandshakeState::SendFinished => {
-                            let message = peer.write_message(&mut out).expect("peer write");
-                            break Some(message.to_vec());
-                        }
-                        // A genuine server finds the target's Finished wrong when the fuzzer
-                        // changed what the target saw: then it has failed.
-                        HandshakeState::DeriveKeys => {
-                            if peer.derive_keys().is_err() {
-                                break None;
-                            }
-                        }
-                        _ => break None,
-                    }
-                };
-                let Some(delivery) = input.deliveries.get(slot) else {
-                    return;
-                };
-                slot += 1;
-                let bytes = match (delivery, &genuine) {
-                    (Delivery::Genuine, Some(message)) => message.clone(),
-                    // Nothing genuine to deliver: the connection would simply stall.
-                    (Delivery::Genuine, None) => return,
-                    (Delivery::Mutated(mutation), Some(message)) => mutation.apply(message),
-                    (Delivery::Mutated(mutation), None) => mutation.apply(&[]),
-                    (Delivery::Frame { kind, body }, _) => {
-                        let mut frame = vec![0u8; body.len() + 5];
-                        write_frame(kind_from_byte(*kind), body, &mut frame).expect("fits");
-                        frame
-                    }
-                    (Delivery::Wire(bytes), _) => bytes.clone(),
-                };
-                // Compare what a reader makes of the bytes with the genuine frame: the same
-                // kind and body is the same message, whatever followed it on the wire.
-                let received = first_frame::<HANDSHAKE_FRAME_LEN>(&bytes);
-                let expected = genuine
-                    .as_deref()
-                    .and_then(first_frame::<HANDSHAKE_FRAME_LEN>);
-                if received.is_none() {
-                    // A driver would fail on a framing error or wait for more bytes.
-                    return;
-                }
-                if received != expected {
-                    tampered = true;
-                }
-                match deliver(&mut target, &bytes) {
-                    Ok(()) => {
-                        if confirmed(role, target.state()) {
-                            assert!(
-                                honest_setup && !tampered,
-                                "key confirmation passed after tampering or with a wrong \
-                                 secret (honest setup: {honest_setup})"
-                            );
-                        }
-                    }
-                    Err(error) => {
-                        assert!(
-                            !honest_setup || tampered,
-                            "a genuine handshake failed: {error:?}"
-                        );
-                        check_alert(error);
-                        check_failed(target);
-                        return;
-                    }
-                }
-            }
-            HandshakeState::Established => {
-                assert!(honest_setup && !tampered);
-                let target_session = target.into_session().expect("established");
-                // The peer is established too: a server peer sent its finished before the
-                // target read it, and a client peer read the target's in `to_peer`.
-                let peer_session = peer.into_session().expect("peer established");
-                check_sessions(sides, target_session, peer_session);
-                return;
-            }
-            HandshakeState::Failed => {
-                // Only a refused read fails the target here, and that path returns above.
-                panic!("the target failed without an error being returned");
-            }
+    let target_stop = loop {
+        let mut to_peer = Vec::new();
+        let stop = pump(&mut target, &mut target_record, slice, &mut to_peer);
+        peer_record.input.extend_from_slice(&to_peer);
+        if confirmed(role, target.handshake_state()) || stop == Stop::Established {
+            // Key confirmation passed: only for an honest setup that took the genuine frames.
+            let taken = target_record.frames_taken();
+            let (genuine, _) = frames_in(&genuine_stream);
+            assert!(
+                honest_setup && genuine.starts_with(&taken),
+                "key confirmation passed after tampering or with a wrong secret (honest \
+                 setup: {honest_setup})"
+            );
         }
-    }
-}
+        if stop != Stop::NeedInput {
+            break stop;
+        }
+        // The genuine peer takes what the target sent and answers, if it has anything to say.
+        let mut from_peer = Vec::new();
+        if peer_record.failed.is_none() && !peer_record.established {
+            pump(&mut peer, &mut peer_record, u32::MAX, &mut from_peer);
+        }
+        genuine_stream.extend_from_slice(&from_peer);
+        let Some(delivery) = deliveries.next() else {
+            // Nothing more arrives: the peer hung up in the middle of the handshake.
+            break Stop::Failed(target.end_of_stream());
+        };
+        let bytes = match delivery {
+            Delivery::Genuine => from_peer,
+            Delivery::Mutated(mutation) => mutation.apply(&from_peer),
+            Delivery::Frame { kind, body } => {
+                let mut frame = vec![0u8; body.len() + 5];
+                write_frame(kind_from_byte(*kind), body, &mut frame).expect("fits");
+                frame
+            }
+            Delivery::Wire(bytes) => bytes.clone(),
+        };
+        if !matches!(delivery, Delivery::Genuine) {
+            all_genuine = false;
+        }
+        target_record.input.extend_from_slice(&bytes);
+    };
 
-/// Passes a message from the target to the genuine peer, which first finishes deriving its
-/// keys if it was about to (a real peer derives while the message is in flight). The peer may
-/// refuse the message (wrong secret, other mode); it then fails and sends nothing more.
-fn to_peer(peer: &mut Handshake<'_>, message: &[u8]) {
-    if peer.state() == HandshakeState::DeriveKeys && peer.derive_keys().is_err() {
-        return;
+    match target_stop {
+        Stop::Established => {
+            assert!(honest_setup);
+            // The peer takes the target's last message and is established too.
+            if !peer_record.established {
+                let stop = pump(&mut peer, &mut peer_record, u32::MAX, &mut Vec::new());
+                assert_eq!(stop, Stop::Established, "the genuine peer did not finish");
+            }
+            check_sessions(sides, &mut target, &mut peer);
+        }
+        Stop::Failed(error) => {
+            if target_record.failed.is_none() {
+                // Failed by the end of the stream, outside `pump`.
+                assert_eq!(error, Error::HandshakeInterrupted);
+                check_failed(&mut target, &mut target_record, error);
+            }
+            // Two genuine deliveries are all a handshake needs, on either side.
+            assert!(
+                !honest_setup || !all_genuine,
+                "a genuine handshake failed: {error:?}"
+            );
+            assert_eq!(
+                target.split().err(),
+                Some(error),
+                "no halves of a failed engine"
+            );
+        }
+        Stop::NeedInput => unreachable!("the loop ends only on another stop"),
     }
-    let _ = deliver(peer, message);
 }
 
 /// After a genuine handshake: the sessions agree on keys and report what the peers announced.
-fn check_sessions(sides: &Sides, target: Session, peer: Session) {
+fn check_sessions(sides: &Sides, target: &mut Engine<'_>, peer: &mut Engine<'_>) {
     let expected_offset = if sides.target_time == 0 || sides.peer_time == 0 {
         None
     } else {
@@ -345,8 +406,13 @@ fn check_sessions(sides: &Sides, target: Session, peer: Session) {
         Some(offset.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
     };
     assert_eq!(target.peer_clock_offset(), expected_offset);
-    let (mut target_sender, mut target_receiver) = target.split();
-    let (mut peer_sender, mut peer_receiver) = peer.split();
+    assert_eq!(
+        target.poll(&mut []).action,
+        Action::NeedInput,
+        "Established is said once"
+    );
+    let (mut target_sender, mut target_receiver) = target.split().expect("established");
+    let (mut peer_sender, mut peer_receiver) = peer.split().expect("established");
     assert_eq!(
         target_sender.max_message_len(),
         sides.peer_max_message_len as usize
@@ -357,18 +423,20 @@ fn check_sessions(sides: &Sides, target: Session, peer: Session) {
     );
 
     // One record each way proves both directions derived the same keys.
-    let iv = Iv::from_bytes([9; 16]);
-    let mut out = [0u8; aeschat_core::record_frame_len(4)];
+    let mut rng = TestRng::new(9);
+    let mut out = [0u8; record_frame_len(4)];
     for (sender, receiver) in [
         (&mut target_sender, &mut peer_receiver),
         (&mut peer_sender, &mut target_receiver),
     ] {
         let text = &b"ping"[..sender.max_message_len().min(4)];
-        let frame = sender.seal_text(text, 1, &iv, &mut out).expect("seal");
-        let mut reader = FrameReader::<{ frame_capacity(4) }>::new();
-        assert_eq!(reader.push(frame), Ok(frame.len()));
-        let frame = reader.frame().expect("a whole frame");
-        assert_eq!(receiver.open(frame), Ok(Incoming::Text(text)));
+        let len = sender
+            .seal_text(text, &mut rng, None, &mut out)
+            .expect("seal")
+            .len();
+        let received = receiver.poll(&mut out[..len]);
+        assert_eq!(received.discard, len);
+        assert_eq!(received.result, Ok(Some(Incoming::Text(text))));
     }
 }
 
@@ -382,77 +450,74 @@ fn run_calls(role: Role, input: &Calls) {
         u32::from(input.iterations % 4),
         sides.target_max_message_len,
     );
-    let mut target = Handshake::new(config, sides.target_nonce, sides.target_time);
+    let mut target = engine(config, sides.target_nonce, clock(sides.target_time));
+    let max_body = target.input_capacity() - 5;
+    let mut record = Record::default();
 
     for call in &input.calls {
-        let before = target.state();
         match call {
-            Call::Write { out_len } => {
-                let mut out = vec![0u8; usize::from(*out_len)];
-                match target.write_message(&mut out) {
-                    Ok(frame) => {
-                        assert!(matches!(
-                            before,
-                            HandshakeState::SendHello | HandshakeState::SendFinished
-                        ));
-                        assert!(frame.len() <= HANDSHAKE_FRAME_LEN);
+            Call::Receive(bytes) => record.input.extend_from_slice(bytes),
+            Call::ReceiveFrame { kind, body } => {
+                let mut frame = vec![0u8; body.len() + 5];
+                write_frame(kind_from_byte(*kind), body, &mut frame).expect("fits");
+                record.input.extend_from_slice(&frame);
+            }
+            Call::Poll => {
+                let before = record.taken;
+                let step = target.poll(&mut record.input[before..]);
+                let discard = step.discard;
+                match step.action {
+                    Action::Transmit(bytes) => {
+                        assert!(!bytes.is_empty() && bytes.len() <= HANDSHAKE_FRAME_LEN);
+                        assert_eq!(record.alerts_sent(), 0, "a transmission after an alert");
+                        record.sent.push(bytes.to_vec());
                     }
-                    Err(Error::BufferTooSmall { required }) => {
-                        assert!(required > out.len() && required <= HANDSHAKE_FRAME_LEN);
-                        assert_eq!(target.state(), before, "a too-small buffer changes nothing");
+                    Action::DeriveKeys | Action::NeedInput => {}
+                    // The fuzzer knows the secret's bytes but cannot compute the transcript
+                    // MAC: with only the fuzzer as its peer, the target never gets here.
+                    Action::Established | Action::Text(_) | Action::Closed => {
+                        panic!("key confirmation passed with no genuine peer")
                     }
-                    Err(error) => {
-                        assert_eq!(error, Error::OutOfOrderCall);
-                        assert_eq!(target.state(), HandshakeState::Failed);
+                    Action::Failed(error) => {
+                        record.taken += discard;
+                        check_failed(&mut target, &mut record, error);
+                        continue;
                     }
                 }
-            }
-            Call::Read { kind, body } => {
-                let mut body = body.clone();
-                let frame = aeschat_core::Frame {
-                    kind: kind_from_byte(*kind),
-                    body: &mut body,
-                };
-                after_read(before, target.read_message(frame));
-            }
-            Call::ReadWire(bytes) => {
-                let Some((kind, mut body)) = first_frame::<HANDSHAKE_FRAME_LEN>(bytes) else {
-                    continue;
-                };
-                let frame = aeschat_core::Frame {
-                    kind,
-                    body: &mut body,
-                };
-                after_read(before, target.read_message(frame));
-            }
-            Call::Derive => match target.derive_keys() {
-                Ok(()) => assert_eq!(before, HandshakeState::DeriveKeys),
-                Err(error) => {
-                    assert_eq!(error, Error::OutOfOrderCall);
-                    assert_eq!(target.state(), before, "an early derive changes nothing");
+                // A frame is taken whole, and framed as the engine's limit says.
+                if discard > 0 {
+                    let frame = first_frame(&record.input[before..], max_body);
+                    let len = frame.map(|(_, body)| body.len() + 5);
+                    assert_eq!(len, Some(discard), "took other than one whole frame");
                 }
-            },
-            Call::IntoSession => {
-                // Without a genuine peer the target can never be established.
-                assert!(target.into_session().is_err());
-                return;
+                record.taken += discard;
+            }
+            Call::Derive(slice) => {
+                let slice = if *slice == 0 {
+                    u32::MAX
+                } else {
+                    u32::from(*slice)
+                };
+                target.derive_keys(slice);
+            }
+            Call::Refuse(seconds) => target.refuse(match seconds {
+                None => Error::PeerBusy,
+                Some(seconds) => Error::RetryLater { seconds: *seconds },
+            }),
+            Call::EndOfStream => {
+                let error = target.end_of_stream();
+                assert!(record.failed.is_none_or(|failed| failed == error));
+                record.failed = Some(error);
+            }
+            Call::Split => {
+                // Never established: there are no halves.
+                assert!(target.split().is_err());
             }
         }
-        // With only the fuzzer as its peer, the target must never pass key confirmation: the
-        // fuzzer knows the secret's bytes but cannot compute the transcript MAC.
         assert!(
-            !confirmed(role, target.state()),
+            !confirmed(role, target.handshake_state()),
             "key confirmation passed with no genuine peer"
         );
-    }
-}
-
-fn after_read(before: HandshakeState, result: Result<(), Error>) {
-    match result {
-        Ok(()) => assert!(matches!(
-            before,
-            HandshakeState::AwaitHello | HandshakeState::AwaitFinished
-        )),
-        Err(error) => check_alert(error),
+        assert!(!target.is_established());
     }
 }

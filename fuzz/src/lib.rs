@@ -1,6 +1,7 @@
 //! Shared pieces of the aeschat fuzz targets: byte mutations of genuine messages, a genuine
-//! handshake peer that runs in lockstep with the side under test, an in-process session, and an
-//! independent Fernet as the oracle of differential checks.
+//! handshake peer that runs in lockstep with the side under test, an in-process session (over
+//! the shared test pair, `aeschat_testkit::Pair`), and an independent Fernet as the oracle of
+//! differential checks. Every pump here only moves bytes: the protocol rules are the engine's.
 //!
 //! The targets panic (via `assert!`) only when the core breaks one of its promises; any panic
 //! inside the core itself is a bug too, since the core must never panic on any input.
@@ -9,9 +10,9 @@ pub mod handshake;
 pub mod reference;
 
 use aeschat_core::{
-    Config, Error, Frame, FrameKind, FrameReader, Handshake, HandshakeState, Key, Role, Secret,
-    Session, HANDSHAKE_FRAME_LEN,
+    Config, Engine, Frame, FrameKind, Handshake, Key, Receiver, Role, Secret, Sender,
 };
+use aeschat_testkit::{Pair, Side};
 use arbitrary::Arbitrary;
 use base64ct::Encoding;
 
@@ -61,7 +62,7 @@ impl Mutation {
 }
 
 /// A frame kind from any byte: every byte names one of the six kinds, so the fuzzer wastes no
-/// inputs on kinds that the frame reader would refuse before the handshake sees them.
+/// inputs on kinds that framing would refuse before the handshake sees them.
 pub fn kind_from_byte(byte: u8) -> FrameKind {
     match byte % 6 {
         0 => FrameKind::ClientHello,
@@ -73,77 +74,72 @@ pub fn kind_from_byte(byte: u8) -> FrameKind {
     }
 }
 
-/// The first frame in `bytes`, parsed by a real frame reader of capacity `N`, as an owned
-/// kind and body; `None` when the bytes hold no complete frame or the reader refuses them.
-pub fn first_frame<const N: usize>(bytes: &[u8]) -> Option<(FrameKind, Vec<u8>)> {
-    let mut reader = FrameReader::<N>::new();
-    reader.push(bytes).ok()?;
-    let frame = reader.frame()?;
-    Some((frame.kind, frame.body.to_vec()))
+/// The whole frames at the start of `bytes`, as owned kinds and bodies, and the bytes they take
+/// (an oracle's view of a stream the engine framed: any body length is accepted, the first
+/// framing error or unfinished frame stops the list).
+pub fn frames_in(bytes: &[u8]) -> (Vec<(FrameKind, Vec<u8>)>, usize) {
+    let mut copy = bytes.to_vec();
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while let Ok(Some((frame, len))) = Frame::parse(&mut copy[at..], usize::MAX) {
+        frames.push((frame.kind, frame.body.to_vec()));
+        at += len;
+    }
+    (frames, at)
 }
 
-/// Passes one handshake frame to `to`, parsing it with a real frame reader as a driver would.
-pub fn deliver(to: &mut Handshake<'_>, bytes: &[u8]) -> Result<(), Error> {
-    let mut reader = FrameReader::<HANDSHAKE_FRAME_LEN>::new();
-    reader.push(bytes)?;
-    let frame = reader.frame().ok_or(Error::HandshakeInterrupted)?;
-    to.read_message(frame)
+/// The first frame in `bytes`, as an owned kind and body, parsed with a body limit of
+/// `max_body_len`; `None` when the bytes hold no complete frame or framing refuses them.
+pub fn first_frame(bytes: &[u8], max_body_len: usize) -> Option<(FrameKind, Vec<u8>)> {
+    let mut copy = bytes.to_vec();
+    let (frame, _) = Frame::parse(&mut copy, max_body_len).ok()??;
+    Some((frame.kind, frame.body.to_vec()))
 }
 
 /// A genuine session pair from [`establish`], with the record keys recomputed independently.
 pub struct Established {
-    pub client: Session,
-    pub server: Session,
+    /// The client's halves.
+    pub client: (Sender, Receiver),
+    /// The server's halves.
+    pub server: (Sender, Receiver),
     /// The key of records the client sends (and the server receives).
     pub client_write: Key,
     /// The key of records the server sends (and the client receives).
     pub server_write: Key,
 }
 
-/// Runs a genuine key-file handshake in-process (fixed nonces, so it is deterministic) and
-/// returns both sessions. Both sides accept messages of up to `max_message_len` bytes.
+/// An engine over a handshake with a fixed nonce and clock, so that a run can be repeated byte
+/// for byte.
+pub fn engine(config: Config<'_>, nonce: [u8; 32], now: Option<u64>) -> Engine<'_> {
+    Engine::from_handshake(Handshake::new(config, nonce, now))
+}
+
+/// Runs a genuine key-file handshake in memory over the shared test pair (fixed nonces, so it
+/// is deterministic) and returns both sides' halves. Both sides accept messages of up to
+/// `max_message_len` bytes.
 pub fn establish(max_message_len: usize) -> Established {
     let key = psk();
     let secret = Secret::PreSharedKey(&key);
-    let mut client = Handshake::new(
-        Config::new(Role::Client, secret).with_max_message_len(max_message_len),
-        [1; 32],
-        1_700_000_000,
-    );
-    let mut server = Handshake::new(
-        Config::new(Role::Server, secret).with_max_message_len(max_message_len),
-        [2; 32],
-        1_700_000_000,
-    );
-    let mut wire = [0u8; HANDSHAKE_FRAME_LEN];
-    let mut hellos = Vec::new();
-    let steps = [Role::Client, Role::Server];
-    while client.state() != HandshakeState::Established
-        || server.state() != HandshakeState::Established
-    {
-        for role in steps {
-            let (from, to) = match role {
-                Role::Client => (&mut client, &mut server),
-                Role::Server => (&mut server, &mut client),
-            };
-            match from.state() {
-                HandshakeState::SendHello | HandshakeState::SendFinished => {
-                    let hello = from.state() == HandshakeState::SendHello;
-                    let message = from.write_message(&mut wire).expect("genuine write");
-                    if hello {
-                        hellos.push(message.to_vec());
-                    }
-                    deliver(to, message).expect("genuine read");
-                }
-                HandshakeState::DeriveKeys => from.derive_keys().expect("genuine derive"),
-                _ => {}
-            }
-        }
-    }
-    let (client_write, server_write) = record_keys(&hellos[0], &hellos[1], &key);
+    let config = |role| Config::new(role, secret).with_max_message_len(max_message_len);
+    let client = engine(config(Role::Client), [1; 32], Some(1_700_000_000));
+    let server = engine(config(Role::Server), [2; 32], Some(1_700_000_000));
+    let outcome = Pair::new(client, server).finish();
+    assert_eq!((outcome.client, outcome.server), (Ok(()), Ok(())));
+    let (client_hello, _) = frames_in(&outcome.written_by(Side::Client));
+    let (server_hello, _) = frames_in(&outcome.written_by(Side::Server));
+    let hello = |frames: &[(FrameKind, Vec<u8>)]| {
+        let (kind, body) = &frames[0];
+        let mut bytes = vec![*kind as u8];
+        bytes.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(body);
+        bytes
+    };
+    let (client_write, server_write) =
+        record_keys(&hello(&client_hello), &hello(&server_hello), &key);
+    let (client, server) = outcome.halves();
     Established {
-        client: client.into_session().expect("client established"),
-        server: server.into_session().expect("server established"),
+        client,
+        server,
         client_write,
         server_write,
     }
@@ -174,13 +170,4 @@ pub fn record_keys(client_hello: &[u8], server_hello: &[u8], psk: &Key) -> (Key,
     let client_write = hmac(&prk, &[b"aeschat/1 client write key", &[1]]);
     let server_write = hmac(&prk, &[b"aeschat/1 server write key", &[1]]);
     (Key::from_bytes(client_write), Key::from_bytes(server_write))
-}
-
-/// Opens an owned frame with `open`, lending it a mutable body as a frame reader would.
-pub fn with_frame<R>(kind: FrameKind, body: &[u8], open: impl FnOnce(Frame<'_>) -> R) -> R {
-    let mut body = body.to_vec();
-    open(Frame {
-        kind,
-        body: &mut body,
-    })
 }

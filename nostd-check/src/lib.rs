@@ -19,10 +19,11 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+use aeschat_core::rand_core::{CryptoRng, Infallible, TryCryptoRng, TryRng};
 use aeschat_core::{
     decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string, frame_capacity,
-    record_frame_len, token_len, verified_timestamp, Config, Error, FrameReader, Handshake,
-    HandshakeState, Incoming, Iv, Key, Keyring, Role, Secret, TimePolicy, HANDSHAKE_FRAME_LEN,
+    record_frame_len, token_len, verified_timestamp, Action, Config, Derivation, Engine, Error,
+    Inbox, Incoming, Iv, Key, Keyring, Role, Secret, TimePolicy,
 };
 use core::fmt::Write;
 
@@ -61,13 +62,17 @@ pub extern "C" fn aeschat_nostd_keyring(seed: u8, now: u64) -> i32 {
     status(keyring(seed, now))
 }
 
-/// The session protocol: a whole handshake between a client and a server driven sans-IO in
-/// one thread, then text records both ways and the authenticated close. `password` selects a
-/// password (at a low work factor) rather than a pre-shared key.
+/// The session protocol: two protocol engines, a client and a server, pumped in one thread
+/// through caller-owned inboxes as a board's superloop would (the handshake, its key derivation
+/// in slices, text records both ways, one side split into halves, the authenticated close), and
+/// a stranger told off with an alert. `password` selects a password (at a low work factor)
+/// rather than a pre-shared key; nonces and IVs come from a TRNG-like generator seeded with
+/// `seed`.
 #[allow(unsafe_code)]
 #[no_mangle]
 pub extern "C" fn aeschat_nostd_session(seed: u8, password: bool) -> i32 {
-    status(session(seed, password))
+    let mut trng = Trng::new(seed);
+    status(session(&mut trng, seed, password))
 }
 
 /// Errors: every message is written without a heap, through `core::fmt`.
@@ -257,25 +262,83 @@ fn random(now: u64) -> Result<(), i32> {
     ensure(decrypted == Ok(b"hello".as_slice()), 6)
 }
 
-/// The longest message the session check sends: a small board's limit.
-const SESSION_MESSAGE: usize = 256;
-const SESSION_FRAME: usize = frame_capacity(SESSION_MESSAGE);
-
-/// Moves one handshake message from `from` to `to` through a frame reader, as a wire would.
-fn pass(
-    from: &mut Handshake<'_>,
-    to: &mut Handshake<'_>,
-    frames: &mut FrameReader<SESSION_FRAME>,
-    step: i32,
-) -> Result<(), i32> {
-    let mut wire = [0u8; HANDSHAKE_FRAME_LEN];
-    let message = from.write_message(&mut wire).map_err(|_| step)?;
-    ensure(frames.push(message) == Ok(message.len()), step)?;
-    let frame = frames.frame().ok_or(step)?;
-    to.read_message(frame).map_err(|_| step)
+/// A board's true random number generator as its HAL hands it over: a `CryptoRng` the engine
+/// draws handshake nonces and record IVs from. (Here a SplitMix64 stream stands in for the
+/// peripheral; a real one reads its data register.)
+struct Trng {
+    state: u64,
 }
 
-fn session(seed: u8, password: bool) -> Result<(), i32> {
+impl Trng {
+    fn new(seed: u8) -> Trng {
+        Trng {
+            state: u64::from(seed) ^ 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+}
+
+impl TryRng for Trng {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        self.try_next_u64().map(|word| word as u32)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Ok(z ^ (z >> 31))
+    }
+
+    fn try_fill_bytes(&mut self, out: &mut [u8]) -> Result<(), Infallible> {
+        for chunk in out.chunks_mut(8) {
+            let word = self.try_next_u64()?.to_le_bytes();
+            chunk.copy_from_slice(word.get(..chunk.len()).unwrap_or_default());
+        }
+        Ok(())
+    }
+}
+
+impl TryCryptoRng for Trng {}
+
+/// The longest message the session check sends: a small board's limit.
+const SESSION_MESSAGE: usize = 256;
+/// One side's receive buffer: the longest frame it accepts.
+const SESSION_FRAME: usize = frame_capacity(SESSION_MESSAGE);
+
+/// Bytes a side transmits, arriving in the other side's inbox (the wire is perfect here).
+fn deliver(bytes: &[u8], to: &mut Inbox<[u8; SESSION_FRAME]>, step: i32) -> Result<(), i32> {
+    let space = to.unfilled().map_err(|_| step)?;
+    space
+        .get_mut(..bytes.len())
+        .ok_or(step)?
+        .copy_from_slice(bytes);
+    to.filled(bytes.len());
+    Ok(())
+}
+
+/// One poll of `engine` on its inbox, as a superloop runs it: transmitted bytes go to the
+/// peer's inbox, the key derivation runs in slices of one iteration (a board feeds its watchdog
+/// between them). Returns true once this side is established.
+fn pump(
+    engine: &mut Engine<'_>,
+    inbox: &mut Inbox<[u8; SESSION_FRAME]>,
+    peer: &mut Inbox<[u8; SESSION_FRAME]>,
+    step: i32,
+) -> Result<bool, i32> {
+    match engine.poll_inbox(inbox) {
+        Action::Transmit(bytes) => deliver(bytes, peer, step)?,
+        Action::DeriveKeys => while let Derivation::InProgress { .. } = engine.derive_keys(1) {},
+        Action::NeedInput => {}
+        Action::Established => return Ok(true),
+        Action::Text(_) | Action::Closed | Action::Failed(_) => return Err(step),
+    }
+    Ok(false)
+}
+
+fn session<R: CryptoRng>(rng: &mut R, seed: u8, password: bool) -> Result<(), i32> {
     let key = Key::from_bytes(key_bytes(seed));
     let secret = if password {
         Secret::Password(b"correct horse battery staple")
@@ -287,53 +350,80 @@ fn session(seed: u8, password: bool) -> Result<(), i32> {
             .with_insecure_iterations(2)
             .with_max_message_len(SESSION_MESSAGE)
     };
-    let mut client = Handshake::new(config(Role::Client), [seed; 32], 0);
-    let mut server = Handshake::new(config(Role::Server), [!seed; 32], 0);
-    let mut frames = FrameReader::<SESSION_FRAME>::new();
+    let mut client = Engine::new(config(Role::Client), rng, None);
+    let mut server = Engine::new(config(Role::Server), rng, Some(1_700_000_000));
+    ensure(client.input_capacity() == SESSION_FRAME, 1)?;
+    let mut to_client = Inbox::new([0u8; SESSION_FRAME]);
+    let mut to_server = Inbox::new([0u8; SESSION_FRAME]);
 
-    pass(&mut client, &mut server, &mut frames, 1)?;
-    pass(&mut server, &mut client, &mut frames, 2)?;
-    client.derive_keys().map_err(|_| 3)?;
-    pass(&mut client, &mut server, &mut frames, 5)?;
-    // The server derives once the client's Finished is in, and checks it.
-    server.derive_keys().map_err(|_| 4)?;
-    pass(&mut server, &mut client, &mut frames, 6)?;
-    ensure(client.state() == HandshakeState::Established, 7)?;
-    let (mut client_sender, mut client_receiver) = client.into_session().map_err(|_| 8)?.split();
-    let (mut server_sender, mut server_receiver) = server.into_session().map_err(|_| 9)?.split();
+    // The handshake: both sides polled in turn until each has said Established.
+    let (mut client_done, mut server_done) = (false, false);
+    for _ in 0..64 {
+        if !client_done {
+            client_done = pump(&mut client, &mut to_client, &mut to_server, 2)?;
+        }
+        if !server_done {
+            server_done = pump(&mut server, &mut to_server, &mut to_client, 3)?;
+        }
+        if client_done && server_done {
+            break;
+        }
+    }
+    ensure(client_done && server_done, 4)?;
+    ensure(client.peer_clock_offset().is_none(), 5)?;
 
+    // Records both ways: the client stays one engine, the server splits into halves.
+    let (mut server_sender, mut server_receiver) = server.split().map_err(|_| 6)?;
     let mut wire = [0u8; record_frame_len(SESSION_MESSAGE)];
     let text = plaintext(seed);
-    for (round, len) in [0, 1, 15, 16, SESSION_MESSAGE].into_iter().enumerate() {
-        let message = text.get(..len).ok_or(10)?;
-        let iv = Iv::from_bytes([round as u8; 16]);
-        let record = client_sender
-            .seal_text(message, 0, &iv, &mut wire)
-            .map_err(|_| 11)?;
-        ensure(frames.push(record) == Ok(record.len()), 12)?;
-        let opened = server_receiver.open(frames.frame().ok_or(13)?);
-        ensure(opened == Ok(Incoming::Text(message)), 14)?;
+    for len in [0, 1, 15, 16, SESSION_MESSAGE] {
+        let message = text.get(..len).ok_or(7)?;
+        let sender = client.sender().ok_or(8)?;
+        let record = sender
+            .seal_text(message, rng, None, &mut wire)
+            .map_err(|_| 9)?;
+        deliver(record, &mut to_server, 10)?;
+        let opened = server_receiver.poll_inbox(&mut to_server);
+        ensure(opened == Ok(Some(Incoming::Text(message))), 11)?;
 
         let record = server_sender
-            .seal_text(message, 0, &iv, &mut wire)
-            .map_err(|_| 15)?;
-        ensure(frames.push(record) == Ok(record.len()), 16)?;
-        let opened = client_receiver.open(frames.frame().ok_or(17)?);
-        ensure(opened == Ok(Incoming::Text(message)), 18)?;
+            .seal_text(message, rng, Some(1_700_000_000), &mut wire)
+            .map_err(|_| 12)?;
+        deliver(record, &mut to_client, 13)?;
+        ensure(
+            client.poll_inbox(&mut to_client) == Action::Text(message),
+            14,
+        )?;
     }
-    let too_long = text.get(..=SESSION_MESSAGE).ok_or(19)?;
-    let refused = client_sender.seal_text(too_long, 0, &Iv::from_bytes([0; 16]), &mut wire);
+    ensure(client.poll_inbox(&mut to_client) == Action::NeedInput, 15)?;
+    let too_long = text.get(..=SESSION_MESSAGE).ok_or(16)?;
+    let sender = client.sender().ok_or(17)?;
+    let refused = sender.seal_text(too_long, rng, None, &mut wire);
+    let limit = Error::MessageTooLong {
+        max: SESSION_MESSAGE,
+    };
+    ensure(refused.err() == Some(limit), 18)?;
+
+    // The authenticated close, each way.
+    let close = sender.seal_close(rng, None, &mut wire).map_err(|_| 19)?;
+    deliver(close, &mut to_server, 20)?;
     ensure(
-        refused.err()
-            == Some(Error::MessageTooLong {
-                max: SESSION_MESSAGE,
-            }),
-        20,
+        server_receiver.poll_inbox(&mut to_server) == Ok(Some(Incoming::Closed)),
+        21,
     )?;
-    let close = client_sender
-        .seal_close(0, &Iv::from_bytes([9; 16]), &mut wire)
-        .map_err(|_| 21)?;
-    ensure(frames.push(close) == Ok(close.len()), 22)?;
-    let opened = server_receiver.open(frames.frame().ok_or(23)?);
-    ensure(opened == Ok(Incoming::Closed), 24)
+    let close = server_sender
+        .seal_close(rng, None, &mut wire)
+        .map_err(|_| 22)?;
+    deliver(close, &mut to_client, 23)?;
+    ensure(client.poll_inbox(&mut to_client) == Action::Closed, 24)?;
+    ensure(client.end_of_stream() == Error::SessionEnded, 25)?;
+
+    // A stranger (a web browser) reaches a server: told so with an alert, then it stops.
+    let mut stranger = Engine::new(config(Role::Server), rng, None);
+    let mut inbox = Inbox::new([0u8; SESSION_FRAME]);
+    deliver(b"GET / HTTP/1.1\r\n", &mut inbox, 26)?;
+    let alert = stranger.poll_inbox(&mut inbox);
+    ensure(alert == Action::Transmit(&[6, 0, 0, 0, 1, 6]), 27)?;
+    let failed = stranger.poll_inbox(&mut inbox);
+    ensure(failed == Action::Failed(Error::NotAeschat), 28)
 }

@@ -5,8 +5,8 @@ use std::io::{Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aeschat_core::{
-    Action, Config, Engine, Error, Handshake, HandshakeState, Receiver, Role, Sender, SessionError,
-    DEFAULT_ITERATIONS, NONCE_LEN,
+    Action, Config, Engine, Error, HandshakeState, IvPool, Receiver, Role, Sender, SessionError,
+    DEFAULT_ITERATIONS,
 };
 
 use super::allocations;
@@ -40,10 +40,9 @@ pub(super) fn establish(
     if let Some(iterations) = iterations {
         config = config.with_insecure_iterations(iterations);
     }
-    // The nonce is drawn here, where a failing generator can be reported.
-    let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce).map_err(|_| Failure::other(Error::Randomness.to_string()))?;
-    let mut engine = Engine::from_handshake(Handshake::new(config, nonce, unix_now()));
+    let mut os = IvPool::<0>::new();
+    let mut engine =
+        Engine::try_new(config, &mut os, unix_now()).map_err(SessionError::Protocol)?;
     loop {
         match engine.poll_inbox(inbox) {
             Action::Transmit(bytes) => writer
