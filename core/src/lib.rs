@@ -26,6 +26,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod base64;
+pub mod cpace;
 mod driver;
 mod error;
 mod frame;
