@@ -464,14 +464,7 @@ fn scalar_mult(scalar: &Scalar, point: &RistrettoPoint) -> RistrettoPoint {
 /// limit), then ristretto255's element derivation. The hash state and output are wiped.
 fn generator_point(prs: &[u8], channel_identifier: &[u8], sid: &[u8]) -> RistrettoPoint {
     let mut hash = Sha512::new();
-    feed_generator_string(
-        &mut hash,
-        DSI,
-        prs,
-        channel_identifier,
-        sid,
-        HASH_BLOCK_LEN,
-    );
+    feed_generator_string(&mut hash, DSI, prs, channel_identifier, sid, HASH_BLOCK_LEN);
     // sha2's `zeroize` feature wipes the state, which held the PRS, when `finalize` drops it.
     let mut uniform: [u8; 64] = hash.finalize().into();
     let point = RistrettoPoint::from_uniform_bytes(&uniform);
@@ -641,7 +634,13 @@ fn feed_generator_string<S: Sink + ?Sized>(
     lv_feed(sink, sid);
 }
 
-fn feed_transcript_ir<S: Sink + ?Sized>(sink: &mut S, ya: &[u8], ada: &[u8], yb: &[u8], adb: &[u8]) {
+fn feed_transcript_ir<S: Sink + ?Sized>(
+    sink: &mut S,
+    ya: &[u8],
+    ada: &[u8],
+    yb: &[u8],
+    adb: &[u8],
+) {
     for part in [ya, ada, yb, adb] {
         lv_feed(sink, part);
     }
@@ -807,7 +806,16 @@ mod tests {
 
     #[test]
     fn leb128_matches_its_length_at_every_boundary() {
-        for n in [0, 1, 127, 128, 16_383, 16_384, u32::MAX as usize, usize::MAX] {
+        for n in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u32::MAX as usize,
+            usize::MAX,
+        ] {
             let enc = Leb128::new(n);
             assert_eq!(enc.len, leb128_len(n), "{n}");
             let decoded = enc
@@ -842,7 +850,9 @@ mod tests {
             let s = generator_string(DSI, prs, b"ci", b"sid", HASH_BLOCK_LEN, &mut buf).unwrap();
             let mut uniform = [0u8; 64];
             uniform.copy_from_slice(&Sha512::digest(s));
-            let expected = RistrettoPoint::from_uniform_bytes(&uniform).compress().to_bytes();
+            let expected = RistrettoPoint::from_uniform_bytes(&uniform)
+                .compress()
+                .to_bytes();
             assert_eq!(generator(prs, b"ci", b"sid"), expected);
         }
     }
