@@ -73,6 +73,7 @@ cat <<'EOF'
    aeschat-core (default features, and with getrandom) builds into a #![no_std] staticlib with
    panic = "abort", its own panic handler and no global allocator: nothing links std or alloc.
    The library encrypts and decrypts, and runs a whole session (handshake in both modes,
-   records both ways, the close), correctly when called from C.
+   records both ways, the close), and a CPace exchange (both roles, bad shares refused),
+   correctly when called from C.
    The check can fail: linking std gives a duplicate panic_impl, linking alloc finds no allocator.
 EOF
