@@ -14,7 +14,9 @@
 //! use aeschat_core::cpace::{Cpace, Role};
 //!
 //! # fn main() -> Result<(), aeschat_core::cpace::Error> {
-//! # let mut rng = getrandom::SysRng;
+//! // Any `rand_core::TryCryptoRng`: here the OS's (getrandom's `sys_rng` feature); on a board,
+//! // its hardware generator.
+//! let mut rng = getrandom::SysRng;
 //! let (prs, ci, sid) = (b"correct horse".as_slice(), b"aeschat example".as_slice(), [7u8; 32]);
 //! let a = Cpace::new(Role::Initiator, prs, ci, &sid, &mut rng)?;
 //! let b = Cpace::new(Role::Responder, prs, ci, &sid, &mut rng)?;
@@ -186,7 +188,7 @@ impl Role {
 /// is dropped, finished or not. It is neither `Clone` nor `Copy` (a scalar must never serve two
 /// runs), and its `Debug` shows only the role and the public share.
 ///
-/// It owns everything it needs (about 300 bytes, no borrows), so a handshake state machine can
+/// It owns everything it needs (288 bytes on x86_64, no borrows), so a handshake state machine can
 /// keep it between messages.
 ///
 /// ```
@@ -222,7 +224,7 @@ impl Cpace {
     /// ```
     /// use aeschat_core::cpace::{Cpace, Role, SHARE_LEN};
     ///
-    /// # let mut rng = getrandom::SysRng;
+    /// let mut rng = getrandom::SysRng; // getrandom's `sys_rng` feature
     /// let nonces = [[1u8; 32], [2u8; 32]].concat();
     /// let cpace = Cpace::new(Role::Responder, b"hunter2", b"aeschat/2", &nonces, &mut rng)?;
     /// assert_eq!(cpace.share().len(), SHARE_LEN);
