@@ -156,7 +156,11 @@ proptest! {
     }
 
     #[test]
-    fn a_reflected_share_is_refused(v in view(), seed in any::<[u8; 32]>(), initiator in any::<bool>()) {
+    fn a_reflected_share_is_refused(
+        v in view(),
+        seed in any::<[u8; 32]>(),
+        initiator in any::<bool>(),
+    ) {
         let role = if initiator { Role::Initiator } else { Role::Responder };
         let side = start(role, &v, seed);
         let own = *side.share();
@@ -204,7 +208,11 @@ proptest! {
     }
 
     #[test]
-    fn the_generator_depends_on_every_input(v in view(), which in 0..3usize, at in any::<prop::sample::Index>()) {
+    fn the_generator_depends_on_every_input(
+        v in view(),
+        which in 0..3usize,
+        at in any::<prop::sample::Index>(),
+    ) {
         let g = generator(&v.prs, &v.ci, &v.sid);
         let changed = match which {
             0 => generator(&altered(v.prs.clone(), at), &v.ci, &v.sid),
