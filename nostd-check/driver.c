@@ -8,6 +8,7 @@ int32_t aeschat_nostd_tokens(uint16_t seed, uint64_t now);
 int32_t aeschat_nostd_keyring(uint8_t seed, uint64_t now);
 int32_t aeschat_nostd_errors(void);
 int32_t aeschat_nostd_session(uint8_t seed, _Bool password);
+int32_t aeschat_nostd_cpace(uint8_t seed);
 #ifdef AESCHAT_GETRANDOM
 int32_t aeschat_nostd_random(uint64_t now);
 #endif
@@ -37,6 +38,9 @@ int main(void) {
     for (unsigned seed = 0; seed < 8; seed++) {
         expect("session (key file)", seed, aeschat_nostd_session((uint8_t)seed, 0));
         expect("session (password)", seed, aeschat_nostd_session((uint8_t)seed, 1));
+    }
+    for (unsigned seed = 0; seed < 16; seed++) {
+        expect("cpace", seed, aeschat_nostd_cpace((uint8_t)seed));
     }
 #ifdef AESCHAT_GETRANDOM
     for (unsigned i = 0; i < 16; i++) {

@@ -76,8 +76,9 @@ cat <<'EOF'
 -- proved:
    aeschat-core (default features, and with getrandom) builds into a #![no_std] staticlib with
    panic = "abort", its own panic handler and no global allocator: nothing links std or alloc.
-   The library encrypts and decrypts, and pumps two protocol engines through caller-owned
-   inboxes (handshake in both modes, records both ways, the close, a stranger refused),
+   The library encrypts and decrypts, pumps two protocol engines through caller-owned inboxes
+   (handshake in both modes, records both ways, the close, a stranger refused), and runs a
+   CPace exchange (both roles, bad shares refused),
    correctly when called from C.
    The check can fail: linking std gives a duplicate panic_impl, linking alloc finds no allocator.
 EOF

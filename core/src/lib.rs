@@ -29,6 +29,7 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub mod asynch;
 mod base64;
+pub mod cpace;
 mod driver;
 mod engine;
 mod error;

@@ -427,3 +427,75 @@ fn session<R: CryptoRng>(rng: &mut R, seed: u8, password: bool) -> Result<(), i3
     let failed = stranger.poll_inbox(&mut inbox);
     ensure(failed == Action::Failed(Error::NotAeschat), 28)
 }
+
+/// CPace (`aeschat_core::cpace`): both roles of one run, with scalars from a generator seeded by
+/// `seed`; the same ISK on both sides, a different one under another password, and the
+/// reflected, identity and non-canonical shares refused.
+#[allow(unsafe_code)]
+#[no_mangle]
+pub extern "C" fn aeschat_nostd_cpace(seed: u8) -> i32 {
+    status(cpace(seed))
+}
+
+/// A deterministic stand-in for a board's hardware generator (not a secure one): a counter
+/// spread over the bytes.
+struct CountingRng(u64);
+
+impl rand_core::TryRng for CountingRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        self.0 = self.0.wrapping_add(1);
+        Ok(self.0 as u32)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        self.0 = self.0.wrapping_add(1);
+        Ok(self.0)
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for (i, byte) in dst.iter_mut().enumerate() {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(i as u64 | 1);
+            *byte = (self.0 >> 33) as u8;
+        }
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for CountingRng {}
+
+fn cpace(seed: u8) -> Result<(), i32> {
+    use aeschat_core::cpace::{Cpace, Error as CpaceError, Role};
+
+    let mut rng = CountingRng(u64::from(seed));
+    let prs = key_bytes(seed);
+    let sid = [seed; 64];
+    let start = |role, prs: &[u8], rng: &mut CountingRng| {
+        Cpace::new(role, prs, b"aeschat/2", &sid, rng).map_err(|_| 1)
+    };
+    let a = start(Role::Initiator, &prs, &mut rng)?;
+    let b = start(Role::Responder, &prs, &mut rng)?;
+    let (ya, yb) = (*a.share(), *b.share());
+    let isk_a = a.finish(b"", &yb, b"").map_err(|_| 2)?;
+    let isk_b = b.finish(b"", &ya, b"").map_err(|_| 3)?;
+    ensure(isk_a.as_bytes() == isk_b.as_bytes(), 4)?;
+
+    let wrong = start(Role::Responder, b"another password", &mut rng)?;
+    let isk_wrong = wrong.finish(b"", &ya, b"").map_err(|_| 5)?;
+    ensure(isk_wrong.as_bytes() != isk_a.as_bytes(), 6)?;
+
+    let mut non_canonical = [0xff; 32];
+    non_canonical[31] = 0x7f;
+    // `None` stands for the side's own share, sent back.
+    for (share, expected, step) in [
+        (None, CpaceError::ReflectedShare, 7),
+        (Some([0; 32]), CpaceError::IdentityShare, 8),
+        (Some(non_canonical), CpaceError::InvalidShare, 9),
+    ] {
+        let a = start(Role::Initiator, &prs, &mut rng)?;
+        let share = share.unwrap_or(*a.share());
+        ensure(a.finish(b"", &share, b"").err() == Some(expected), step)?;
+    }
+    Ok(())
+}
