@@ -12,12 +12,14 @@
 //! let mut client = Engine::new(Config::new(Role::Client, Secret::PreSharedKey(&key)), &mut Os, None);
 //! let mut inbox = Inbox::new([0u8; aeschat_core::DEFAULT_FRAME_CAPACITY]);
 //!
-//! // A slice is an async reader too (here: a server that hangs up at once).
-//! let (mut from_server, mut to_server): (&[u8], Vec<u8>) = (&[], Vec::new());
+//! // Slices are async transports too (here: a server that hangs up at once).
+//! let mut sent = [0u8; 128];
+//! let (mut from_server, mut to_server): (&[u8], &mut [u8]) = (&[], &mut sent);
 //! let result = futures_executor::block_on(asynch::handshake(
 //!     &mut from_server, &mut to_server, &mut inbox, &mut client,
 //! ));
 //! assert_eq!(result, Err(aeschat_core::Error::HandshakeInterrupted.into()));
+//! assert_eq!(sent[0], 1, "the ClientHello went out");
 //! # }
 //! ```
 
