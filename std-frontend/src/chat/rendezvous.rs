@@ -150,12 +150,13 @@ fn meet(args: &ClientArgs) -> Result<Met, Failure> {
         || Ok(()),
     )
     .map_err(|failure| match failure.is_authentication() {
-        true => Failure::authentication(format!(
-            "{} The code did not match (a typo, or someone else joined the room), or the \
-             relay tampered with the connection. The room is used up: start again with a new \
-             code.",
-            failure.message()
-        )),
+        // The core's words speak of passwords and restarting both sides; here the code is
+        // the password, and the room cannot be used again.
+        true => Failure::authentication(
+            "Authentication failed: the code did not match (a typo, or someone else joined \
+             the room), or the relay tampered with the connection. The room is used up: start \
+             again with a new code.",
+        ),
         false => failure,
     })?;
     Ok(Met {

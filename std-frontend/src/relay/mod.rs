@@ -9,6 +9,7 @@ mod pipe;
 mod sources;
 mod stats;
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -88,8 +89,8 @@ fn run(args: RelayArgs) -> Result<(), String> {
     };
     let mut relay = Relay::new(listener, settings)
         .map_err(|err| format!("cannot start the event loop: {err}"))?;
-    eprintln!("[*] Relay listening on {local}");
-    eprintln!(
+    log(&format!("[*] Relay listening on {local}"));
+    log(&format!(
         "[*] Limits: {} rooms and {} connections a minute per address, {} connections in all; \
          rooms wait {} s, silent pairs are cut after {} s. Logged: counts only.",
         args.max_rooms_per_source,
@@ -97,7 +98,7 @@ fn run(args: RelayArgs) -> Result<(), String> {
         args.max_connections,
         args.room_timeout,
         args.idle_timeout
-    );
+    ));
     let every = Duration::from_secs(args.stats_every);
     let mut last = Instant::now();
     relay
@@ -107,14 +108,20 @@ fn run(args: RelayArgs) -> Result<(), String> {
             }
             last = Instant::now();
             let (waiting, pairs, connections) = relay.counts();
-            eprintln!(
+            log(&format!(
                 "[*] {waiting} rooms waiting, {pairs} pairs forwarding ({} KiB of buffers), \
                  {connections} connections open; since start: {}",
                 relay.buffered_capacity() / 1024,
                 relay.stats
-            );
+            ));
         })
         .map_err(|err| format!("the relay stopped: {err}"))
+}
+
+/// Prints one line on stderr in one write, so that a reader never sees half of it. A failed
+/// write (a closed stderr) is no reason to stop relaying.
+fn log(line: &str) {
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
 /// Binds the listening socket: a port alone (or nothing) means every interface, IPv6 and IPv4
