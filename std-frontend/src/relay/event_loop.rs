@@ -261,10 +261,7 @@ impl Relay {
         let State::Hello { got, len, .. } = &mut connection.state else {
             return;
         };
-        loop {
-            let Some(rest) = got.get_mut(*len..).filter(|rest| !rest.is_empty()) else {
-                break;
-            };
+        while let Some(rest) = got.get_mut(*len..).filter(|rest| !rest.is_empty()) {
             match io::Read::read(&mut connection.stream, rest) {
                 Ok(0) => {
                     self.stats.hung_up += 1;
