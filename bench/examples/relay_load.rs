@@ -102,19 +102,32 @@ fn run(mut server: Command, rooms: usize, pairs: usize, seconds: u64) -> String 
     let stop = Arc::new(AtomicBool::new(false));
     let forwarded = Arc::new(AtomicU64::new(0));
     let ready = Arc::new(AtomicU32::new(0));
+    let go = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for _ in 0..pairs {
         let (opener, joiner) = pair(&address);
-        let (stop, forwarded, ready) = (stop.clone(), forwarded.clone(), ready.clone());
+        let (stop, forwarded, ready, go) =
+            (stop.clone(), forwarded.clone(), ready.clone(), go.clone());
         workers.push(
             thread::Builder::new()
                 .stack_size(STACK)
-                .spawn(move || traffic(opener, joiner, &stop, &forwarded, &ready))
+                .spawn(move || {
+                    // All pairs are made before any traffic starts.
+                    ready.fetch_add(1, Ordering::SeqCst);
+                    while !go.load(Ordering::SeqCst) {
+                        thread::park();
+                    }
+                    traffic(opener, joiner, &stop, &forwarded)
+                })
                 .expect("cannot start a load thread"),
         );
     }
     while (ready.load(Ordering::SeqCst) as usize) < pairs {
         thread::sleep(Duration::from_millis(10));
+    }
+    go.store(true, Ordering::SeqCst);
+    for worker in &workers {
+        worker.thread().unpark();
     }
     eprintln!("{pairs} pairs forwarding");
     let cpu_before = cpu_seconds(pid);
@@ -152,11 +165,9 @@ fn traffic(
     mut joiner: TcpStream,
     stop: &AtomicBool,
     forwarded: &AtomicU64,
-    ready: &AtomicU32,
 ) {
     let out = [0x5au8; CHUNK];
     let mut back = [0u8; CHUNK];
-    ready.fetch_add(1, Ordering::SeqCst);
     while !stop.load(Ordering::Relaxed) {
         if joiner.write_all(&out).is_err() || opener.read_exact(&mut back).is_err() {
             return;
