@@ -442,3 +442,28 @@ fn a_reader_that_never_reads_cannot_make_the_relay_buffer() {
     );
     drop(opener);
 }
+
+#[test]
+fn a_short_code_draws_a_warning_and_a_code_can_be_typed_at_the_prompt() {
+    let (_relay, relay_address) = start_relay(&[]);
+    let mut opener = start_opener("opener", &relay_address, &["--code-words", "3"]);
+    let code = printed_code(&opener);
+    assert_eq!(code.split('-').count(), 4, "room + 3 words: {code}");
+    let warning = opener.wait_stderr("aeschat: warning: ");
+    assert!(
+        warning.contains("a code of 3 words can be guessed offline"),
+        "{warning}"
+    );
+    assert!(opener.stderr_text().contains("27 bits of entropy"));
+
+    // `--code` without a value: the first line of standard input is the code, the rest chat.
+    let mut args = vec!["client", "--relay", relay_address.as_str(), "--code"];
+    args.extend_from_slice(&aeschat_tests::chat_support::FAST);
+    let mut joiner = Peer::spawn("joiner", &args, &[]);
+    joiner.type_line(&format!("  {}  ", code.to_uppercase().replace('-', " ")));
+    joiner.type_line("typed after the code");
+    opener.wait_stdout_line("[Peer]: typed after the code");
+    opener.type_line("/quit");
+    opener.assert_exit(0);
+    joiner.assert_exit(0);
+}
