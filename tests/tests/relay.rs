@@ -28,6 +28,7 @@ fn met(relay: &str) -> (Peer, Peer, String) {
 /// lines, so no address of a client, room number, code or content can be in it.
 fn assert_log_holds_counts_only(relay: &Peer) {
     let allowed_starts = [
+        "[!] Only # open files are allowed (ulimit -n): at most # connections instead of #",
         "[*] Relay listening on #.#.#.#:#",
         "[*] Limits: # rooms and # connections a minute per address, # connections in all; \
          rooms wait # s, silent pairs are cut after # s. Logged: counts only.",
@@ -466,4 +467,20 @@ fn a_short_code_draws_a_warning_and_a_code_can_be_typed_at_the_prompt() {
     opener.type_line("/quit");
     opener.assert_exit(0);
     joiner.assert_exit(0);
+}
+
+#[test]
+fn a_silent_pair_is_cut_after_the_idle_timeout_and_the_room_freed() {
+    let (relay, relay_address) = start_relay(&["--idle-timeout", "1", "--stats-every", "1"]);
+    let (mut opener, mut joiner, room) = raw_pair(&relay_address);
+    joiner.write_all(b"one exchange, then silence").unwrap();
+    let mut got = [0u8; 26];
+    opener.read_exact(&mut got).unwrap();
+    // Both ends see the relay close (a read returns the end of stream, not the 30 s timeout).
+    let mut rest = Vec::new();
+    assert_eq!(opener.read_to_end(&mut rest).unwrap(), 0);
+    assert_eq!(joiner.read_to_end(&mut rest).unwrap(), 0);
+    let (_, answer) = say_hello(&relay_address, Hello::Join { room });
+    assert_eq!(answer, Some(Answer::NoSuchRoom));
+    relay.wait_stderr("idle 1)");
 }

@@ -78,12 +78,25 @@ fn run(args: RelayArgs) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|err| format!("cannot read the listening address: {err}"))?;
+    // Every connection is a file descriptor: above the process's limit, accepting fails and
+    // callers queue unanswered, so the limit caps the connections (a few kept for the rest).
+    let mut max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
+    if let Some(files) = open_files_limit() {
+        let most = files.saturating_sub(FILES_KEPT);
+        if most < max_connections {
+            log(&format!(
+                "[!] Only {files} open files are allowed (ulimit -n): at most {most} \
+                 connections instead of {max_connections}"
+            ));
+            max_connections = most.max(2);
+        }
+    }
     let settings = Settings {
         sources: SourceLimits {
             rooms: args.max_rooms_per_source,
             connections_per_minute: args.connections_per_minute,
         },
-        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        max_connections,
         room_timeout: Duration::from_secs(args.room_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
     };
@@ -95,7 +108,7 @@ fn run(args: RelayArgs) -> Result<(), String> {
          rooms wait {} s, silent pairs are cut after {} s. Logged: counts only.",
         args.max_rooms_per_source,
         args.connections_per_minute,
-        args.max_connections,
+        max_connections,
         args.room_timeout,
         args.idle_timeout
     ));
@@ -116,6 +129,19 @@ fn run(args: RelayArgs) -> Result<(), String> {
             ));
         })
         .map_err(|err| format!("the relay stopped: {err}"))
+}
+
+/// File descriptors kept for the listener, the event loop, the standard streams and a margin.
+const FILES_KEPT: usize = 32;
+
+/// The soft limit on open files, from `/proc/self/limits` (Linux); `None` where there is no
+/// such file or no limit.
+fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// Prints one line on stderr in one write, so that a reader never sees half of it. A failed
