@@ -2,12 +2,13 @@
 //! front of it that records what passes and can flip or drop bytes on the way to a client.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use aeschat_core::relay::{Answer, Hello, RELAY_MESSAGE_LEN};
+use socket2::{Domain, Socket, Type};
 
 use crate::chat_support::{Peer, FAST, PATIENCE};
 
@@ -55,6 +56,23 @@ pub fn printed_code(opener: &Peer) -> String {
 /// Connects to the relay with a deadline on every read and write.
 pub fn dial(relay: &str) -> TcpStream {
     let stream = TcpStream::connect(relay).expect("cannot connect to the relay");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.set_write_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// Connects to the relay from the loopback address 127.0.0.`last`, as another source.
+pub fn dial_from(last: u8, relay: &str) -> TcpStream {
+    let relay: SocketAddr = relay.parse().expect("a loopback address");
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("cannot make a socket");
+    let source = SocketAddr::from((Ipv4Addr::new(127, 0, 0, last), 0));
+    socket
+        .bind(&source.into())
+        .expect("cannot bind a loopback source address");
+    socket
+        .connect_timeout(&relay.into(), PATIENCE)
+        .expect("cannot connect to the relay");
+    let stream: TcpStream = socket.into();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     stream.set_write_timeout(Some(PATIENCE)).unwrap();
     stream

@@ -407,6 +407,19 @@ fn floods_from_one_address_are_limited_and_others_are_not() {
         }
     }
     assert!(limited >= 20, "only {limited} of 40 were limited");
+    // Another address is not held back by the first one's flood: it opens a room, and a
+    // third address joins it.
+    let mut other = dial_from(2, &relay_address);
+    other.write_all(&Hello::Open.to_bytes()).unwrap();
+    let Some(Answer::Waiting { room }) = read_answer(&mut other) else {
+        panic!("another address could not open a room");
+    };
+    let mut third = dial_from(3, &relay_address);
+    third.write_all(&Hello::Join { room }.to_bytes()).unwrap();
+    assert_eq!(
+        read_answer(&mut third),
+        Some(Answer::PairedAsClient { room })
+    );
     assert!(relay.is_running());
     drop(rooms);
 }
