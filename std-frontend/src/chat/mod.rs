@@ -155,7 +155,7 @@ pub struct ClientArgs {
     #[arg(
         long,
         value_name = "HOST:PORT",
-        conflicts_with_all = ["connect", "password_file", "key_file"],
+        conflicts_with_all = ["connect", "wait", "password_file", "key_file"],
     )]
     relay: Option<String>,
     /// With --relay: join the room of this code (from the person who opened it). Without a
