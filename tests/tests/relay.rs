@@ -497,3 +497,40 @@ fn a_silent_pair_is_cut_after_the_idle_timeout_and_the_room_freed() {
     assert_eq!(answer, Some(Answer::NoSuchRoom));
     relay.wait_stderr("idle 1)");
 }
+
+#[test]
+fn relay_and_client_help_show_the_relay_options_with_examples() {
+    use aeschat_tests::cli_support::run;
+    let help = run(["relay", "--help"], b"").success_text();
+    for needle in [
+        "--listen",
+        "--max-rooms-per-source",
+        "--connections-per-minute",
+        "--max-connections",
+        "--room-timeout",
+        "--idle-timeout",
+        "Examples:",
+        "  aeschat relay",
+    ] {
+        assert!(
+            help.contains(needle),
+            "`relay --help` lacks {needle}:\n{help}"
+        );
+    }
+    let help = run(["client", "--help"], b"").success_text();
+    for needle in [
+        "--relay",
+        "--code",
+        "--code-words",
+        "aeschat client --relay",
+    ] {
+        assert!(
+            help.contains(needle),
+            "`client --help` lacks {needle}:\n{help}"
+        );
+    }
+    // The code is the password: no other secret goes with --relay, and --code needs --relay.
+    run(["client", "--relay", "x:1", "--password-file", "p"], b"").usage_error();
+    run(["client", "--code", "417-amber-coast-apple"], b"").usage_error();
+    run(["client", "--relay", "x:1", "--code-words", "2"], b"").usage_error();
+}
