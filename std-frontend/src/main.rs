@@ -32,7 +32,7 @@ enum Command {
     Vectors(vectors::VectorsArgs),
     /// Wait for a peer to connect, then chat.
     Server(chat::ServerArgs),
-    /// Connect to a waiting peer, then chat.
+    /// Connect to a waiting peer (or meet one through a relay), then chat.
     Client(chat::ClientArgs),
     /// Print a strong random passphrase for the chat (9 words, 81 bits of entropy).
     Passphrase(chat::PassphraseArgs),
