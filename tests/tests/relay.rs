@@ -534,3 +534,21 @@ fn relay_and_client_help_show_the_relay_options_with_examples() {
     run(["client", "--code", "417-amber-coast-apple"], b"").usage_error();
     run(["client", "--relay", "x:1", "--code-words", "2"], b"").usage_error();
 }
+
+#[test]
+fn a_half_hello_times_out_and_a_room_whose_opener_left_is_gone() {
+    let (relay, relay_address) = start_relay(&["--hello-timeout", "1", "--stats-every", "1"]);
+    let mut half = dial(&relay_address);
+    half.write_all(b"aeschRL").unwrap();
+    let mut rest = Vec::new();
+    // Closed without an answer once the hello's time is up (not after the 30 s read timeout).
+    assert_eq!(half.read_to_end(&mut rest).unwrap(), 0);
+    relay.wait_stderr("hello timeouts 1");
+
+    let (opener, room) = open_room(&relay_address);
+    drop(opener);
+    let line = relay.wait_stderr("0 rooms waiting, 0 pairs forwarding (0 KiB of buffers), 0 connections open; since start: connections 2 (accept failures 0); rooms opened 1");
+    assert!(line.contains("rooms opened 1"), "{line}");
+    let (_, answer) = say_hello(&relay_address, Hello::Join { room });
+    assert_eq!(answer, Some(Answer::NoSuchRoom));
+}

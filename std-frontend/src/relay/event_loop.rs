@@ -24,9 +24,6 @@ use super::stats::Stats;
 
 const LISTENER: Token = Token(usize::MAX);
 
-/// How long a new connection has to send its hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How often deadlines are checked (and a listener that hit the file limit is tried again).
 const TICK: Duration = Duration::from_millis(500);
 
@@ -36,6 +33,8 @@ pub(super) struct Settings {
     pub(super) sources: SourceLimits,
     /// Connections at once, in every state; more are answered [`Answer::Busy`].
     pub(super) max_connections: usize,
+    /// How long a new connection has to send its hello.
+    pub(super) hello_timeout: Duration,
     /// How long a room waits for its second person.
     pub(super) room_timeout: Duration,
     /// How long a pair may stay silent both ways before the relay cuts it.
@@ -225,7 +224,7 @@ impl Relay {
                 state: State::Hello {
                     got: [0; RELAY_MESSAGE_LEN],
                     len: 0,
-                    deadline: now + HELLO_TIMEOUT,
+                    deadline: now + self.settings.hello_timeout,
                 },
             });
             let registered = match self.connections.get_mut(index) {

@@ -49,6 +49,10 @@ pub struct RelayArgs {
     #[arg(long, value_name = "N", default_value_t = 16_000,
           value_parser = clap::value_parser!(u32).range(2..))]
     max_connections: u32,
+    /// How long a new connection has to send its hello, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    hello_timeout: u64,
     /// How long a room waits for its second person, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -97,6 +101,7 @@ fn run(args: RelayArgs) -> Result<(), String> {
             connections_per_minute: args.connections_per_minute,
         },
         max_connections,
+        hello_timeout: Duration::from_secs(args.hello_timeout),
         room_timeout: Duration::from_secs(args.room_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
     };
