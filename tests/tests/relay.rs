@@ -332,8 +332,15 @@ fn many_rooms_wait_and_many_pairs_forward_at_once_without_mixing_bytes() {
 
 #[test]
 fn junk_half_hellos_and_wrong_versions_are_refused_and_the_relay_goes_on() {
-    let (mut relay, relay_address) =
-        start_relay(&["--connections-per-minute", "100000", "--stats-every", "1"]);
+    // Junk that happens to stop inside a valid start waits for the hello timeout: 1 s here.
+    let (mut relay, relay_address) = start_relay(&[
+        "--connections-per-minute",
+        "100000",
+        "--hello-timeout",
+        "1",
+        "--stats-every",
+        "1",
+    ]);
     let mut random = XorShift::new(7);
     for round in 0..300 {
         let mut stream = dial(&relay_address);
