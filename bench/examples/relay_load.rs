@@ -84,13 +84,15 @@ fn main() {
 
 /// Starts the server, loads it, and returns the row of figures.
 fn run(mut server: Command, rooms: usize, pairs: usize, seconds: u64) -> String {
-    let mut child = server
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("cannot start the server");
-    let address = listening_address(&mut child);
-    let pid = child.id();
+    let mut child = Server(
+        server
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("cannot start the server"),
+    );
+    let address = listening_address(&mut child.0);
+    let pid = child.0.id();
 
     let started = Instant::now();
     let waiting: Vec<TcpStream> = (0..rooms).map(|_| open_room(&address).0).collect();
@@ -145,8 +147,7 @@ fn run(mut server: Command, rooms: usize, pairs: usize, seconds: u64) -> String 
         let _ = worker.join();
     }
     drop(waiting);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let gib = bytes as f64 / f64::from(1u32 << 30);
     format!(
         "{:.2} s | {:.1} MiB | {:.1} MiB | {:.1} MiB | {threads} | {:.0} MiB/s | {:.2} s",
@@ -157,6 +158,16 @@ fn run(mut server: Command, rooms: usize, pairs: usize, seconds: u64) -> String 
         bytes as f64 / elapsed / f64::from(1u32 << 20),
         if gib > 0.0 { cpu / gib } else { f64::NAN },
     )
+}
+
+/// The server process, stopped when dropped (also when a load step panics).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// One pair's traffic: 16 KiB in at the joiner, out at the opener, until told to stop.
