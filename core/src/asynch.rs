@@ -12,14 +12,23 @@
 //! let mut client = Engine::new(Config::new(Role::Client, Secret::PreSharedKey(&key)), &mut Os, None);
 //! let mut inbox = Inbox::new([0u8; aeschat_core::DEFAULT_FRAME_CAPACITY]);
 //!
-//! // Slices are async transports too (here: a server that hangs up at once).
-//! let mut sent = [0u8; 128];
-//! let (mut from_server, mut to_server): (&[u8], &mut [u8]) = (&[], &mut sent);
+//! // A slice is an async reader too (here: a server that hangs up at once), and `Sink` keeps
+//! // what is written.
+//! let mut from_server: &[u8] = &[];
+//! let mut to_server = Sink(Vec::new());
 //! let result = futures_executor::block_on(asynch::handshake(
 //!     &mut from_server, &mut to_server, &mut inbox, &mut client,
 //! ));
 //! assert_eq!(result, Err(aeschat_core::Error::HandshakeInterrupted.into()));
-//! assert_eq!(sent[0], 1, "the ClientHello went out");
+//! assert_eq!(to_server.0[0], 1, "the ClientHello went out");
+//! # }
+//! # struct Sink(Vec<u8>);
+//! # impl asynch::embedded_io_async::ErrorType for Sink { type Error = core::convert::Infallible; }
+//! # impl asynch::embedded_io_async::Write for Sink {
+//! #     async fn write(&mut self, bytes: &[u8]) -> Result<usize, Self::Error> {
+//! #         self.0.extend_from_slice(bytes);
+//! #         Ok(bytes.len())
+//! #     }
 //! # }
 //! ```
 
@@ -27,6 +36,8 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
+/// The `embedded-io-async` release the async transport traits come from.
+pub use embedded_io_async;
 use embedded_io_async::{Read, Write};
 use rand_core::TryCryptoRng;
 

@@ -42,6 +42,7 @@ mod kdf;
 mod key;
 mod keyring;
 mod mac;
+pub mod relay;
 mod session;
 mod token;
 mod transport;

@@ -1,6 +1,7 @@
 //! `aeschat`: an end-to-end encrypted two-person chat over TCP, and tools for Fernet tokens.
 
 mod chat;
+mod relay;
 mod tokens;
 mod vectors;
 
@@ -31,10 +32,12 @@ enum Command {
     Vectors(vectors::VectorsArgs),
     /// Wait for a peer to connect, then chat.
     Server(chat::ServerArgs),
-    /// Connect to a waiting peer, then chat.
+    /// Connect to a waiting peer (or meet one through a relay), then chat.
     Client(chat::ClientArgs),
     /// Print a strong random passphrase for the chat (9 words, 81 bits of entropy).
     Passphrase(chat::PassphraseArgs),
+    /// Pair two clients that can only dial out, by room, and forward their bytes.
+    Relay(relay::RelayArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Server(args) => chat::server(args),
         Command::Client(args) => chat::client(args),
         Command::Passphrase(args) => chat::passphrase(args),
+        Command::Relay(args) => relay::relay(args),
     }
 }
 

@@ -362,6 +362,11 @@ impl Peer {
         let _ = self.child.wait();
     }
 
+    /// The process id (to read its memory use from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

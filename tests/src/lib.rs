@@ -1,10 +1,11 @@
 //! The integration tests' shared code, compiled once as this library rather than into every
 //! test binary: running the real `aeschat` binary (`cli_support`, `chat_support`), the server
-//! under load (`load_support`), a man in the middle (`mitm_support`) and sessions in memory
+//! under load (`load_support`), a man in the middle (`mitm_support`), the relay and a proxy in front of it (`relay_support`) and sessions in memory
 //! (`session_support`). The tests themselves are in `tests/tests/`.
 
 pub mod chat_support;
 pub mod cli_support;
 pub mod load_support;
 pub mod mitm_support;
+pub mod relay_support;
 pub mod session_support;

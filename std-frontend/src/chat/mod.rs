@@ -7,6 +7,7 @@
 
 mod allocations;
 mod client;
+mod code;
 mod conversation;
 mod editor;
 mod events;
@@ -15,6 +16,7 @@ mod interrupt;
 mod net;
 mod passphrase;
 mod queue;
+mod rendezvous;
 mod secret;
 mod server;
 mod stack;
@@ -69,7 +71,11 @@ Examples:
   aeschat client
   # Connect to another computer, by name or address:
   aeschat client --connect chat.example.org:7878
-  aeschat client --connect '[2001:db8::7]:9000' --password-file chat.pass";
+  aeschat client --connect '[2001:db8::7]:9000' --password-file chat.pass
+  # Meet through a relay (`aeschat relay`) when neither side can accept connections: one
+  # side opens a room and prints a code, the other joins with the code:
+  aeschat client --relay relay.example.org:7879
+  aeschat client --relay relay.example.org:7879 --code 417-amber-coast-...";
 
 fn server_help() -> String {
     format!("{SERVER_EXAMPLES}\n\n{SECRET_HELP}\n\n{CHAT_HELP}")
@@ -143,6 +149,36 @@ pub struct ClientArgs {
     /// can be started before its server (0: fail at once; Ctrl-C stops waiting).
     #[arg(long, value_name = "SECS", default_value = "120", value_parser = parse_delay)]
     wait: Duration,
+    /// Meet the other person at this relay (`aeschat relay`) instead of connecting to them:
+    /// HOST:PORT, or a host alone for port 7879. Without --code, opens a room and prints a
+    /// new code to pass on; the code is the password (no --password-file or --key-file).
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        conflicts_with_all = ["connect", "wait", "password_file", "key_file"],
+    )]
+    relay: Option<String>,
+    /// With --relay: join the room of this code (from the person who opened it). Without a
+    /// value, the code is read from standard input (a prompt on a terminal).
+    #[arg(
+        long,
+        value_name = "CODE",
+        requires = "relay",
+        num_args = 0..=1,
+        default_missing_value = "",
+    )]
+    code: Option<String>,
+    /// With --relay and no --code: how many words the new code has (9 bits each).
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "relay",
+        conflicts_with = "code",
+        default_value_t = code::DEFAULT_CODE_WORDS,
+        value_parser = clap::value_parser!(u8)
+            .range(i64::from(code::MIN_CODE_WORDS)..=i64::from(code::MAX_CODE_WORDS)),
+    )]
+    code_words: u8,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -156,7 +192,10 @@ pub fn server(args: ServerArgs) -> ExitCode {
 /// Runs `aeschat client`.
 pub fn client(args: ClientArgs) -> ExitCode {
     interrupt::install();
-    finish(client::run(args))
+    finish(match args.relay {
+        Some(_) => rendezvous::run(args),
+        None => client::run(args),
+    })
 }
 
 fn finish(result: Result<(), Failure>) -> ExitCode {
