@@ -152,6 +152,27 @@ where
 }
 
 /// Seals `text` and writes the record. See [`Sender::seal_text`].
+///
+/// ```
+/// # include!("doc/established_pair.rs");
+/// # fn main() -> Result<(), aeschat_core::SessionError<core::convert::Infallible>> {
+/// use aeschat_core::{receive, record_frame_len, send_close, send_text, Inbox, Incoming};
+/// let (mut client, mut server) = established_pair();
+/// let (mut sender, _) = client.split()?;
+/// let (_, mut receiver) = server.split()?;
+///
+/// // A Vec is a writer and a slice a reader: the records go through memory here.
+/// let mut wire = Vec::new();
+/// let mut out = [0u8; record_frame_len(64)];
+/// send_text(&mut sender, &mut wire, b"hello", &mut Os, None, &mut out)?;
+/// send_close(&mut sender, &mut wire, &mut Os, None, &mut out)?;
+///
+/// let mut inbox = Inbox::new(vec![0u8; aeschat_core::DEFAULT_FRAME_CAPACITY]);
+/// let mut reader: &[u8] = &wire;
+/// assert_eq!(receive(&mut receiver, &mut reader, &mut inbox)?, Incoming::Text(b"hello"));
+/// assert_eq!(receive(&mut receiver, &mut reader, &mut inbox)?, Incoming::Closed);
+/// # Ok(()) }
+/// ```
 pub fn send_text<W: Write, G: TryCryptoRng + ?Sized>(
     sender: &mut Sender,
     writer: &mut W,
@@ -166,6 +187,27 @@ pub fn send_text<W: Write, G: TryCryptoRng + ?Sized>(
 }
 
 /// Writes the authenticated close. See [`Sender::seal_close`].
+///
+/// ```
+/// # include!("doc/established_pair.rs");
+/// # fn main() -> Result<(), aeschat_core::SessionError<core::convert::Infallible>> {
+/// use aeschat_core::{receive, record_frame_len, send_close, send_text, Inbox, Incoming};
+/// let (mut client, mut server) = established_pair();
+/// let (mut sender, _) = client.split()?;
+/// let (_, mut receiver) = server.split()?;
+///
+/// // A Vec is a writer and a slice a reader: the records go through memory here.
+/// let mut wire = Vec::new();
+/// let mut out = [0u8; record_frame_len(64)];
+/// send_text(&mut sender, &mut wire, b"hello", &mut Os, None, &mut out)?;
+/// send_close(&mut sender, &mut wire, &mut Os, None, &mut out)?;
+///
+/// let mut inbox = Inbox::new(vec![0u8; aeschat_core::DEFAULT_FRAME_CAPACITY]);
+/// let mut reader: &[u8] = &wire;
+/// assert_eq!(receive(&mut receiver, &mut reader, &mut inbox)?, Incoming::Text(b"hello"));
+/// assert_eq!(receive(&mut receiver, &mut reader, &mut inbox)?, Incoming::Closed);
+/// # Ok(()) }
+/// ```
 pub fn send_close<W: Write, G: TryCryptoRng + ?Sized>(
     sender: &mut Sender,
     writer: &mut W,
@@ -180,6 +222,27 @@ pub fn send_close<W: Write, G: TryCryptoRng + ?Sized>(
 
 /// Blocks for the next record and opens it where it lies in `inbox`. An end of stream without
 /// the peer's close is [`Error::Truncated`].
+///
+/// ```
+/// # include!("doc/established_pair.rs");
+/// # fn main() -> Result<(), aeschat_core::SessionError<core::convert::Infallible>> {
+/// use aeschat_core::{receive, record_frame_len, send_close, send_text, Inbox, Incoming};
+/// let (mut client, mut server) = established_pair();
+/// let (mut sender, _) = client.split()?;
+/// let (_, mut receiver) = server.split()?;
+///
+/// // A Vec is a writer and a slice a reader: the records go through memory here.
+/// let mut wire = Vec::new();
+/// let mut out = [0u8; record_frame_len(64)];
+/// send_text(&mut sender, &mut wire, b"hello", &mut Os, None, &mut out)?;
+/// send_close(&mut sender, &mut wire, &mut Os, None, &mut out)?;
+///
+/// let mut inbox = Inbox::new(vec![0u8; aeschat_core::DEFAULT_FRAME_CAPACITY]);
+/// let mut reader: &[u8] = &wire;
+/// assert_eq!(receive(&mut receiver, &mut reader, &mut inbox)?, Incoming::Text(b"hello"));
+/// assert_eq!(receive(&mut receiver, &mut reader, &mut inbox)?, Incoming::Closed);
+/// # Ok(()) }
+/// ```
 pub fn receive<'i, R: Read, B>(
     receiver: &mut Receiver,
     reader: &mut R,
