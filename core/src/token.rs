@@ -60,7 +60,7 @@ const DECODE_RAW_CHUNK: usize = DECODE_TEXT_CHUNK / 4 * 3;
 /// 16-byte token's decryption spent 2 % of its time zeroing the 768 bytes of the long one.
 const SHORT_RAW_CHUNK: usize = 192;
 // Both decode buffers hold whole quanta, so every step but the last ends on a quantum.
-const _: () = assert!(SHORT_RAW_CHUNK % 3 == 0 && DECODE_RAW_CHUNK % 3 == 0);
+const _: () = assert!(SHORT_RAW_CHUNK.is_multiple_of(3) && DECODE_RAW_CHUNK.is_multiple_of(3));
 
 /// The ciphertext length for a plaintext length: PKCS#7 always adds 1 to 16 bytes.
 ///
