@@ -6,6 +6,10 @@
 //! decoding looks up each character's value already shifted into its quantum ([`QUANTUM`]), two
 //! quanta (8 characters, 6 bytes) per step. Half the lookups, shifts and ORs of one character
 //! per lookup, for 12 KiB of tables; `docs/PERFORMANCE.md` has the measurements.
+//!
+//! With the `simd` feature (std builds), whole quanta go to `base64-simd` instead (AVX2, SSSE3 or
+//! NEON, chosen at run time); the padded last quantum and its canonical check stay here, and the
+//! tests hold both codecs to base64ct.
 
 use crate::Error;
 
