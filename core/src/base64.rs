@@ -6,6 +6,10 @@
 //! decoding looks up each character's value already shifted into its quantum ([`QUANTUM`]), two
 //! quanta (8 characters, 6 bytes) per step. Half the lookups, shifts and ORs of one character
 //! per lookup, for 12 KiB of tables; `docs/PERFORMANCE.md` has the measurements.
+//!
+//! With the `simd` feature (std builds), whole quanta go to `base64-simd` instead (AVX2, SSSE3 or
+//! NEON, chosen at run time); the padded last quantum and its canonical check stay here, and the
+//! tests hold both codecs to base64ct.
 
 use crate::Error;
 
@@ -83,9 +87,31 @@ fn quantum(text: u32) -> u32 {
 }
 
 /// Encodes whole quanta: 3 bytes of `src` to 4 characters of `dst`, as far as both reach.
-/// Two quanta at a time: 48 bits in one word, four lookups of two characters each, 8 characters
-/// out in one store.
 pub(crate) fn encode_quanta(src: &[u8], dst: &mut [u8]) {
+    #[cfg(feature = "simd")]
+    if src.len() >= SIMD_MIN_BYTES {
+        let quanta = (src.len() / 3).min(dst.len() / 4);
+        let src = src.get(..quanta.saturating_mul(3)).unwrap_or(&[]);
+        if let Some(dst) = dst.get_mut(..quanta.saturating_mul(4)) {
+            // Whole quanta in, exactly their text out: no padding, and `dst` is exactly the
+            // encoded length, which is all `encode` asserts.
+            let _ = base64_simd::URL_SAFE_NO_PAD.encode(src, base64_simd::Out::from_slice(dst));
+        }
+        return;
+    }
+    encode_quanta_scalar(src, dst);
+}
+
+/// Below this many bytes (or four thirds as many characters) the scalar codec is used even
+/// with the `simd` feature: `base64-simd`'s vector loops start at 24 bytes (32 characters).
+/// From there on it is faster even for a 16-byte token's 72 bytes of body (5 % of the whole
+/// token, encryption and decryption, against a threshold of 96).
+#[cfg(feature = "simd")]
+const SIMD_MIN_BYTES: usize = 24;
+
+/// [`encode_quanta`] in scalar code. Two quanta at a time: 48 bits in one word, four lookups of
+/// two characters each, 8 characters out in one store.
+fn encode_quanta_scalar(src: &[u8], dst: &mut [u8]) {
     let mut src_pairs = src.chunks_exact(6);
     let mut dst_pairs = dst.chunks_exact_mut(8);
     for (s, d) in (&mut src_pairs).zip(&mut dst_pairs) {
@@ -144,6 +170,21 @@ pub(crate) fn decode_quanta(src: &[u8], dst: &mut [u8]) -> Result<(), Error> {
     if !src.len().is_multiple_of(4) || (src.len() / 4).saturating_mul(3) != dst.len() {
         return Err(Error::TokenEncoding);
     }
+    #[cfg(feature = "simd")]
+    if dst.len() >= SIMD_MIN_BYTES {
+        // Whole quanta without padding ('=' is outside the alphabet here), and `dst` exactly
+        // their decoded length, which is all `decode` asserts. Whole quanta have no unused
+        // bits, so there is no canonical form to check; `decode_padded` checks the last one.
+        return match base64_simd::URL_SAFE_NO_PAD.decode(src, base64_simd::Out::from_slice(dst)) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::TokenEncoding),
+        };
+    }
+    decode_quanta_scalar(src, dst)
+}
+
+/// [`decode_quanta`] in scalar code, once the lengths are checked.
+fn decode_quanta_scalar(src: &[u8], dst: &mut [u8]) -> Result<(), Error> {
     let mut invalid = 0;
     let mut src_pairs = src.chunks_exact(8);
     let mut dst_pairs = dst.chunks_exact_mut(6);
@@ -315,6 +356,65 @@ mod tests {
                 .ok()
                 .map(<[u8]>::to_vec);
             assert_eq!(got, expected, "{text:?} unpadded");
+        }
+    }
+
+    /// Long texts, which take the SIMD loops when the `simd` feature is on (and the scalar ones
+    /// otherwise): whole quanta of random bytes up to 1,536 bytes encode and decode as base64ct
+    /// does them, and one foreign byte anywhere in them (every position of a 256-character
+    /// text with every foreign byte; random positions and bytes in longer ones) is rejected.
+    #[test]
+    fn long_texts_match_base64ct() {
+        use base64ct::{Base64UrlUnpadded, Encoding};
+        let mut rng = Rng(0x0123_4567_89AB_CDEF);
+        let mut data = [0u8; 1536];
+        let mut text = [0u8; 2048];
+        let mut theirs = [0u8; 2048];
+        let mut raw = [0u8; 1536];
+        for quanta in 0..=512 {
+            let (bytes, chars) = (quanta * 3, quanta * 4);
+            for byte in &mut data[..bytes] {
+                *byte = rng.next() as u8;
+            }
+            encode_quanta(&data[..bytes], &mut text[..chars]);
+            let expected = Base64UrlUnpadded::encode(&data[..bytes], &mut theirs).unwrap();
+            assert_eq!(
+                &text[..chars],
+                expected.as_bytes(),
+                "encoding {bytes} bytes"
+            );
+            decode_quanta(&text[..chars], &mut raw[..bytes]).unwrap();
+            assert_eq!(&raw[..bytes], &data[..bytes], "decoding {chars} characters");
+            if chars == 0 {
+                continue;
+            }
+            for _ in 0..8 {
+                let mut forged = text;
+                let at = (rng.next() as usize) % chars;
+                let byte = loop {
+                    let byte = rng.next() as u8;
+                    if !ALPHABET.contains(&byte) {
+                        break byte;
+                    }
+                };
+                forged[at] = byte;
+                assert!(
+                    decode_quanta(&forged[..chars], &mut raw[..bytes]).is_err(),
+                    "{byte} at {at} of {chars}"
+                );
+            }
+        }
+        encode_quanta(&data[..192], &mut text[..256]);
+        for at in 0..256 {
+            for byte in (0..=255u8).filter(|b| !ALPHABET.contains(b)) {
+                let mut forged = text;
+                forged[at] = byte;
+                assert!(decode_quanta(&forged[..256], &mut raw[..192]).is_err());
+                // '=' in the last two places is padding, which the canonical check judges.
+                if !(byte == b'=' && at >= 254) {
+                    assert!(decode_padded(&forged[..256], &mut raw[..192]).is_err());
+                }
+            }
         }
     }
 
