@@ -291,6 +291,10 @@ def terminal_server(env=None, extra=()):
                   + FAST + list(extra), env=env)
     server.wait_for("listening on ")
     address = re.search(r"listening on (\S+)", server.text()).group(1)
+    # Keys go in once the line editor shows its prompt, as a person types: before that the
+    # terminal is still in line mode, where a Ctrl-D is an end-of-file mark rather than a byte,
+    # and the editor's raw mode never sees it (this raced: 1 run in 3 lost the key).
+    server.wait_for("to Client>")
     return server, address
 
 
