@@ -44,8 +44,8 @@ use rand_core::TryCryptoRng;
 use crate::driver::SessionError;
 use crate::engine::{Action, Engine};
 use crate::inbox::Inbox;
-use crate::session::{Incoming, Receiver, Sender};
-use crate::Error;
+use crate::records::{Incoming, Receiver, Sender};
+use crate::session::Error;
 
 /// PBKDF2 iterations between two yields to the executor: about a millisecond on a desktop, a
 /// few tens on a Cortex-M4-class chip.

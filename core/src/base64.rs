@@ -7,7 +7,7 @@
 //! quanta (8 characters, 6 bytes) per step. Half the lookups, shifts and ORs of one character
 //! per lookup, for 12 KiB of tables; `docs/PERFORMANCE.md` has the measurements.
 
-use crate::Error;
+use crate::fernet::Error;
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

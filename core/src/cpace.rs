@@ -133,16 +133,16 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
-impl From<Error> for crate::Error {
+impl From<Error> for crate::session::Error {
     /// A bad share is a malformed handshake message; a failed generator is
-    /// [`crate::Error::Randomness`]; a short buffer keeps its size.
+    /// [`crate::session::Error::Randomness`]; a short buffer keeps its size.
     fn from(err: Error) -> Self {
         match err {
             Error::InvalidShare | Error::IdentityShare | Error::ReflectedShare => {
-                crate::Error::UnexpectedMessage
+                crate::session::Error::UnexpectedMessage
             }
-            Error::Randomness => crate::Error::Randomness,
-            Error::BufferTooSmall { required } => crate::Error::BufferTooSmall { required },
+            Error::Randomness => crate::session::Error::Randomness,
+            Error::BufferTooSmall { required } => crate::session::Error::BufferTooSmall { required },
         }
     }
 }
@@ -896,12 +896,12 @@ mod tests {
     #[test]
     fn core_error_conversion_keeps_the_meaning() {
         assert_eq!(
-            crate::Error::from(Error::InvalidShare),
-            crate::Error::UnexpectedMessage
+            crate::session::Error::from(Error::InvalidShare),
+            crate::session::Error::UnexpectedMessage
         );
         assert_eq!(
-            crate::Error::from(Error::Randomness),
-            crate::Error::Randomness
+            crate::session::Error::from(Error::Randomness),
+            crate::session::Error::Randomness
         );
     }
 }

@@ -7,9 +7,9 @@ use rand_core::TryCryptoRng;
 
 use crate::engine::{Action, Engine};
 use crate::inbox::Inbox;
-use crate::session::{Incoming, Receiver, Sender};
+use crate::records::{Incoming, Receiver, Sender};
 use crate::transport::{Read, Write};
-use crate::Error;
+use crate::session::Error;
 
 /// A session failure: either the protocol's own [`Error`] or the transport's error `E`.
 ///

@@ -16,8 +16,8 @@ use crate::handshake::{
     Alert, Config, Derivation, Handshake, HandshakeState, HANDSHAKE_FRAME_LEN, NONCE_LEN,
 };
 use crate::inbox::Inbox;
-use crate::session::{frame_capacity, Incoming, Receiver, Sender, Session};
-use crate::Error;
+use crate::records::{frame_capacity, Incoming, Receiver, Sender, Session};
+use crate::session::Error;
 
 /// What the caller does next, as [`Engine::poll`] says.
 #[derive(Debug, PartialEq, Eq)]

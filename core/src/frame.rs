@@ -5,7 +5,7 @@
 //! is refused before one byte of its body is awaited; the bytes after a frame stay where they
 //! are for the next.
 
-use crate::Error;
+use crate::session::Error;
 
 /// The length of a frame header: one byte of kind, four of body length.
 pub const FRAME_HEADER_LEN: usize = 5;

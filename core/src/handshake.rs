@@ -10,8 +10,9 @@ use zeroize::Zeroize;
 
 use crate::frame::{write_frame, Frame, FrameKind, FRAME_HEADER_LEN};
 use crate::kdf::{hkdf_expand, hkdf_extract, hmac_sha256, Pbkdf2, HASH_LEN};
-use crate::session::{Receiver, Sender, Session, MAX_MESSAGE_LEN};
-use crate::{Error, Key};
+use crate::records::{Receiver, Sender, Session, MAX_MESSAGE_LEN};
+use crate::fernet::Key;
+use crate::session::Error;
 
 /// The bytes every hello starts with, so a stranger is recognised as one.
 pub const PROTOCOL_MAGIC: &[u8; 7] = b"AESCHAT";

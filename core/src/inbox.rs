@@ -5,7 +5,7 @@
 //! [`Inbox::discard`] drops before the next look. No byte is copied on the way in, except the
 //! unfinished tail of a frame when it must move to the front to make room.
 
-use crate::Error;
+use crate::session::Error;
 
 /// Received bytes, in a buffer of the caller's choosing: an array on a board, a boxed slice on
 /// a desktop. Size it with [`crate::frame_capacity`] of the longest message this side accepts.

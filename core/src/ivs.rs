@@ -10,7 +10,7 @@
 
 use zeroize::Zeroize;
 
-use crate::{Error, Iv, IV_LEN};
+use crate::fernet::{Error, Iv, IV_LEN};
 
 /// The IVs an [`IvPool`] draws per system call unless told otherwise: 256, 4 KiB.
 pub const DEFAULT_POOL_IVS: usize = 256;

@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
 use crate::token::{self, MacKey, TimePolicy};
-use crate::{Error, Iv};
+use crate::fernet::{Error, Iv};
 
 /// The length of a key in bytes: 16 for HMAC-SHA256 signing, then 16 for AES-128 encryption.
 pub const KEY_LEN: usize = 32;

@@ -2,7 +2,7 @@
 //! any number of older keys that are still accepted.
 
 use crate::token::{self, TimePolicy};
-use crate::{Error, Iv, Key};
+use crate::fernet::{Error, Iv, Key};
 
 /// A primary key and the older keys still accepted for decryption.
 ///

@@ -10,7 +10,8 @@ use rand_core::TryCryptoRng;
 use crate::frame::{Frame, FrameKind, FRAME_HEADER_LEN};
 use crate::handshake::{Alert, Role, HANDSHAKE_FRAME_LEN};
 use crate::token::{self, token_len, Iv, MacKey, TimePolicy, IV_LEN};
-use crate::{Error, Key};
+use crate::fernet::Key;
+use crate::session::Error;
 
 /// The default longest message: 64 KiB, so a pasted block of text fits.
 pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
@@ -202,8 +203,10 @@ impl Sender {
         let [s0, s1, s2, s3, s4, s5, s6, s7] = self.next_sequence.to_be_bytes();
         let record_header = [record_type, s0, s1, s2, s3, s4, s5, s6, s7];
         let parts: [&[u8]; 2] = [&record_header, body];
-        let token_len =
-            token::seal(&self.aes, self.mac_key.start(), &parts, now, iv, token_out)?.len();
+        // Sealing fails only for a short buffer, and the frame was sized above.
+        let token_len = token::seal(&self.aes, self.mac_key.start(), &parts, now, iv, token_out)
+            .map_err(|_| Error::BufferTooSmall { required })?
+            .len();
         let token_len = u32::try_from(token_len).map_err(|_| Error::MessageTooLong {
             max: self.max_message_len,
         })?;
@@ -361,7 +364,7 @@ impl Receiver {
     /// (once the returned text, which lies in them, is dropped).
     pub fn poll_inbox<'s, B>(
         &mut self,
-        inbox: &'s mut crate::Inbox<B>,
+        inbox: &'s mut crate::session::Inbox<B>,
     ) -> Result<Option<Incoming<'s>>, Error>
     where
         B: AsRef<[u8]> + AsMut<[u8]>,

@@ -23,7 +23,7 @@ use crate::base64::{decode_padded, decode_quanta, encode_padded, encode_quanta};
 use crate::mac::Mac;
 pub(crate) use crate::mac::MacKey;
 use crate::mac::TAG_LEN;
-use crate::{Error, Key};
+use crate::fernet::{Error, Key};
 
 /// The version byte every Fernet token starts with (Fernet's, not this crate's or the session
 /// protocol's, which is [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION)).
