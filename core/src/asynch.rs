@@ -5,12 +5,14 @@
 //! watchdog it feeds) keeps running during PBKDF2.
 //!
 //! ```
-//! use aeschat_core::{asynch, Config, Engine, Inbox, Key, Role, Secret};
+//! use aeschat_core::asynch;
+//! use aeschat_core::fernet::Key;
+//! use aeschat_core::session::{Config, Engine, Inbox, Role, Secret};
 //! # include!("doc/established_pair.rs");
 //! # fn main() {
 //! let key = Key::from_bytes([7; 32]);
 //! let mut client = Engine::new(Config::new(Role::Client, Secret::PreSharedKey(&key)), &mut Os, None);
-//! let mut inbox = Inbox::new([0u8; aeschat_core::DEFAULT_FRAME_CAPACITY]);
+//! let mut inbox = Inbox::new([0u8; aeschat_core::session::DEFAULT_FRAME_CAPACITY]);
 //!
 //! // A slice is an async reader too (here: a server that hangs up at once), and `Sink` keeps
 //! // what is written.
@@ -19,7 +21,7 @@
 //! let result = futures_executor::block_on(asynch::handshake(
 //!     &mut from_server, &mut to_server, &mut inbox, &mut client,
 //! ));
-//! assert_eq!(result, Err(aeschat_core::Error::HandshakeInterrupted.into()));
+//! assert_eq!(result, Err(aeschat_core::session::Error::HandshakeInterrupted.into()));
 //! assert_eq!(to_server.0[0], 1, "the ClientHello went out");
 //! # }
 //! # struct Sink(Vec<u8>);

@@ -71,7 +71,7 @@ const ZERO_PAD: [u8; HASH_BLOCK_LEN] = [0; HASH_BLOCK_LEN];
 ///
 /// The share checks are reported precisely: a share is public, and whether it failed to decode
 /// or was the identity tells an attacker nothing they did not send. No variant carries a secret.
-/// `From<Error> for aeschat_core::Error` maps them onto the core's error, so `?` works in the
+/// `From<Error> for aeschat_core::session::Error` maps them onto the core's error, so `?` works in the
 /// handshake.
 ///
 /// ```
@@ -142,7 +142,9 @@ impl From<Error> for crate::session::Error {
                 crate::session::Error::UnexpectedMessage
             }
             Error::Randomness => crate::session::Error::Randomness,
-            Error::BufferTooSmall { required } => crate::session::Error::BufferTooSmall { required },
+            Error::BufferTooSmall { required } => {
+                crate::session::Error::BufferTooSmall { required }
+            }
         }
     }
 }

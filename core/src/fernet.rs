@@ -19,7 +19,6 @@
 
 mod error;
 
-pub use error::Error;
 #[cfg(feature = "getrandom")]
 #[cfg_attr(docsrs, doc(cfg(feature = "getrandom")))]
 pub use crate::ivs::{IvPool, DEFAULT_POOL_IVS};
@@ -29,3 +28,4 @@ pub use crate::token::{
     ciphertext_len, decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string,
     token_len, verified_timestamp, Iv, TimePolicy, FERNET_VERSION, IV_LEN, MAX_CLOCK_SKEW,
 };
+pub use error::Error;

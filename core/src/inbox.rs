@@ -11,7 +11,7 @@ use crate::session::Error;
 /// a desktop. Size it with [`crate::frame_capacity`] of the longest message this side accepts.
 ///
 /// ```
-/// use aeschat_core::{Frame, FrameKind, Inbox};
+/// use aeschat_core::session::{Frame, FrameKind, Inbox};
 ///
 /// let mut inbox = Inbox::new([0u8; 64]);
 /// let arrived = [6u8, 0, 0, 0, 1, 5, 6, 0]; // one alert frame and part of the next
@@ -22,7 +22,7 @@ use crate::session::Error;
 /// assert_eq!(frame.kind, FrameKind::Alert);
 /// inbox.discard(len);
 /// assert_eq!(inbox.pending(), &[6, 0]);
-/// # Ok::<(), aeschat_core::Error>(())
+/// # Ok::<(), aeschat_core::session::Error>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Inbox<B> {

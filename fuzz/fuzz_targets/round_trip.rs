@@ -26,11 +26,8 @@
 //! IV the sender's generator gave.
 #![no_main]
 
-use aeschat_core::{
-    ciphertext_len, decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string,
-    record_frame_len, token_len, verified_timestamp, Error, Incoming, Iv, Key, Keyring,
-    PreparedKey, TimePolicy,
-};
+use aeschat_core::fernet::{ciphertext_len, decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string, token_len, verified_timestamp, Iv, Key, Keyring, PreparedKey, TimePolicy};
+use aeschat_core::session::{record_frame_len, Error, Incoming};
 use aeschat_fuzz::{establish, reference};
 use aeschat_testkit::Replay;
 use base64ct::{Base64Url, Encoding};

@@ -20,11 +20,8 @@
 #![deny(missing_docs)]
 
 use aeschat_core::rand_core::{CryptoRng, Infallible, TryCryptoRng, TryRng};
-use aeschat_core::{
-    decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string, frame_capacity,
-    record_frame_len, token_len, verified_timestamp, Action, Config, Derivation, Engine, Error,
-    Inbox, Incoming, Iv, Key, Keyring, Role, Secret, TimePolicy,
-};
+use aeschat_core::fernet::{decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string, token_len, verified_timestamp, Iv, Key, Keyring, TimePolicy};
+use aeschat_core::session::{frame_capacity, record_frame_len, Action, Config, Derivation, Engine, Error, Inbox, Incoming, Role, Secret};
 use core::fmt::Write;
 
 /// The longest plaintext the checks encrypt; long enough to cross the core's internal chunks.
