@@ -29,7 +29,9 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use aeschat_bench::{key, now, plaintext, size_label, thread_cpu_time, KEY_TEXT, SIZES};
-use aeschat_core::fernet::{decrypt, decrypt_buffer_len, encrypt, token_len, Iv, IvPool, PreparedKey, TimePolicy};
+use aeschat_core::fernet::{
+    decrypt, decrypt_buffer_len, encrypt, token_len, Iv, IvPool, PreparedKey, TimePolicy,
+};
 use base64::Engine;
 
 /// Rounds per size: each implementation's figure is the median of this many batches.

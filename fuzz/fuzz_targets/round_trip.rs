@@ -26,7 +26,10 @@
 //! IV the sender's generator gave.
 #![no_main]
 
-use aeschat_core::fernet::{ciphertext_len, decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string, token_len, verified_timestamp, Iv, Key, Keyring, PreparedKey, TimePolicy};
+use aeschat_core::fernet::{
+    ciphertext_len, decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string,
+    token_len, verified_timestamp, Iv, Key, Keyring, PreparedKey, TimePolicy,
+};
 use aeschat_core::session::{record_frame_len, Error, Incoming};
 use aeschat_fuzz::{establish, reference};
 use aeschat_testkit::Replay;

@@ -17,7 +17,10 @@
 #![no_main]
 
 use aeschat_core::fernet::Key;
-use aeschat_core::session::{frame_capacity, receive, record_frame_len, send_close, send_text, Config, Engine, Error, FrameKind, Inbox, Incoming, Read, Receiver, Role, Secret, SessionError, Write};
+use aeschat_core::session::{
+    frame_capacity, receive, record_frame_len, send_close, send_text, Config, Engine, Error,
+    FrameKind, Inbox, Incoming, Read, Receiver, Role, Secret, SessionError, Write,
+};
 use aeschat_fuzz::{engine, frames_in, psk, Mutation};
 use aeschat_testkit::{Pair, Side, TestRng};
 use arbitrary::Arbitrary;
@@ -255,7 +258,8 @@ fuzz_target!(|input: Input| {
     };
     let mut engine = side(role, &key);
     let mut inbox = Inbox::new(vec![0u8; CAPACITY]);
-    let handshake = aeschat_core::session::handshake(&mut reader, &mut writer, &mut inbox, &mut engine);
+    let handshake =
+        aeschat_core::session::handshake(&mut reader, &mut writer, &mut inbox, &mut engine);
 
     // Authentication: only the genuine handshake bytes, all of them, establish a session.
     let can_write = write_fault.is_none_or(|(limit, _)| limit >= own_messages.len());

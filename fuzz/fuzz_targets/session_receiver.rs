@@ -10,7 +10,10 @@
 #![no_main]
 
 use aeschat_core::fernet::{encrypt, token_len, Iv, Key};
-use aeschat_core::session::{frame_capacity, write_frame, Error, Frame, FrameKind, Incoming, Received, Receiver, Sender, FRAME_HEADER_LEN};
+use aeschat_core::session::{
+    frame_capacity, write_frame, Error, Frame, FrameKind, Incoming, Received, Receiver, Sender,
+    FRAME_HEADER_LEN,
+};
 use aeschat_fuzz::{establish, kind_from_byte, Mutation};
 use aeschat_testkit::TestRng;
 use arbitrary::Arbitrary;
@@ -171,7 +174,10 @@ fn seal(
         }
     };
     // Structure of a genuine record frame: its exact length and kind.
-    assert_eq!(frame.len(), aeschat_core::session::record_frame_len(body.len()));
+    assert_eq!(
+        frame.len(),
+        aeschat_core::session::record_frame_len(body.len())
+    );
     assert_eq!(frame[0], FrameKind::Record as u8);
     let mut plaintext = vec![if text.is_some() { 1 } else { 2 }];
     plaintext.extend_from_slice(&model.peer_sealed.to_be_bytes());

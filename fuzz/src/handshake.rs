@@ -10,7 +10,10 @@
 //! on keys and on what the peers announced.
 
 use aeschat_core::fernet::Key;
-use aeschat_core::session::{record_frame_len, write_frame, Action, Alert, Config, Derivation, Engine, Error, FrameKind, HandshakeState, Incoming, Role, Secret, HANDSHAKE_FRAME_LEN};
+use aeschat_core::session::{
+    record_frame_len, write_frame, Action, Alert, Config, Derivation, Engine, Error, FrameKind,
+    HandshakeState, Incoming, Role, Secret, HANDSHAKE_FRAME_LEN,
+};
 use aeschat_testkit::TestRng;
 use arbitrary::Arbitrary;
 
