@@ -53,7 +53,7 @@ use crate::session::Error;
 /// few tens on a Cortex-M4-class chip.
 pub const ITERATIONS_PER_YIELD: u32 = 1_000;
 
-/// Runs the handshake to completion; see the blocking [`crate::handshake`].
+/// Runs the handshake to completion; see the blocking [`crate::session::handshake`].
 pub async fn handshake<R, W, B>(
     reader: &mut R,
     writer: &mut W,
@@ -69,7 +69,7 @@ where
 }
 
 /// Runs the handshake with a say before the key derivation; see the blocking
-/// [`crate::handshake_admitting`].
+/// [`crate::session::handshake_admitting`].
 pub async fn handshake_admitting<R, W, B>(
     reader: &mut R,
     writer: &mut W,
@@ -141,7 +141,7 @@ pub async fn send_close<W: Write, G: TryCryptoRng + ?Sized>(
 }
 
 /// Waits for the next record and opens it where it lies in `inbox`; see the blocking
-/// [`crate::receive`].
+/// [`crate::session::receive`].
 pub async fn receive<'i, R: Read, B>(
     receiver: &mut Receiver,
     reader: &mut R,

@@ -71,8 +71,8 @@ const ZERO_PAD: [u8; HASH_BLOCK_LEN] = [0; HASH_BLOCK_LEN];
 ///
 /// The share checks are reported precisely: a share is public, and whether it failed to decode
 /// or was the identity tells an attacker nothing they did not send. No variant carries a secret.
-/// `From<Error> for aeschat_core::session::Error` maps them onto the core's error, so `?` works in the
-/// handshake.
+/// `From<Error> for aeschat_core::session::Error` maps them onto the session's error, so `?`
+/// works in the handshake.
 ///
 /// ```
 /// use aeschat_core::cpace::{Cpace, Error, Role};

@@ -121,7 +121,8 @@ impl<'a> Engine<'a> {
     }
 
     /// [`Engine::new`] with a generator that can fail, such as the operating system's (the
-    /// `getrandom` feature's [`IvPool`](crate::fernet::IvPool) is one): a failure is [`Error::Randomness`].
+    /// `getrandom` feature's [`crate::fernet::IvPool`] is one): a failure is
+    /// [`Error::Randomness`].
     ///
     /// ```
     /// # include!("doc/established_pair.rs");

@@ -128,7 +128,8 @@ impl<'a> Config<'a> {
     }
 
     /// Sets the longest message this side accepts (announced to the peer, which will not send
-    /// longer ones). It must fit the frame reader's capacity: see [`crate::frame_capacity`].
+    /// longer ones). It must fit the frame reader's capacity: see
+    /// [`crate::session::frame_capacity`].
     pub const fn with_max_message_len(mut self, max_message_len: usize) -> Config<'a> {
         self.max_message_len = max_message_len;
         self

@@ -8,7 +8,8 @@
 use crate::session::Error;
 
 /// Received bytes, in a buffer of the caller's choosing: an array on a board, a boxed slice on
-/// a desktop. Size it with [`crate::frame_capacity`] of the longest message this side accepts.
+/// a desktop. Size it with [`crate::session::frame_capacity`] of the longest message this side
+/// accepts.
 ///
 /// ```
 /// use aeschat_core::session::{Frame, FrameKind, Inbox};

@@ -64,8 +64,8 @@ impl<const N: usize> IvPool<N> {
 
 /// The pool as a random generator for the session, which draws each record's IV from it: the
 /// operating system's bytes, many at a time. It can fail (as the operating system's generator
-/// can), so it is a `TryCryptoRng`; [`Sender::seal_text`](crate::session::Sender::seal_text) reports a failure as
-/// [`session::Error::Randomness`](crate::session::Error::Randomness).
+/// can), so it is a `TryCryptoRng`; [`crate::session::Sender::seal_text`] reports a failure
+/// as [`crate::session::Error::Randomness`].
 ///
 /// ```
 /// # include!("doc/established_pair.rs");

@@ -193,7 +193,7 @@ impl Drop for KeyText {
 
 /// A key made ready for many tokens: both AES-128 key schedules and the HMAC-SHA256 state
 /// after the signing key's pad blocks, computed once instead of for every token. The plain
-/// functions ([`crate::encrypt`], [`crate::decrypt`]) prepare the key on each call; an
+/// functions ([`crate::fernet::encrypt`], [`crate::fernet::decrypt`]) prepare the key on each call; an
 /// application that encrypts or decrypts many tokens under one key keeps one of these.
 /// Everything it holds is wiped when it is dropped.
 ///
@@ -224,7 +224,7 @@ impl PreparedKey {
         }
     }
 
-    /// Like [`crate::encrypt`], with the prepared key.
+    /// Like [`crate::fernet::encrypt`], with the prepared key.
     pub fn encrypt<'o>(
         &self,
         plaintext: &[u8],
@@ -242,7 +242,7 @@ impl PreparedKey {
         )
     }
 
-    /// Like [`crate::decrypt`], with the prepared key.
+    /// Like [`crate::fernet::decrypt`], with the prepared key.
     pub fn decrypt<'o>(
         &self,
         token: &[u8],
@@ -254,7 +254,7 @@ impl PreparedKey {
         Ok(plaintext)
     }
 
-    /// Like [`crate::decrypt_in_place`], with the prepared key.
+    /// Like [`crate::fernet::decrypt_in_place`], with the prepared key.
     pub fn decrypt_in_place<'b>(
         &self,
         buffer: &'b mut [u8],

@@ -46,8 +46,8 @@ impl<'k> Keyring<'k> {
 
     /// Re-encrypts a token under the primary key with a fresh IV, keeping its original timestamp
     /// (no time check, as in the reference). `scratch` holds the plaintext meanwhile (it needs
-    /// [`crate::decrypt_buffer_len`]`(token.len())` bytes) and is wiped afterwards; `out`
-    /// receives the new token ([`crate::token_len`] of the plaintext length; at most
+    /// [`crate::fernet::decrypt_buffer_len`]`(token.len())` bytes) and is wiped afterwards; `out`
+    /// receives the new token ([`crate::fernet::token_len`] of the plaintext length; at most
     /// `token_len(decrypt_buffer_len(token.len()))` bytes, so that size always suffices).
     ///
     /// ```
