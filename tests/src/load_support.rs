@@ -14,6 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aeschat_core::fernet::Iv;
+use aeschat_core::session;
 use aeschat_core::session::{
     receive, send_close, send_text, Config, Engine, Handshake, Inbox, Incoming, Receiver, Role,
     Secret, Sender, SessionError, DEFAULT_FRAME_CAPACITY, HANDSHAKE_FRAME_LEN, NONCE_LEN,
@@ -231,11 +232,11 @@ pub struct WireWriter {
 /// How many bytes of each direction are kept: both hellos and Finished messages.
 const LOG_LIMIT: usize = 256;
 
-impl aeschat_core::session::ErrorType for WireReader {
+impl session::ErrorType for WireReader {
     type Error = io::Error;
 }
 
-impl aeschat_core::session::Read for WireReader {
+impl session::Read for WireReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let read = loop {
             match self.stream.read(buf) {
@@ -249,11 +250,11 @@ impl aeschat_core::session::Read for WireReader {
     }
 }
 
-impl aeschat_core::session::ErrorType for WireWriter {
+impl session::ErrorType for WireWriter {
     type Error = io::Error;
 }
 
-impl aeschat_core::session::Write for WireWriter {
+impl session::Write for WireWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let written = self.stream.write(buf)?;
         let keep = written.min(LOG_LIMIT.saturating_sub(self.log.len()));
@@ -306,7 +307,7 @@ impl TestPeer {
         }
         let mut frames = Inbox::new(vec![0u8; DEFAULT_FRAME_CAPACITY].into_boxed_slice());
         let mut engine = Engine::new(config, &mut OsRng, Some(unix_now()));
-        aeschat_core::session::handshake(&mut reader, &mut writer, &mut frames, &mut engine)?;
+        session::handshake(&mut reader, &mut writer, &mut frames, &mut engine)?;
         let (sender, receiver) = engine.split()?;
         Ok(TestPeer {
             stream,
@@ -315,12 +316,7 @@ impl TestPeer {
             sender,
             receiver,
             frames,
-            record: vec![
-                0;
-                aeschat_core::session::record_frame_len(
-                    aeschat_core::session::MAX_MESSAGE_LEN
-                )
-            ],
+            record: vec![0; session::record_frame_len(session::MAX_MESSAGE_LEN)],
         })
     }
 
