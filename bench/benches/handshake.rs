@@ -16,9 +16,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use aeschat_bench::{connection, now};
-use aeschat_core::{
-    handshake, receive, record_frame_len, send_text, Action, Config, Engine, Inbox, Incoming,
-    IvPool, Role, Secret, DEFAULT_ITERATIONS,
+use aeschat_core::fernet::IvPool;
+use aeschat_core::session::{
+    handshake, receive, record_frame_len, send_text, Action, Config, Engine, Inbox, Incoming, Role,
+    Secret, DEFAULT_ITERATIONS,
 };
 use aeschat_testkit::{Pair, Side, TestRng};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};

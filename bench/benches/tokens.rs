@@ -29,7 +29,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use aeschat_bench::{key, now, plaintext, size_label, thread_cpu_time, KEY_TEXT, SIZES};
-use aeschat_core::{
+use aeschat_core::fernet::{
     decrypt, decrypt_buffer_len, encrypt, token_len, Iv, IvPool, PreparedKey, TimePolicy,
 };
 use base64::Engine;

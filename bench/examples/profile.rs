@@ -11,7 +11,7 @@
 use std::hint::black_box;
 
 use aeschat_bench::{key, plaintext, KEY_TEXT};
-use aeschat_core::{decrypt, decrypt_buffer_len, encrypt, token_len, Iv, TimePolicy};
+use aeschat_core::fernet::{decrypt, decrypt_buffer_len, encrypt, token_len, Iv, TimePolicy};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -12,8 +12,8 @@ pub const SIZES: [usize; 5] = [16, 256, 4 << 10, 64 << 10, 1 << 20];
 pub const KEY_TEXT: &str = "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=";
 
 /// The same key for aeschat.
-pub fn key() -> aeschat_core::Key {
-    aeschat_core::Key::parse(KEY_TEXT.as_bytes()).expect("the key text is valid")
+pub fn key() -> aeschat_core::fernet::Key {
+    aeschat_core::fernet::Key::parse(KEY_TEXT.as_bytes()).expect("the key text is valid")
 }
 
 /// The plaintext of `len` bytes every implementation encrypts (the same pattern in Python).
@@ -70,11 +70,11 @@ pub fn connection() -> ((PipeReader, PipeWriter), (PipeReader, PipeWriter)) {
 /// The pipe never fails; a closed stream reads as its end.
 pub type Never = core::convert::Infallible;
 
-impl aeschat_core::ErrorType for PipeReader {
+impl aeschat_core::session::ErrorType for PipeReader {
     type Error = Never;
 }
 
-impl aeschat_core::Read for PipeReader {
+impl aeschat_core::session::Read for PipeReader {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Never> {
         let (lock, ready) = &*self.0 .0;
         let mut shared = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -89,11 +89,11 @@ impl aeschat_core::Read for PipeReader {
     }
 }
 
-impl aeschat_core::ErrorType for PipeWriter {
+impl aeschat_core::session::ErrorType for PipeWriter {
     type Error = Never;
 }
 
-impl aeschat_core::Write for PipeWriter {
+impl aeschat_core::session::Write for PipeWriter {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Never> {
         let (lock, ready) = &*self.0 .0;
         let mut shared = lock.lock().unwrap_or_else(|e| e.into_inner());

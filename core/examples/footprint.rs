@@ -10,9 +10,9 @@
     reason = "sums of type sizes, not attacker input (the lint is for the library's parsers)"
 )]
 
-use aeschat_core::{
-    frame_capacity, record_frame_len, Engine, Inbox, Key, PreparedKey, Receiver, Sender,
-    MAX_MESSAGE_LEN,
+use aeschat_core::fernet::{Key, PreparedKey};
+use aeschat_core::session::{
+    frame_capacity, record_frame_len, Engine, Inbox, Receiver, Sender, MAX_MESSAGE_LEN,
 };
 use core::mem::size_of;
 

@@ -22,10 +22,11 @@
 use core::convert::Infallible;
 use core::fmt;
 
+use aeschat_core::fernet::Key;
 use aeschat_core::rand_core::{TryCryptoRng, TryRng};
-use aeschat_core::{
-    frame_capacity, record_frame_len, Action, Config, Engine, Error, Inbox, Key, Receiver, Role,
-    Secret, Sender, FRAME_HEADER_LEN, HANDSHAKE_FRAME_LEN,
+use aeschat_core::session::{
+    frame_capacity, record_frame_len, Action, Config, Engine, Error, Inbox, Receiver, Role, Secret,
+    Sender, FRAME_HEADER_LEN, HANDSHAKE_FRAME_LEN,
 };
 use heapless::spsc::{Consumer, Producer, Queue};
 

@@ -5,12 +5,14 @@
 //! watchdog it feeds) keeps running during PBKDF2.
 //!
 //! ```
-//! use aeschat_core::{asynch, Config, Engine, Inbox, Key, Role, Secret};
+//! use aeschat_core::asynch;
+//! use aeschat_core::fernet::Key;
+//! use aeschat_core::session::{Config, Engine, Inbox, Role, Secret};
 //! # include!("doc/established_pair.rs");
 //! # fn main() {
 //! let key = Key::from_bytes([7; 32]);
 //! let mut client = Engine::new(Config::new(Role::Client, Secret::PreSharedKey(&key)), &mut Os, None);
-//! let mut inbox = Inbox::new([0u8; aeschat_core::DEFAULT_FRAME_CAPACITY]);
+//! let mut inbox = Inbox::new([0u8; aeschat_core::session::DEFAULT_FRAME_CAPACITY]);
 //!
 //! // A slice is an async reader too (here: a server that hangs up at once), and `Sink` keeps
 //! // what is written.
@@ -19,7 +21,7 @@
 //! let result = futures_executor::block_on(asynch::handshake(
 //!     &mut from_server, &mut to_server, &mut inbox, &mut client,
 //! ));
-//! assert_eq!(result, Err(aeschat_core::Error::HandshakeInterrupted.into()));
+//! assert_eq!(result, Err(aeschat_core::session::Error::HandshakeInterrupted.into()));
 //! assert_eq!(to_server.0[0], 1, "the ClientHello went out");
 //! # }
 //! # struct Sink(Vec<u8>);
@@ -44,14 +46,14 @@ use rand_core::TryCryptoRng;
 use crate::driver::SessionError;
 use crate::engine::{Action, Engine};
 use crate::inbox::Inbox;
-use crate::session::{Incoming, Receiver, Sender};
-use crate::Error;
+use crate::records::{Incoming, Receiver, Sender};
+use crate::session::Error;
 
 /// PBKDF2 iterations between two yields to the executor: about a millisecond on a desktop, a
 /// few tens on a Cortex-M4-class chip.
 pub const ITERATIONS_PER_YIELD: u32 = 1_000;
 
-/// Runs the handshake to completion; see the blocking [`crate::handshake`].
+/// Runs the handshake to completion; see the blocking [`crate::session::handshake`].
 pub async fn handshake<R, W, B>(
     reader: &mut R,
     writer: &mut W,
@@ -67,7 +69,7 @@ where
 }
 
 /// Runs the handshake with a say before the key derivation; see the blocking
-/// [`crate::handshake_admitting`].
+/// [`crate::session::handshake_admitting`].
 pub async fn handshake_admitting<R, W, B>(
     reader: &mut R,
     writer: &mut W,
@@ -139,7 +141,7 @@ pub async fn send_close<W: Write, G: TryCryptoRng + ?Sized>(
 }
 
 /// Waits for the next record and opens it where it lies in `inbox`; see the blocking
-/// [`crate::receive`].
+/// [`crate::session::receive`].
 pub async fn receive<'i, R: Read, B>(
     receiver: &mut Receiver,
     reader: &mut R,

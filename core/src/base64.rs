@@ -11,7 +11,7 @@
 //! NEON, chosen at run time); the padded last quantum and its canonical check stay here, and the
 //! tests hold both codecs to base64ct.
 
-use crate::Error;
+use crate::fernet::Error;
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

@@ -71,8 +71,8 @@ const ZERO_PAD: [u8; HASH_BLOCK_LEN] = [0; HASH_BLOCK_LEN];
 ///
 /// The share checks are reported precisely: a share is public, and whether it failed to decode
 /// or was the identity tells an attacker nothing they did not send. No variant carries a secret.
-/// `From<Error> for aeschat_core::Error` maps them onto the core's error, so `?` works in the
-/// handshake.
+/// `From<Error> for aeschat_core::session::Error` maps them onto the session's error, so `?`
+/// works in the handshake.
 ///
 /// ```
 /// use aeschat_core::cpace::{Cpace, Error, Role};
@@ -133,16 +133,18 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
-impl From<Error> for crate::Error {
+impl From<Error> for crate::session::Error {
     /// A bad share is a malformed handshake message; a failed generator is
-    /// [`crate::Error::Randomness`]; a short buffer keeps its size.
+    /// [`crate::session::Error::Randomness`]; a short buffer keeps its size.
     fn from(err: Error) -> Self {
         match err {
             Error::InvalidShare | Error::IdentityShare | Error::ReflectedShare => {
-                crate::Error::UnexpectedMessage
+                crate::session::Error::UnexpectedMessage
             }
-            Error::Randomness => crate::Error::Randomness,
-            Error::BufferTooSmall { required } => crate::Error::BufferTooSmall { required },
+            Error::Randomness => crate::session::Error::Randomness,
+            Error::BufferTooSmall { required } => {
+                crate::session::Error::BufferTooSmall { required }
+            }
         }
     }
 }
@@ -896,12 +898,12 @@ mod tests {
     #[test]
     fn core_error_conversion_keeps_the_meaning() {
         assert_eq!(
-            crate::Error::from(Error::InvalidShare),
-            crate::Error::UnexpectedMessage
+            crate::session::Error::from(Error::InvalidShare),
+            crate::session::Error::UnexpectedMessage
         );
         assert_eq!(
-            crate::Error::from(Error::Randomness),
-            crate::Error::Randomness
+            crate::session::Error::from(Error::Randomness),
+            crate::session::Error::Randomness
         );
     }
 }

@@ -7,9 +7,9 @@ use rand_core::TryCryptoRng;
 
 use crate::engine::{Action, Engine};
 use crate::inbox::Inbox;
-use crate::session::{Incoming, Receiver, Sender};
+use crate::records::{Incoming, Receiver, Sender};
+use crate::session::Error;
 use crate::transport::{Read, Write};
-use crate::Error;
 
 /// A session failure: either the protocol's own [`Error`] or the transport's error `E`.
 ///
@@ -18,7 +18,7 @@ use crate::Error;
 /// `Transport` variant.
 ///
 /// ```
-/// use aeschat_core::{Error, SessionError};
+/// use aeschat_core::session::{Error, SessionError};
 /// use core::error::Error as _;
 ///
 /// let error: SessionError<core::fmt::Error> = SessionError::Protocol(Error::Truncated);
@@ -59,9 +59,10 @@ impl<E: fmt::Debug + fmt::Display> core::error::Error for SessionError<E> {}
 /// go on to [`receive`] afterwards (a record may follow the last handshake message at once).
 ///
 /// ```
-/// use aeschat_core::{handshake, Config, Engine, Inbox, Key, Role, Secret};
+/// use aeschat_core::fernet::Key;
+/// use aeschat_core::session::{handshake, Config, Engine, Inbox, Role, Secret};
 /// # include!("doc/established_pair.rs");
-/// # fn main() -> Result<(), aeschat_core::Error> {
+/// # fn main() -> Result<(), aeschat_core::session::Error> {
 /// let key = Key::from_bytes([7; 32]);
 /// let mut client = Engine::new(Config::new(Role::Client, Secret::PreSharedKey(&key)), &mut Os, None);
 /// let mut inbox = Inbox::new(vec![0u8; client.input_capacity()]);
@@ -69,7 +70,7 @@ impl<E: fmt::Debug + fmt::Display> core::error::Error for SessionError<E> {}
 /// // A slice is a reader (here: a server that hangs up at once); a Vec is a writer.
 /// let (mut from_server, mut to_server): (&[u8], Vec<u8>) = (&[], Vec::new());
 /// let result = handshake(&mut from_server, &mut to_server, &mut inbox, &mut client);
-/// assert_eq!(result, Err(aeschat_core::Error::HandshakeInterrupted.into()));
+/// assert_eq!(result, Err(aeschat_core::session::Error::HandshakeInterrupted.into()));
 /// assert_eq!(to_server[0], 1, "the ClientHello went out");
 /// # Ok(()) }
 /// ```
@@ -94,10 +95,10 @@ where
 /// [`Error::RetryLater`]) goes to the peer.
 ///
 /// ```
-/// use aeschat_core::{handshake_admitting, Config, Engine, Error, Inbox, Role, Secret};
+/// use aeschat_core::session::{handshake_admitting, Config, Engine, Error, Inbox, Role, Secret};
 /// # include!("doc/established_pair.rs");
-/// # fn main() -> Result<(), aeschat_core::Error> {
-/// # fn demo<T: aeschat_core::Read<Error = E> + aeschat_core::Write<Error = E>, E>(stream: &mut T, other: &mut T) {
+/// # fn main() -> Result<(), aeschat_core::session::Error> {
+/// # fn demo<T: aeschat_core::session::Read<Error = E> + aeschat_core::session::Write<Error = E>, E>(stream: &mut T, other: &mut T) {
 /// let config = Config::new(Role::Server, Secret::Password(b"passphrase"));
 /// let mut server = Engine::new(config, &mut Os, Some(1_700_000_000));
 /// let mut inbox = Inbox::new(vec![0u8; server.input_capacity()]);
@@ -155,8 +156,8 @@ where
 ///
 /// ```
 /// # include!("doc/established_pair.rs");
-/// # fn main() -> Result<(), aeschat_core::SessionError<core::convert::Infallible>> {
-/// use aeschat_core::{receive, record_frame_len, send_close, send_text, Inbox, Incoming};
+/// # fn main() -> Result<(), aeschat_core::session::SessionError<core::convert::Infallible>> {
+/// use aeschat_core::session::{receive, record_frame_len, send_close, send_text, Inbox, Incoming};
 /// let (mut client, mut server) = established_pair();
 /// let (mut sender, _) = client.split()?;
 /// let (_, mut receiver) = server.split()?;
@@ -167,7 +168,7 @@ where
 /// send_text(&mut sender, &mut wire, b"hello", &mut Os, None, &mut out)?;
 /// send_close(&mut sender, &mut wire, &mut Os, None, &mut out)?;
 ///
-/// let mut inbox = Inbox::new(vec![0u8; aeschat_core::DEFAULT_FRAME_CAPACITY]);
+/// let mut inbox = Inbox::new(vec![0u8; aeschat_core::session::DEFAULT_FRAME_CAPACITY]);
 /// let mut reader: &[u8] = &wire;
 /// assert_eq!(receive(&mut receiver, &mut reader, &mut inbox)?, Incoming::Text(b"hello"));
 /// assert_eq!(receive(&mut receiver, &mut reader, &mut inbox)?, Incoming::Closed);
@@ -190,8 +191,8 @@ pub fn send_text<W: Write, G: TryCryptoRng + ?Sized>(
 ///
 /// ```
 /// # include!("doc/established_pair.rs");
-/// # fn main() -> Result<(), aeschat_core::SessionError<core::convert::Infallible>> {
-/// use aeschat_core::{receive, record_frame_len, send_close, send_text, Inbox, Incoming};
+/// # fn main() -> Result<(), aeschat_core::session::SessionError<core::convert::Infallible>> {
+/// use aeschat_core::session::{receive, record_frame_len, send_close, send_text, Inbox, Incoming};
 /// let (mut client, mut server) = established_pair();
 /// let (mut sender, _) = client.split()?;
 /// let (_, mut receiver) = server.split()?;
@@ -202,7 +203,7 @@ pub fn send_text<W: Write, G: TryCryptoRng + ?Sized>(
 /// send_text(&mut sender, &mut wire, b"hello", &mut Os, None, &mut out)?;
 /// send_close(&mut sender, &mut wire, &mut Os, None, &mut out)?;
 ///
-/// let mut inbox = Inbox::new(vec![0u8; aeschat_core::DEFAULT_FRAME_CAPACITY]);
+/// let mut inbox = Inbox::new(vec![0u8; aeschat_core::session::DEFAULT_FRAME_CAPACITY]);
 /// let mut reader: &[u8] = &wire;
 /// assert_eq!(receive(&mut receiver, &mut reader, &mut inbox)?, Incoming::Text(b"hello"));
 /// assert_eq!(receive(&mut receiver, &mut reader, &mut inbox)?, Incoming::Closed);
@@ -225,8 +226,8 @@ pub fn send_close<W: Write, G: TryCryptoRng + ?Sized>(
 ///
 /// ```
 /// # include!("doc/established_pair.rs");
-/// # fn main() -> Result<(), aeschat_core::SessionError<core::convert::Infallible>> {
-/// use aeschat_core::{receive, record_frame_len, send_close, send_text, Inbox, Incoming};
+/// # fn main() -> Result<(), aeschat_core::session::SessionError<core::convert::Infallible>> {
+/// use aeschat_core::session::{receive, record_frame_len, send_close, send_text, Inbox, Incoming};
 /// let (mut client, mut server) = established_pair();
 /// let (mut sender, _) = client.split()?;
 /// let (_, mut receiver) = server.split()?;
@@ -237,7 +238,7 @@ pub fn send_close<W: Write, G: TryCryptoRng + ?Sized>(
 /// send_text(&mut sender, &mut wire, b"hello", &mut Os, None, &mut out)?;
 /// send_close(&mut sender, &mut wire, &mut Os, None, &mut out)?;
 ///
-/// let mut inbox = Inbox::new(vec![0u8; aeschat_core::DEFAULT_FRAME_CAPACITY]);
+/// let mut inbox = Inbox::new(vec![0u8; aeschat_core::session::DEFAULT_FRAME_CAPACITY]);
 /// let mut reader: &[u8] = &wire;
 /// assert_eq!(receive(&mut receiver, &mut reader, &mut inbox)?, Incoming::Text(b"hello"));
 /// assert_eq!(receive(&mut receiver, &mut reader, &mut inbox)?, Incoming::Closed);

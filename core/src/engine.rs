@@ -16,8 +16,8 @@ use crate::handshake::{
     Alert, Config, Derivation, Handshake, HandshakeState, HANDSHAKE_FRAME_LEN, NONCE_LEN,
 };
 use crate::inbox::Inbox;
-use crate::session::{frame_capacity, Incoming, Receiver, Sender, Session};
-use crate::Error;
+use crate::records::{frame_capacity, Incoming, Receiver, Sender, Session};
+use crate::session::Error;
 
 /// What the caller does next, as [`Engine::poll`] says.
 #[derive(Debug, PartialEq, Eq)]
@@ -68,7 +68,7 @@ enum Phase<'a> {
 /// One side of an aeschat connection: the handshake, then the session.
 ///
 /// ```
-/// use aeschat_core::{Action, Config, Engine, Role, Secret};
+/// use aeschat_core::session::{Action, Config, Engine, Role, Secret};
 /// # include!("doc/established_pair.rs");
 /// # fn main() {
 ///
@@ -121,12 +121,14 @@ impl<'a> Engine<'a> {
     }
 
     /// [`Engine::new`] with a generator that can fail, such as the operating system's (the
-    /// `getrandom` feature's [`crate::IvPool`] is one): a failure is [`Error::Randomness`].
+    /// `getrandom` feature's [`crate::fernet::IvPool`] is one): a failure is
+    /// [`Error::Randomness`].
     ///
     /// ```
     /// # include!("doc/established_pair.rs");
-    /// # fn main() -> Result<(), aeschat_core::Error> {
-    /// use aeschat_core::{Config, Engine, Key, Role, Secret};
+    /// # fn main() -> Result<(), aeschat_core::session::Error> {
+    /// use aeschat_core::fernet::Key;
+    /// use aeschat_core::session::{Config, Engine, Role, Secret};
     /// let key = Key::from_bytes([7; 32]);
     /// let config = Config::new(Role::Client, Secret::PreSharedKey(&key));
     /// let client = Engine::try_new(config, &mut Os, Some(1_700_000_000))?;
@@ -161,9 +163,10 @@ impl<'a> Engine<'a> {
     /// The size of input buffer this side needs: the longest frame it accepts.
     ///
     /// ```
-    /// use aeschat_core::{frame_capacity, Config, Engine, Role, Secret, Key};
+    /// use aeschat_core::fernet::Key;
+    /// use aeschat_core::session::{frame_capacity, Config, Engine, Role, Secret};
     /// # include!("doc/established_pair.rs");
-    /// # fn main() -> Result<(), aeschat_core::Error> {
+    /// # fn main() -> Result<(), aeschat_core::session::Error> {
     /// let key = Key::from_bytes([7; 32]);
     /// let config = Config::new(Role::Server, Secret::PreSharedKey(&key)).with_max_message_len(256);
     /// assert_eq!(Engine::new(config, &mut Os, None).input_capacity(), frame_capacity(256));
@@ -201,9 +204,10 @@ impl<'a> Engine<'a> {
     /// the returned action, which may borrow them, is dropped).
     ///
     /// ```
-    /// use aeschat_core::{Action, Config, Engine, Inbox, Key, Role, Secret};
+    /// use aeschat_core::fernet::Key;
+    /// use aeschat_core::session::{Action, Config, Engine, Inbox, Role, Secret};
     /// # include!("doc/established_pair.rs");
-    /// # fn main() -> Result<(), aeschat_core::Error> {
+    /// # fn main() -> Result<(), aeschat_core::session::Error> {
     /// let key = Key::from_bytes([7; 32]);
     /// let mut server = Engine::new(Config::new(Role::Server, Secret::PreSharedKey(&key)), &mut Os, None);
     /// let mut inbox = Inbox::new(vec![0u8; server.input_capacity()]);
@@ -214,7 +218,7 @@ impl<'a> Engine<'a> {
     /// inbox.filled(junk.len());
     /// // A stranger: told so with an alert (code 6), then the engine reports why it stopped.
     /// assert_eq!(server.poll_inbox(&mut inbox), Action::Transmit(&[6, 0, 0, 0, 1, 6]));
-    /// assert_eq!(server.poll_inbox(&mut inbox), Action::Failed(aeschat_core::Error::NotAeschat));
+    /// assert_eq!(server.poll_inbox(&mut inbox), Action::Failed(aeschat_core::session::Error::NotAeschat));
     /// # Ok(()) }
     /// ```
     pub fn poll_inbox<'e, 's, B>(&'e mut self, inbox: &'s mut Inbox<B>) -> Action<'e, 's>
@@ -275,7 +279,8 @@ impl<'a> Engine<'a> {
     /// ```
     /// # include!("doc/established_pair.rs");
     /// # fn main() {
-    /// use aeschat_core::{Config, Engine, HandshakeState, Key, Role, Secret};
+    /// use aeschat_core::fernet::Key;
+    /// use aeschat_core::session::{Config, Engine, HandshakeState, Role, Secret};
     /// let key = Key::from_bytes([7; 32]);
     /// let client = Engine::new(Config::new(Role::Client, Secret::PreSharedKey(&key)), &mut Os, None);
     /// assert_eq!(client.handshake_state(), Some(HandshakeState::SendHello));
@@ -485,7 +490,7 @@ impl Derivation {
     /// True while PBKDF2 has iterations left.
     ///
     /// ```
-    /// use aeschat_core::Derivation;
+    /// use aeschat_core::session::Derivation;
     /// assert!(Derivation::InProgress { remaining: 5 }.is_in_progress());
     /// assert!(!Derivation::Done.is_in_progress());
     /// ```

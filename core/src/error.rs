@@ -1,42 +1,25 @@
-//! The one error type of the core.
+//! The session layer's error type: the handshake, records, frames and drivers.
 
 use core::fmt;
 
-/// Everything that can go wrong in the core, as one small `Copy` enum.
+/// Everything that can go wrong in a handshake or an established session, as one small `Copy`
+/// enum. Key and token problems are [`fernet::Error`](crate::fernet::Error) instead: a record
+/// that fails to open is [`Error::RecordRejected`], whatever the token layer found.
 ///
-/// Structural problems (encoding, length, version, time, buffer size) are reported precisely,
-/// because they help a caller fix their input and tell an attacker nothing new. A wrong MAC and
-/// a bad padding are deliberately the same variant, [`Error::InvalidToken`]: telling them apart
-/// would give an attacker a padding oracle. No variant ever carries key or plaintext bytes.
+/// Structural problems (framing, versions, iteration counts, buffer size) are reported
+/// precisely, because they help a caller fix their setup and tell an attacker nothing new. No
+/// variant ever carries key or plaintext bytes.
 ///
 /// ```
-/// use aeschat_core::{Error, Key};
+/// use aeschat_core::session::Error;
 ///
-/// let err = Key::parse(b"not a key").unwrap_err();
-/// assert_eq!(err, Error::KeyLength);
-/// assert!(err.to_string().contains("44 characters"));
+/// let err = Error::RecordOutOfOrder { expected: 3, received: 5 };
+/// assert!(err.to_string().contains("expected number 3, got 5"));
 /// ```
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Error {
-    /// A key's text is not 44 characters long.
-    KeyLength,
-    /// A key's text is 44 characters but not canonical, padded base64url of 32 bytes.
-    KeyEncoding,
-    /// A token is not canonical, padded base64url (wrong alphabet, missing or extra padding,
-    /// whitespace, non-zero unused bits, or text after the padding).
-    TokenEncoding,
-    /// A token decodes to a length no Fernet token can have.
-    TokenLength,
-    /// A token's version byte is not 0x80.
-    UnsupportedVersion,
-    /// A token's timestamp is older than the allowed age.
-    Expired,
-    /// A token's timestamp is more than the allowed clock skew ahead of `now`.
-    FromTheFuture,
-    /// A token failed authentication: wrong key, altered bytes, or bad padding under a valid MAC.
-    InvalidToken,
     /// An output buffer is too small; nothing was written and the call can be retried.
     BufferTooSmall {
         /// The number of bytes the buffer must hold.
@@ -123,35 +106,6 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::KeyLength => f.write_str(
-                "The key is not a Fernet key: it must be exactly 44 characters of base64url \
-                 (32 bytes).",
-            ),
-            Error::KeyEncoding => f.write_str(
-                "The key is not valid base64url: use only A-Z, a-z, 0-9, '-' and '_', ending in \
-                 one '='.",
-            ),
-            Error::TokenEncoding => f.write_str(
-                "The token is not canonical base64url: it contains characters outside \
-                 A-Z a-z 0-9 - _, whitespace, wrong padding, or text after the padding.",
-            ),
-            Error::TokenLength => f.write_str(
-                "The token has an impossible length: it was truncated or padded with extra data.",
-            ),
-            Error::UnsupportedVersion => {
-                f.write_str("The token does not start with the Fernet version byte 0x80.")
-            }
-            Error::Expired => {
-                f.write_str("The token has expired: it is older than the allowed age.")
-            }
-            Error::FromTheFuture => f.write_str(
-                "The token's timestamp is in the future beyond the allowed clock skew: check both \
-                 clocks.",
-            ),
-            Error::InvalidToken => f.write_str(
-                "The token is not authentic: it was made with a different key or altered in \
-                 transit.",
-            ),
             Error::BufferTooSmall { required } => write!(
                 f,
                 "The output buffer is too small: it must hold at least {required} bytes."

@@ -5,7 +5,7 @@
 //! is refused before one byte of its body is awaited; the bytes after a frame stay where they
 //! are for the next.
 
-use crate::Error;
+use crate::session::Error;
 
 /// The length of a frame header: one byte of kind, four of body length.
 pub const FRAME_HEADER_LEN: usize = 5;
@@ -13,7 +13,7 @@ pub const FRAME_HEADER_LEN: usize = 5;
 /// What a frame carries.
 ///
 /// ```
-/// use aeschat_core::FrameKind;
+/// use aeschat_core::session::FrameKind;
 /// assert_eq!(FrameKind::from_byte(5), Some(FrameKind::Record));
 /// assert_eq!(FrameKind::Record as u8, 5);
 /// ```
@@ -53,10 +53,10 @@ impl FrameKind {
 /// Writes one frame into `out` and returns the bytes written.
 ///
 /// ```
-/// use aeschat_core::{write_frame, FrameKind};
+/// use aeschat_core::session::{write_frame, FrameKind};
 /// let mut out = [0u8; 8];
 /// assert_eq!(write_frame(FrameKind::Alert, &[1], &mut out)?, &[6, 0, 0, 0, 1, 1][..]);
-/// # Ok::<(), aeschat_core::Error>(())
+/// # Ok::<(), aeschat_core::session::Error>(())
 /// ```
 pub fn write_frame<'o>(kind: FrameKind, body: &[u8], out: &'o mut [u8]) -> Result<&'o [u8], Error> {
     let required = FRAME_HEADER_LEN.saturating_add(body.len());
@@ -89,13 +89,13 @@ impl<'b> Frame<'b> {
     /// before a byte of the body is awaited.
     ///
     /// ```
-    /// use aeschat_core::{Frame, FrameKind};
+    /// use aeschat_core::session::{Frame, FrameKind};
     ///
     /// let mut input = [6u8, 0, 0, 0, 1, 5, 6, 0];
     /// let (frame, len) = Frame::parse(&mut input, 64)?.expect("one whole frame");
     /// assert_eq!((frame.kind, &*frame.body, len), (FrameKind::Alert, &[5u8][..], 6));
     /// assert_eq!(Frame::parse(&mut input[6..], 64)?, None); // the next one is not whole yet
-    /// # Ok::<(), aeschat_core::Error>(())
+    /// # Ok::<(), aeschat_core::session::Error>(())
     /// ```
     pub fn parse(
         input: &'b mut [u8],

@@ -8,10 +8,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
+use crate::fernet::Key;
 use crate::frame::{write_frame, Frame, FrameKind, FRAME_HEADER_LEN};
 use crate::kdf::{hkdf_expand, hkdf_extract, hmac_sha256, Pbkdf2, HASH_LEN};
-use crate::session::{Receiver, Sender, Session, MAX_MESSAGE_LEN};
-use crate::{Error, Key};
+use crate::records::{Receiver, Sender, Session, MAX_MESSAGE_LEN};
+use crate::session::Error;
 
 /// The bytes every hello starts with, so a stranger is recognised as one.
 pub const PROTOCOL_MAGIC: &[u8; 7] = b"AESCHAT";
@@ -80,7 +81,7 @@ impl core::fmt::Debug for Secret<'_> {
 /// One side's settings for a handshake.
 ///
 /// ```
-/// use aeschat_core::{Config, Role, Secret, DEFAULT_ITERATIONS};
+/// use aeschat_core::session::{Config, Role, Secret, DEFAULT_ITERATIONS};
 ///
 /// let config = Config::new(Role::Client, Secret::Password(b"correct horse battery staple"));
 /// assert_eq!(config.iterations(), DEFAULT_ITERATIONS);
@@ -127,7 +128,8 @@ impl<'a> Config<'a> {
     }
 
     /// Sets the longest message this side accepts (announced to the peer, which will not send
-    /// longer ones). It must fit the frame reader's capacity: see [`crate::frame_capacity`].
+    /// longer ones). It must fit the frame reader's capacity: see
+    /// [`crate::session::frame_capacity`].
     pub const fn with_max_message_len(mut self, max_message_len: usize) -> Config<'a> {
         self.max_message_len = max_message_len;
         self
@@ -219,7 +221,7 @@ impl Alert {
     /// The alert's code on the wire.
     ///
     /// ```
-    /// use aeschat_core::Alert;
+    /// use aeschat_core::session::Alert;
     /// assert_eq!(Alert::Busy.code(), 5);
     /// assert_eq!(Alert::RetryLater { seconds: 4 }.code(), 7);
     /// ```
@@ -239,7 +241,7 @@ impl Alert {
     /// of it.
     ///
     /// ```
-    /// use aeschat_core::{Alert, Error};
+    /// use aeschat_core::session::{Alert, Error};
     /// assert_eq!(Alert::for_error(Error::AuthenticationFailed), Some(Alert::AuthenticationFailed));
     /// assert_eq!(Alert::for_error(Error::LegacyPeer), None);
     /// ```
@@ -285,11 +287,11 @@ impl Alert {
     /// most: 6 for every alert but `RetryLater`, which takes 8).
     ///
     /// ```
-    /// use aeschat_core::Alert;
+    /// use aeschat_core::session::Alert;
     /// let mut out = [0u8; Alert::MAX_FRAME_LEN];
     /// assert_eq!(Alert::Busy.write(&mut out)?, &[6, 0, 0, 0, 1, 5][..]);
     /// assert_eq!(Alert::RetryLater { seconds: 300 }.write(&mut out)?, &[6, 0, 0, 0, 3, 7, 1, 44][..]);
-    /// # Ok::<(), aeschat_core::Error>(())
+    /// # Ok::<(), aeschat_core::session::Error>(())
     /// ```
     pub fn write(self, out: &mut [u8]) -> Result<&[u8], Error> {
         match self {
@@ -320,7 +322,7 @@ impl Drop for SessionKeys {
 /// One side of a handshake, driven by its [`HandshakeState`].
 ///
 /// ```
-/// use aeschat_core::{Config, Frame, Handshake, HandshakeState, Role, Secret, HANDSHAKE_FRAME_LEN};
+/// use aeschat_core::session::{Config, Frame, Handshake, HandshakeState, Role, Secret, HANDSHAKE_FRAME_LEN};
 ///
 /// let password = Secret::Password(b"a long random passphrase");
 /// let mut client = Handshake::new(Config::new(Role::Client, password).with_insecure_iterations(1), [1; 32], None);
@@ -328,7 +330,7 @@ impl Drop for SessionKeys {
 /// let mut wire = [0u8; HANDSHAKE_FRAME_LEN];
 ///
 /// // Move each message from one side to the other until both are established.
-/// let mut pass = |from: &mut Handshake, to: &mut Handshake| -> Result<(), aeschat_core::Error> {
+/// let mut pass = |from: &mut Handshake, to: &mut Handshake| -> Result<(), aeschat_core::session::Error> {
 ///     let len = from.write_message(&mut wire)?.len();
 ///     let (frame, _) = Frame::parse(&mut wire[..len], HANDSHAKE_FRAME_LEN)?.unwrap();
 ///     to.read_message(frame)
@@ -341,7 +343,7 @@ impl Drop for SessionKeys {
 /// pass(&mut server, &mut client)?;              // ServerFinished
 /// assert_eq!(client.state(), HandshakeState::Established);
 /// assert_eq!(server.state(), HandshakeState::Established);
-/// # Ok::<(), aeschat_core::Error>(())
+/// # Ok::<(), aeschat_core::session::Error>(())
 /// ```
 pub struct Handshake<'a> {
     config: Config<'a>,
@@ -443,8 +445,8 @@ impl<'a> Handshake<'a> {
     /// completes.
     ///
     /// ```
-    /// use aeschat_core::{Config, Derivation, Handshake, HandshakeState, Role, Secret};
-    /// # use aeschat_core::{Frame, HANDSHAKE_FRAME_LEN};
+    /// use aeschat_core::session::{Config, Derivation, Handshake, HandshakeState, Role, Secret};
+    /// # use aeschat_core::session::{Frame, HANDSHAKE_FRAME_LEN};
     /// # let password = Secret::Password(b"a long random passphrase");
     /// # let mut client = Handshake::new(Config::new(Role::Client, password).with_insecure_iterations(2_500), [1; 32], None);
     /// # let mut server = Handshake::new(Config::new(Role::Server, password).with_insecure_iterations(2_500), [2; 32], None);
@@ -459,7 +461,7 @@ impl<'a> Handshake<'a> {
     /// }
     /// assert_eq!(slices, 2);
     /// assert_eq!(client.state(), HandshakeState::SendFinished);
-    /// # Ok::<(), aeschat_core::Error>(())
+    /// # Ok::<(), aeschat_core::session::Error>(())
     /// ```
     pub fn derive_keys_in_steps(&mut self, iterations: u32) -> Result<Derivation, Error> {
         if self.state != HandshakeState::DeriveKeys {

@@ -5,13 +5,14 @@
 //! [`Inbox::discard`] drops before the next look. No byte is copied on the way in, except the
 //! unfinished tail of a frame when it must move to the front to make room.
 
-use crate::Error;
+use crate::session::Error;
 
 /// Received bytes, in a buffer of the caller's choosing: an array on a board, a boxed slice on
-/// a desktop. Size it with [`crate::frame_capacity`] of the longest message this side accepts.
+/// a desktop. Size it with [`crate::session::frame_capacity`] of the longest message this side
+/// accepts.
 ///
 /// ```
-/// use aeschat_core::{Frame, FrameKind, Inbox};
+/// use aeschat_core::session::{Frame, FrameKind, Inbox};
 ///
 /// let mut inbox = Inbox::new([0u8; 64]);
 /// let arrived = [6u8, 0, 0, 0, 1, 5, 6, 0]; // one alert frame and part of the next
@@ -22,7 +23,7 @@ use crate::Error;
 /// assert_eq!(frame.kind, FrameKind::Alert);
 /// inbox.discard(len);
 /// assert_eq!(inbox.pending(), &[6, 0]);
-/// # Ok::<(), aeschat_core::Error>(())
+/// # Ok::<(), aeschat_core::session::Error>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Inbox<B> {

@@ -10,7 +10,7 @@
 
 use zeroize::Zeroize;
 
-use crate::{Error, Iv, IV_LEN};
+use crate::fernet::{Error, Iv, IV_LEN};
 
 /// The IVs an [`IvPool`] draws per system call unless told otherwise: 256, 4 KiB.
 pub const DEFAULT_POOL_IVS: usize = 256;
@@ -19,7 +19,7 @@ pub const DEFAULT_POOL_IVS: usize = 256;
 /// thread that encrypts, next to its key.
 ///
 /// ```
-/// use aeschat_core::{encrypt, token_len, IvPool, Key};
+/// use aeschat_core::fernet::{encrypt, token_len, IvPool, Key};
 ///
 /// let key = Key::generate()?;
 /// let mut ivs = IvPool::<16>::new(); // or IvPool::default(): 256 IVs per draw
@@ -27,7 +27,7 @@ pub const DEFAULT_POOL_IVS: usize = 256;
 /// let first = encrypt(&key, b"hello", 1_700_000_000, &ivs.draw()?, &mut out)?.to_owned();
 /// let second = encrypt(&key, b"hello", 1_700_000_000, &ivs.draw()?, &mut out)?;
 /// assert_ne!(first, second);
-/// # Ok::<(), aeschat_core::Error>(())
+/// # Ok::<(), aeschat_core::fernet::Error>(())
 /// ```
 pub struct IvPool<const N: usize = DEFAULT_POOL_IVS> {
     store: [[u8; IV_LEN]; N],
@@ -64,14 +64,15 @@ impl<const N: usize> IvPool<N> {
 
 /// The pool as a random generator for the session, which draws each record's IV from it: the
 /// operating system's bytes, many at a time. It can fail (as the operating system's generator
-/// can), so it is a `TryCryptoRng`; [`crate::Sender::seal_text`] reports a failure as
-/// [`Error::Randomness`].
+/// can), so it is a `TryCryptoRng`; [`crate::session::Sender::seal_text`] reports a failure
+/// as [`crate::session::Error::Randomness`].
 ///
 /// ```
 /// # include!("doc/established_pair.rs");
-/// # fn main() -> Result<(), aeschat_core::Error> {
+/// # fn main() -> Result<(), aeschat_core::session::Error> {
 /// # let (mut client, _) = established_pair();
-/// use aeschat_core::{record_frame_len, IvPool};
+/// use aeschat_core::fernet::IvPool;
+/// use aeschat_core::session::record_frame_len;
 /// let (mut sender, _) = client.split()?;
 /// let mut ivs = IvPool::<64>::new();
 /// let mut out = [0u8; record_frame_len(5)];

@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
 use crate::token::{self, MacKey, TimePolicy};
-use crate::{Error, Iv};
+use crate::{fernet::Error, token::Iv};
 
 /// The length of a key in bytes: 16 for HMAC-SHA256 signing, then 16 for AES-128 encryption.
 pub const KEY_LEN: usize = 32;
@@ -19,12 +19,12 @@ pub const KEY_TEXT_LEN: usize = 44;
 /// A Fernet key. Its bytes never appear in `Debug` output and are wiped when it is dropped.
 ///
 /// ```
-/// use aeschat_core::Key;
+/// use aeschat_core::fernet::Key;
 ///
 /// let key = Key::parse(b"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=")?;
 /// assert_eq!(key.to_text().as_str(), "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=");
 /// assert_eq!(format!("{key:?}"), "Key(..)");
-/// # Ok::<(), aeschat_core::Error>(())
+/// # Ok::<(), aeschat_core::fernet::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct Key {
@@ -36,7 +36,7 @@ impl Key {
     /// (a random number generator or a key derivation function).
     ///
     /// ```
-    /// # use aeschat_core::Key;
+    /// # use aeschat_core::fernet::Key;
     /// let key = Key::from_bytes([7; 32]);
     /// assert_eq!(key.to_text().as_str(), "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=");
     /// ```
@@ -48,7 +48,7 @@ impl Key {
     /// Nothing is trimmed: a caller reading a key file strips its line ending first.
     ///
     /// ```
-    /// # use aeschat_core::{Error, Key};
+    /// # use aeschat_core::fernet::{Error, Key};
     /// assert!(Key::parse(b"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=").is_ok());
     /// assert_eq!(Key::parse(b"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4").unwrap_err(), Error::KeyLength);
     /// assert_eq!(Key::parse(b"cw/0x689RpI+jtRR7oE8h/eQsKImvJapLeSbXpwF4e4=").unwrap_err(), Error::KeyEncoding);
@@ -70,10 +70,10 @@ impl Key {
     /// Draws a new key from the operating system's random number generator.
     ///
     /// ```
-    /// # use aeschat_core::Key;
+    /// # use aeschat_core::fernet::Key;
     /// let key = Key::generate()?;
     /// assert_eq!(key.to_text().as_str().len(), 44);
-    /// # Ok::<(), aeschat_core::Error>(())
+    /// # Ok::<(), aeschat_core::fernet::Error>(())
     /// ```
     #[cfg(feature = "getrandom")]
     #[cfg_attr(docsrs, doc(cfg(feature = "getrandom")))]
@@ -86,7 +86,7 @@ impl Key {
     /// Writes the key as its 44-character text. The text is wiped when dropped.
     ///
     /// ```
-    /// # use aeschat_core::Key;
+    /// # use aeschat_core::fernet::Key;
     /// let text = Key::from_bytes([0; 32]).to_text();
     /// assert_eq!(text.as_str(), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     /// ```
@@ -157,10 +157,10 @@ impl Drop for Key {
 /// A key written as text (44 characters of base64url), wiped when dropped.
 ///
 /// ```
-/// # use aeschat_core::Key;
+/// # use aeschat_core::fernet::Key;
 /// let text = Key::from_bytes([1; 32]).to_text();
 /// assert_eq!(Key::parse(text.as_bytes())?, Key::from_bytes([1; 32]));
-/// # Ok::<(), aeschat_core::Error>(())
+/// # Ok::<(), aeschat_core::fernet::Error>(())
 /// ```
 pub struct KeyText {
     bytes: [u8; KEY_TEXT_LEN],
@@ -193,19 +193,19 @@ impl Drop for KeyText {
 
 /// A key made ready for many tokens: both AES-128 key schedules and the HMAC-SHA256 state
 /// after the signing key's pad blocks, computed once instead of for every token. The plain
-/// functions ([`crate::encrypt`], [`crate::decrypt`]) prepare the key on each call; an
+/// functions ([`crate::fernet::encrypt`], [`crate::fernet::decrypt`]) prepare the key on each call; an
 /// application that encrypts or decrypts many tokens under one key keeps one of these.
 /// Everything it holds is wiped when it is dropped.
 ///
 /// ```
-/// use aeschat_core::{token_len, Iv, Key, PreparedKey, TimePolicy};
+/// use aeschat_core::fernet::{token_len, Iv, Key, PreparedKey, TimePolicy};
 ///
 /// let key = PreparedKey::new(&Key::from_bytes([42; 32]));
 /// let mut token = [0u8; token_len(5)];
 /// let token = key.encrypt(b"hello", 1_700_000_000, &Iv::from_bytes([7; 16]), &mut token)?;
 /// let mut out = [0u8; 64];
 /// assert_eq!(key.decrypt(token.as_bytes(), TimePolicy::Unchecked, &mut out)?, b"hello");
-/// # Ok::<(), aeschat_core::Error>(())
+/// # Ok::<(), aeschat_core::fernet::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct PreparedKey {
@@ -224,7 +224,7 @@ impl PreparedKey {
         }
     }
 
-    /// Like [`crate::encrypt`], with the prepared key.
+    /// Like [`crate::fernet::encrypt`], with the prepared key.
     pub fn encrypt<'o>(
         &self,
         plaintext: &[u8],
@@ -242,7 +242,7 @@ impl PreparedKey {
         )
     }
 
-    /// Like [`crate::decrypt`], with the prepared key.
+    /// Like [`crate::fernet::decrypt`], with the prepared key.
     pub fn decrypt<'o>(
         &self,
         token: &[u8],
@@ -254,7 +254,7 @@ impl PreparedKey {
         Ok(plaintext)
     }
 
-    /// Like [`crate::decrypt_in_place`], with the prepared key.
+    /// Like [`crate::fernet::decrypt_in_place`], with the prepared key.
     pub fn decrypt_in_place<'b>(
         &self,
         buffer: &'b mut [u8],

@@ -1,13 +1,13 @@
 //! Key rotation in the manner of the reference's `MultiFernet`: one primary key that encrypts,
 //! any number of older keys that are still accepted.
 
+use crate::fernet::{Error, Iv, Key};
 use crate::token::{self, TimePolicy};
-use crate::{Error, Iv, Key};
 
 /// A primary key and the older keys still accepted for decryption.
 ///
 /// ```
-/// use aeschat_core::{encrypt, token_len, Iv, Key, Keyring, TimePolicy};
+/// use aeschat_core::fernet::{encrypt, token_len, Iv, Key, Keyring, TimePolicy};
 ///
 /// let (old, new) = (Key::from_bytes([1; 32]), Key::from_bytes([2; 32]));
 /// let mut token = [0u8; token_len(2)];
@@ -17,7 +17,7 @@ use crate::{Error, Iv, Key};
 /// let keyring = Keyring::new(&new, &older);
 /// let mut out = [0u8; 64];
 /// assert_eq!(keyring.decrypt(token.as_bytes(), TimePolicy::Unchecked, &mut out)?, b"hi");
-/// # Ok::<(), aeschat_core::Error>(())
+/// # Ok::<(), aeschat_core::fernet::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Keyring<'k> {
@@ -46,12 +46,12 @@ impl<'k> Keyring<'k> {
 
     /// Re-encrypts a token under the primary key with a fresh IV, keeping its original timestamp
     /// (no time check, as in the reference). `scratch` holds the plaintext meanwhile (it needs
-    /// [`crate::decrypt_buffer_len`]`(token.len())` bytes) and is wiped afterwards; `out`
-    /// receives the new token ([`crate::token_len`] of the plaintext length; at most
+    /// [`crate::fernet::decrypt_buffer_len`]`(token.len())` bytes) and is wiped afterwards; `out`
+    /// receives the new token ([`crate::fernet::token_len`] of the plaintext length; at most
     /// `token_len(decrypt_buffer_len(token.len()))` bytes, so that size always suffices).
     ///
     /// ```
-    /// use aeschat_core::{encrypt, token_len, verified_timestamp, Iv, Key, Keyring};
+    /// use aeschat_core::fernet::{encrypt, token_len, verified_timestamp, Iv, Key, Keyring};
     ///
     /// let (old, new) = (Key::from_bytes([1; 32]), Key::from_bytes([2; 32]));
     /// let mut buf = [0u8; token_len(2)];
@@ -62,7 +62,7 @@ impl<'k> Keyring<'k> {
     /// let rotated = Keyring::new(&new, &older)
     ///     .rotate(token.as_bytes(), &Iv::from_bytes([5; 16]), &mut scratch, &mut out)?;
     /// assert_eq!(verified_timestamp(&new, rotated.as_bytes())?, 1000);
-    /// # Ok::<(), aeschat_core::Error>(())
+    /// # Ok::<(), aeschat_core::fernet::Error>(())
     /// ```
     pub fn rotate<'o>(
         &self,

@@ -4,11 +4,21 @@
 //! `unsafe`, and no panic on any input. Time and randomness are always arguments, so the same
 //! code runs on a desktop and on a board with no clock and no operating system.
 //!
-//! A Fernet token is AES-128-CBC with PKCS#7 padding, authenticated by HMAC-SHA256, under a
-//! 256-bit key split in two halves (signing, then encryption), written as base64url.
+//! The API comes in two layers, each with its own error type:
+//!
+//! - [`fernet`]: keys, tokens and key rotation. A Fernet token is AES-128-CBC with PKCS#7
+//!   padding, authenticated by HMAC-SHA256, under a 256-bit key split in two halves (signing,
+//!   then encryption), written as base64url. Its errors are [`fernet::Error`].
+//! - [`session`]: the aeschat handshake and the established session built on those tokens, as
+//!   one sans-IO [`Engine`](session::Engine) that splits into a sending and a receiving half,
+//!   with blocking drivers over any `embedded-io` transport (and async ones in `asynch`, with
+//!   the `async` feature). Its errors are [`session::Error`].
+//!
+//! [`cpace`] is the password-authenticated key exchange and [`relay`] the framing of the relay
+//! that joins two parties by a short code.
 //!
 //! ```
-//! use aeschat_core::{decrypt, decrypt_buffer_len, encrypt, token_len, Iv, Key, TimePolicy};
+//! use aeschat_core::fernet::{decrypt, decrypt_buffer_len, encrypt, token_len, Iv, Key, TimePolicy};
 //!
 //! let key = Key::from_bytes([42; 32]); // use Key::generate() or your board's RNG
 //! let mut token = [0u8; token_len(11)];
@@ -17,7 +27,30 @@
 //! let mut plaintext = [0u8; decrypt_buffer_len(token_len(11))];
 //! let policy = TimePolicy::MaxAge { ttl: 60, now: 1_700_000_030 };
 //! assert_eq!(decrypt(&key, token.as_bytes(), policy, &mut plaintext)?, b"hello board");
-//! # Ok::<(), aeschat_core::Error>(())
+//! # Ok::<(), aeschat_core::fernet::Error>(())
+//! ```
+//!
+//! The session layer on top: an established pair of engines (here taken through the handshake
+//! in memory) splits into halves; each record is a token under its direction's key, and a
+//! record that fails to open ends the session with [`session::Error::RecordRejected`].
+//!
+//! ```
+//! use aeschat_core::session::{record_frame_len, Error, Incoming};
+//! # include!("doc/established_pair.rs");
+//! # fn main() -> Result<(), Error> {
+//! let (mut client, mut server) = established_pair();
+//! let (mut sender, _) = client.split()?;
+//! let (_, mut receiver) = server.split()?;
+//!
+//! let mut wire = [0u8; record_frame_len(11)];
+//! let len = sender.seal_text(b"hello board", &mut Os, Some(1_700_000_000), &mut wire)?.len();
+//! let received = receiver.poll(&mut wire[..len]);
+//! assert_eq!(received.result, Ok(Some(Incoming::Text(b"hello board"))));
+//!
+//! let len = sender.seal_text(b"hello again", &mut Os, None, &mut wire)?.len();
+//! wire[len - 1] ^= 1; // altered in transit
+//! assert_eq!(receiver.poll(&mut wire[..len]).result, Err(Error::RecordRejected));
+//! # Ok(()) }
 //! ```
 #![no_std]
 // The guarantee a reviewer looks for first, where it is seen: no `unsafe` anywhere in the core
@@ -33,6 +66,7 @@ pub mod cpace;
 mod driver;
 mod engine;
 mod error;
+pub mod fernet;
 mod frame;
 mod handshake;
 mod inbox;
@@ -42,36 +76,17 @@ mod kdf;
 mod key;
 mod keyring;
 mod mac;
+// The records of an established session (`session.rs`); its public items are re-exported by
+// the `session` layer below, which takes the name.
+#[path = "session.rs"]
+mod records;
 pub mod relay;
-mod session;
+#[path = "session_api.rs"]
+pub mod session;
 mod token;
 mod transport;
 
-pub use driver::{handshake, handshake_admitting, receive, send_close, send_text, SessionError};
 /// The `embedded-io` release the transport traits come from, for callers that name its types.
 pub use embedded_io;
-pub use engine::{Action, Engine, Step};
-pub use frame::{write_frame, Frame, FrameKind, FRAME_HEADER_LEN};
-pub use handshake::{
-    Alert, Config, Derivation, Handshake, HandshakeState, Role, Secret, DEFAULT_ITERATIONS,
-    HANDSHAKE_FRAME_LEN, MAX_ITERATIONS, NONCE_LEN, PROTOCOL_MAGIC, PROTOCOL_VERSION,
-};
-pub use inbox::Inbox;
 /// The `rand_core` release whose `CryptoRng` the engine draws nonces and IVs from.
 pub use rand_core;
-pub use session::{
-    frame_capacity, record_frame_len, Incoming, Received, Receiver, Sender, Session,
-    DEFAULT_FRAME_CAPACITY, MAX_MESSAGE_LEN, RECORD_HEADER_LEN,
-};
-pub use transport::{ErrorKind, ErrorType, Read, TransportError, Write};
-
-pub use error::Error;
-#[cfg(feature = "getrandom")]
-#[cfg_attr(docsrs, doc(cfg(feature = "getrandom")))]
-pub use ivs::{IvPool, DEFAULT_POOL_IVS};
-pub use key::{Key, KeyText, PreparedKey, KEY_LEN, KEY_TEXT_LEN};
-pub use keyring::Keyring;
-pub use token::{
-    ciphertext_len, decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string,
-    token_len, verified_timestamp, Iv, TimePolicy, FERNET_VERSION, IV_LEN, MAX_CLOCK_SKEW,
-};

@@ -7,10 +7,11 @@
 use aes::{Aes128Dec, Aes128Enc};
 use rand_core::TryCryptoRng;
 
+use crate::fernet::Key;
 use crate::frame::{Frame, FrameKind, FRAME_HEADER_LEN};
 use crate::handshake::{Alert, Role, HANDSHAKE_FRAME_LEN};
+use crate::session::Error;
 use crate::token::{self, token_len, Iv, MacKey, TimePolicy, IV_LEN};
-use crate::{Error, Key};
 
 /// The default longest message: 64 KiB, so a pasted block of text fits.
 pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
@@ -24,7 +25,7 @@ const RECORD_CLOSE: u8 = 2;
 /// buffer [`Sender::seal_text`] writes into.
 ///
 /// ```
-/// assert_eq!(aeschat_core::record_frame_len(0), 5 + 100);
+/// assert_eq!(aeschat_core::session::record_frame_len(0), 5 + 100);
 /// ```
 pub const fn record_frame_len(message_len: usize) -> usize {
     FRAME_HEADER_LEN.saturating_add(token_len(RECORD_HEADER_LEN.saturating_add(message_len)))
@@ -34,7 +35,7 @@ pub const fn record_frame_len(message_len: usize) -> usize {
 /// (and every handshake message): the longest frame it accepts.
 ///
 /// ```
-/// use aeschat_core::{frame_capacity, Inbox};
+/// use aeschat_core::session::{frame_capacity, Inbox};
 /// static mut RECEIVED: [u8; frame_capacity(256)] = [0; frame_capacity(256)];
 /// let inbox = Inbox::new([0u8; frame_capacity(256)]); // or a `static`, on a board
 /// assert_eq!(inbox.capacity(), 445);
@@ -127,11 +128,11 @@ impl Sender {
     ///
     /// ```
     /// # include!("doc/established_pair.rs");
-    /// # fn main() -> Result<(), aeschat_core::Error> {
+    /// # fn main() -> Result<(), aeschat_core::session::Error> {
     /// # let (mut client, _server) = established_pair();
     /// # let mut rng = Os;
     /// let (mut sender, _receiver) = client.split()?;
-    /// let mut out = [0u8; aeschat_core::record_frame_len(5)];
+    /// let mut out = [0u8; aeschat_core::session::record_frame_len(5)];
     /// let frame = sender.seal_text(b"hello", &mut rng, None, &mut out)?;
     /// assert_eq!(frame.len(), out.len());
     /// # Ok(()) }
@@ -156,13 +157,13 @@ impl Sender {
     ///
     /// ```
     /// # include!("doc/established_pair.rs");
-    /// # fn main() -> Result<(), aeschat_core::Error> {
+    /// # fn main() -> Result<(), aeschat_core::session::Error> {
     /// # let (mut client, _server) = established_pair();
     /// # let mut rng = Os;
     /// let (mut sender, _receiver) = client.split()?;
-    /// let mut out = [0u8; aeschat_core::record_frame_len(0)];
+    /// let mut out = [0u8; aeschat_core::session::record_frame_len(0)];
     /// sender.seal_close(&mut rng, None, &mut out)?;
-    /// assert_eq!(sender.seal_close(&mut rng, None, &mut out), Err(aeschat_core::Error::SessionEnded));
+    /// assert_eq!(sender.seal_close(&mut rng, None, &mut out), Err(aeschat_core::session::Error::SessionEnded));
     /// # Ok(()) }
     /// ```
     pub fn seal_close<'o, R: TryCryptoRng + ?Sized>(
@@ -202,8 +203,10 @@ impl Sender {
         let [s0, s1, s2, s3, s4, s5, s6, s7] = self.next_sequence.to_be_bytes();
         let record_header = [record_type, s0, s1, s2, s3, s4, s5, s6, s7];
         let parts: [&[u8]; 2] = [&record_header, body];
-        let token_len =
-            token::seal(&self.aes, self.mac_key.start(), &parts, now, iv, token_out)?.len();
+        // Sealing fails only for a short buffer, and the frame was sized above.
+        let token_len = token::seal(&self.aes, self.mac_key.start(), &parts, now, iv, token_out)
+            .map_err(|_| Error::BufferTooSmall { required })?
+            .len();
         let token_len = u32::try_from(token_len).map_err(|_| Error::MessageTooLong {
             max: self.max_message_len,
         })?;
@@ -284,10 +287,10 @@ impl Receiver {
     ///
     /// ```
     /// # include!("doc/established_pair.rs");
-    /// # fn main() -> Result<(), aeschat_core::Error> {
+    /// # fn main() -> Result<(), aeschat_core::session::Error> {
     /// # let (mut client, mut server) = established_pair();
     /// # let mut rng = Os;
-    /// use aeschat_core::Incoming;
+    /// use aeschat_core::session::Incoming;
     ///
     /// let (mut sender, _) = client.split()?;
     /// let (_, mut receiver) = server.split()?;
@@ -338,7 +341,7 @@ impl Receiver {
     ///
     /// ```
     /// # include!("doc/established_pair.rs");
-    /// # fn main() -> Result<(), aeschat_core::Error> {
+    /// # fn main() -> Result<(), aeschat_core::session::Error> {
     /// # let (mut client, mut server) = established_pair();
     /// let (mut sender, _) = client.split()?;
     /// let (_, receiver) = server.split()?;
@@ -361,7 +364,7 @@ impl Receiver {
     /// (once the returned text, which lies in them, is dropped).
     pub fn poll_inbox<'s, B>(
         &mut self,
-        inbox: &'s mut crate::Inbox<B>,
+        inbox: &'s mut crate::session::Inbox<B>,
     ) -> Result<Option<Incoming<'s>>, Error>
     where
         B: AsRef<[u8]> + AsMut<[u8]>,

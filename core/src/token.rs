@@ -6,7 +6,7 @@
 //! decodes, authenticates and stores the ciphertext in one pass, so neither needs a second buffer.
 //!
 //! Speed (see `docs/PERFORMANCE.md`): the key schedules and HMAC pad states can be computed once
-//! ([`crate::PreparedKey`]); each token's HMAC-SHA256 (`mac.rs`, the `hmac` crate) starts from
+//! ([`crate::fernet::PreparedKey`]); each token's HMAC-SHA256 (`mac.rs`, the `hmac` crate) starts from
 //! a clone of the cached keyed state, which the crates wipe on drop; token text goes through a
 //! table-driven base64url (`base64.rs`), since it only ever holds public bytes, never a key or a
 //! plaintext.
@@ -23,19 +23,19 @@ use crate::base64::{decode_padded, decode_quanta, encode_padded, encode_quanta};
 use crate::mac::Mac;
 pub(crate) use crate::mac::MacKey;
 use crate::mac::TAG_LEN;
-use crate::{Error, Key};
+use crate::{fernet::Error, key::Key};
 
 /// The version byte every Fernet token starts with (Fernet's, not this crate's or the session
-/// protocol's, which is [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION)).
+/// protocol's, which is [`PROTOCOL_VERSION`](crate::session::PROTOCOL_VERSION)).
 ///
 /// ```
-/// use aeschat_core::{encrypt, token_len, Iv, Key, FERNET_VERSION};
+/// use aeschat_core::fernet::{encrypt, token_len, Iv, Key, FERNET_VERSION};
 /// let mut out = [0u8; token_len(2)];
 /// let token = encrypt(&Key::from_bytes([1; 32]), b"hi", 0, &Iv::from_bytes([2; 16]), &mut out)?;
 /// // base64url of 0x80 followed by zero bits begins with "g".
 /// assert_eq!(FERNET_VERSION, 0x80);
 /// assert!(token.as_bytes().starts_with(b"gAAAA"));
-/// # Ok::<(), aeschat_core::Error>(())
+/// # Ok::<(), aeschat_core::fernet::Error>(())
 /// ```
 pub const FERNET_VERSION: u8 = 0x80;
 /// The length of an initialisation vector.
@@ -65,8 +65,8 @@ const _: () = assert!(SHORT_RAW_CHUNK.is_multiple_of(3) && DECODE_RAW_CHUNK.is_m
 /// The ciphertext length for a plaintext length: PKCS#7 always adds 1 to 16 bytes.
 ///
 /// ```
-/// assert_eq!(aeschat_core::ciphertext_len(0), 16);
-/// assert_eq!(aeschat_core::ciphertext_len(16), 32);
+/// assert_eq!(aeschat_core::fernet::ciphertext_len(0), 16);
+/// assert_eq!(aeschat_core::fernet::ciphertext_len(16), 32);
 /// ```
 pub const fn ciphertext_len(plaintext_len: usize) -> usize {
     (plaintext_len / BLOCK_LEN)
@@ -78,8 +78,8 @@ pub const fn ciphertext_len(plaintext_len: usize) -> usize {
 /// compile time. Saturates at `usize::MAX` for impossible lengths.
 ///
 /// ```
-/// static mut TOKEN: [u8; aeschat_core::token_len(5)] = [0; aeschat_core::token_len(5)];
-/// assert_eq!(aeschat_core::token_len(5), 100);
+/// static mut TOKEN: [u8; aeschat_core::fernet::token_len(5)] = [0; aeschat_core::fernet::token_len(5)];
+/// assert_eq!(aeschat_core::fernet::token_len(5), 100);
 /// ```
 pub const fn token_len(plaintext_len: usize) -> usize {
     let raw = OVERHEAD.saturating_add(ciphertext_len(plaintext_len));
@@ -90,7 +90,7 @@ pub const fn token_len(plaintext_len: usize) -> usize {
 /// never less than the plaintext, which is always shorter than this.
 ///
 /// ```
-/// use aeschat_core::{decrypt_buffer_len, token_len};
+/// use aeschat_core::fernet::{decrypt_buffer_len, token_len};
 /// assert!(decrypt_buffer_len(token_len(1000)) >= 1000);
 /// ```
 pub const fn decrypt_buffer_len(token_len: usize) -> usize {
@@ -101,7 +101,7 @@ pub const fn decrypt_buffer_len(token_len: usize) -> usize {
 /// source for every token.
 ///
 /// ```
-/// use aeschat_core::Iv;
+/// use aeschat_core::fernet::Iv;
 /// let iv = Iv::from_bytes([0; 16]);
 /// assert_eq!(iv.as_bytes(), &[0; 16]);
 /// ```
@@ -118,8 +118,8 @@ impl Iv {
     /// OS, draw 16 bytes from the hardware generator and use [`Iv::from_bytes`].
     ///
     /// ```
-    /// let iv = aeschat_core::Iv::random()?;
-    /// # Ok::<(), aeschat_core::Error>(())
+    /// let iv = aeschat_core::fernet::Iv::random()?;
+    /// # Ok::<(), aeschat_core::fernet::Error>(())
     /// ```
     #[cfg(feature = "getrandom")]
     #[cfg_attr(docsrs, doc(cfg(feature = "getrandom")))]
@@ -138,7 +138,7 @@ impl Iv {
 /// Which time checks decryption applies, with the caller's idea of the current time.
 ///
 /// ```
-/// use aeschat_core::TimePolicy;
+/// use aeschat_core::fernet::TimePolicy;
 /// assert!(TimePolicy::MaxAge { ttl: 60, now: 1000 }.check(940).is_ok());
 /// assert!(TimePolicy::MaxAge { ttl: 60, now: 1000 }.check(939).is_err());
 /// assert!(TimePolicy::Unchecked.check(u64::MAX).is_ok());
@@ -186,14 +186,14 @@ impl TimePolicy {
 /// says how many and nothing is written.
 ///
 /// ```
-/// use aeschat_core::{encrypt, token_len, Iv, Key};
+/// use aeschat_core::fernet::{encrypt, token_len, Iv, Key};
 ///
 /// let key = Key::parse(b"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=")?;
 /// let iv = Iv::from_bytes([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
 /// let mut out = [0u8; token_len(5)];
 /// let token = encrypt(&key, b"hello", 499162800, &iv, &mut out)?;
 /// assert_eq!(token, "gAAAAAAdwJ6wAAECAwQFBgcICQoLDA0ODy021cpGVWKZ_eEwCGM4BLLF_5CV9dOPmrhuVUPgJobwOz7JcbmrR64jVmpU4IwqDA==");
-/// # Ok::<(), aeschat_core::Error>(())
+/// # Ok::<(), aeschat_core::fernet::Error>(())
 /// ```
 pub fn encrypt<'o>(
     key: &Key,
@@ -213,7 +213,7 @@ pub fn encrypt<'o>(
 }
 
 /// Encrypts the concatenation of `parts` as one plaintext (without copying it together first)
-/// with an expanded key: the engine under [`encrypt`], [`crate::PreparedKey::encrypt`] and the
+/// with an expanded key: the engine under [`encrypt`], [`crate::fernet::PreparedKey::encrypt`] and the
 /// session's records.
 pub(crate) fn seal<'o>(
     aes: &Aes128Enc,
@@ -326,12 +326,12 @@ impl Gather<'_, '_> {
 /// compile time; size it with [`token_len`].
 ///
 /// ```
-/// use aeschat_core::{encrypt_to_string, token_len, Iv, Key};
+/// use aeschat_core::fernet::{encrypt_to_string, token_len, Iv, Key};
 ///
 /// let key = Key::from_bytes([3; 32]);
 /// let token = encrypt_to_string::<{ token_len(64) }>(&key, b"up to 64 bytes", 0, &Iv::from_bytes([9; 16]))?;
 /// assert!(token.starts_with("gAAAAAAAAAAA"));
-/// # Ok::<(), aeschat_core::Error>(())
+/// # Ok::<(), aeschat_core::fernet::Error>(())
 /// ```
 pub fn encrypt_to_string<const N: usize>(
     key: &Key,
@@ -356,14 +356,14 @@ pub fn encrypt_to_string<const N: usize>(
 /// with the exact size needed, before anything is written.
 ///
 /// ```
-/// use aeschat_core::{decrypt, decrypt_buffer_len, Key, TimePolicy};
+/// use aeschat_core::fernet::{decrypt, decrypt_buffer_len, Key, TimePolicy};
 ///
 /// let key = Key::parse(b"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=")?;
 /// let token = b"gAAAAAAdwJ6wAAECAwQFBgcICQoLDA0ODy021cpGVWKZ_eEwCGM4BLLF_5CV9dOPmrhuVUPgJobwOz7JcbmrR64jVmpU4IwqDA==";
 /// let mut out = [0u8; decrypt_buffer_len(100)];
 /// let plaintext = decrypt(&key, token, TimePolicy::MaxAge { ttl: 60, now: 499162801 }, &mut out)?;
 /// assert_eq!(plaintext, b"hello");
-/// # Ok::<(), aeschat_core::Error>(())
+/// # Ok::<(), aeschat_core::fernet::Error>(())
 /// ```
 pub fn decrypt<'o>(
     key: &Key,
@@ -379,12 +379,12 @@ pub fn decrypt<'o>(
 /// start of `buffer`. For callers who can afford only one buffer.
 ///
 /// ```
-/// use aeschat_core::{decrypt_in_place, Key, TimePolicy};
+/// use aeschat_core::fernet::{decrypt_in_place, Key, TimePolicy};
 ///
 /// let key = Key::parse(b"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=")?;
 /// let mut buffer = *b"gAAAAAAdwJ6wAAECAwQFBgcICQoLDA0ODy021cpGVWKZ_eEwCGM4BLLF_5CV9dOPmrhuVUPgJobwOz7JcbmrR64jVmpU4IwqDA==";
 /// assert_eq!(decrypt_in_place(&key, &mut buffer, TimePolicy::Unchecked)?, b"hello");
-/// # Ok::<(), aeschat_core::Error>(())
+/// # Ok::<(), aeschat_core::fernet::Error>(())
 /// ```
 pub fn decrypt_in_place<'b>(
     key: &Key,
@@ -419,12 +419,12 @@ pub(crate) fn open_in_place_with<A: Borrow<Aes128Dec>>(
 /// no buffer needed, nothing decrypted, no time policy applied.
 ///
 /// ```
-/// use aeschat_core::{verified_timestamp, Key};
+/// use aeschat_core::fernet::{verified_timestamp, Key};
 ///
 /// let key = Key::parse(b"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=")?;
 /// let token = b"gAAAAAAdwJ6wAAECAwQFBgcICQoLDA0ODy021cpGVWKZ_eEwCGM4BLLF_5CV9dOPmrhuVUPgJobwOz7JcbmrR64jVmpU4IwqDA==";
 /// assert_eq!(verified_timestamp(&key, token)?, 499162800);
-/// # Ok::<(), aeschat_core::Error>(())
+/// # Ok::<(), aeschat_core::fernet::Error>(())
 /// ```
 pub fn verified_timestamp(key: &Key, token: &[u8]) -> Result<u64, Error> {
     let raw_len = decoded_len(token)?;

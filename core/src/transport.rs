@@ -5,7 +5,7 @@
 //! that two threads can each own one.
 //!
 //! ```
-//! use aeschat_core::{Inbox, Read};
+//! use aeschat_core::session::{Inbox, Read};
 //!
 //! // A slice is a reader: here, one alert frame (Busy) and the end of the stream.
 //! let mut stream: &[u8] = &[6, 0, 0, 0, 1, 5];

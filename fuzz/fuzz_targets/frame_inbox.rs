@@ -8,7 +8,9 @@
 //! byte, whatever room its reads find.
 #![no_main]
 
-use aeschat_core::{Error, Frame, FrameKind, Inbox, FRAME_HEADER_LEN, HANDSHAKE_FRAME_LEN};
+use aeschat_core::session::{
+    Error, Frame, FrameKind, Inbox, FRAME_HEADER_LEN, HANDSHAKE_FRAME_LEN,
+};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 

@@ -3,7 +3,7 @@
 //! bytes), or calls in any order with arbitrary frames. See `src/handshake.rs` for the checks.
 #![no_main]
 
-use aeschat_core::Role;
+use aeschat_core::session::Role;
 use aeschat_fuzz::handshake::{run, HandshakeInput};
 use libfuzzer_sys::fuzz_target;
 

@@ -6,7 +6,7 @@
 //! bytes never appear in `Debug` output.
 #![no_main]
 
-use aeschat_core::{Error, Key, KEY_LEN, KEY_TEXT_LEN};
+use aeschat_core::fernet::{Error, Key, KEY_LEN, KEY_TEXT_LEN};
 use libfuzzer_sys::fuzz_target;
 
 /// The value of a base64url character.

@@ -26,11 +26,11 @@
 //! IV the sender's generator gave.
 #![no_main]
 
-use aeschat_core::{
+use aeschat_core::fernet::{
     ciphertext_len, decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string,
-    record_frame_len, token_len, verified_timestamp, Error, Incoming, Iv, Key, Keyring,
-    PreparedKey, TimePolicy,
+    token_len, verified_timestamp, Error, Iv, Key, Keyring, PreparedKey, TimePolicy,
 };
+use aeschat_core::session::{self, record_frame_len, Incoming};
 use aeschat_fuzz::{establish, reference};
 use aeschat_testkit::Replay;
 use base64ct::{Base64Url, Encoding};
@@ -252,6 +252,6 @@ fn check_record(text: &[u8], time: u64, iv: &Iv) {
         sender
             .seal_text(b"", &mut ivs, Some(time), &mut after)
             .err(),
-        Some(Error::SessionEnded)
+        Some(session::Error::SessionEnded)
     );
 }

@@ -16,9 +16,10 @@
 //!   on the genuine peer.
 #![no_main]
 
-use aeschat_core::{
+use aeschat_core::fernet::Key;
+use aeschat_core::session::{
     frame_capacity, receive, record_frame_len, send_close, send_text, Config, Engine, Error,
-    FrameKind, Inbox, Incoming, Key, Read, Receiver, Role, Secret, SessionError, Write,
+    FrameKind, Inbox, Incoming, Read, Receiver, Role, Secret, SessionError, Write,
 };
 use aeschat_fuzz::{engine, frames_in, psk, Mutation};
 use aeschat_testkit::{Pair, Side, TestRng};
@@ -59,9 +60,9 @@ struct Input {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Broken;
 
-impl aeschat_core::TransportError for Broken {
-    fn kind(&self) -> aeschat_core::ErrorKind {
-        aeschat_core::ErrorKind::BrokenPipe
+impl aeschat_core::session::TransportError for Broken {
+    fn kind(&self) -> aeschat_core::session::ErrorKind {
+        aeschat_core::session::ErrorKind::BrokenPipe
     }
 }
 
@@ -74,7 +75,7 @@ struct FuzzReader<'a> {
     fault: Option<(usize, bool)>,
 }
 
-impl aeschat_core::ErrorType for FuzzReader<'_> {
+impl aeschat_core::session::ErrorType for FuzzReader<'_> {
     type Error = Broken;
 }
 
@@ -110,7 +111,7 @@ struct FuzzWriter<'a> {
     fault: Option<(usize, bool)>,
 }
 
-impl aeschat_core::ErrorType for FuzzWriter<'_> {
+impl aeschat_core::session::ErrorType for FuzzWriter<'_> {
     type Error = Broken;
 }
 
@@ -154,7 +155,7 @@ fn side(role: Role, key: &Key) -> Engine<'_> {
 fn genuine_exchange(
     key: &Key,
     peer_role: Role,
-) -> (Vec<u8>, Vec<u8>, (aeschat_core::Sender, Receiver)) {
+) -> (Vec<u8>, Vec<u8>, (aeschat_core::session::Sender, Receiver)) {
     let outcome = Pair::new(side(Role::Client, key), side(Role::Server, key)).finish();
     assert_eq!((outcome.client, outcome.server), (Ok(()), Ok(())));
     let from_client = outcome.written_by(Side::Client);
@@ -257,7 +258,8 @@ fuzz_target!(|input: Input| {
     };
     let mut engine = side(role, &key);
     let mut inbox = Inbox::new(vec![0u8; CAPACITY]);
-    let handshake = aeschat_core::handshake(&mut reader, &mut writer, &mut inbox, &mut engine);
+    let handshake =
+        aeschat_core::session::handshake(&mut reader, &mut writer, &mut inbox, &mut engine);
 
     // Authentication: only the genuine handshake bytes, all of them, establish a session.
     let can_write = write_fault.is_none_or(|(limit, _)| limit >= own_messages.len());

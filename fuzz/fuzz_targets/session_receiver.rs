@@ -9,9 +9,10 @@
 //! session with the right error, and nothing is accepted after the session ended.
 #![no_main]
 
-use aeschat_core::{
-    encrypt, frame_capacity, token_len, write_frame, Error, Frame, FrameKind, Incoming, Iv, Key,
-    Received, Receiver, Sender, FRAME_HEADER_LEN,
+use aeschat_core::fernet::{encrypt, token_len, Iv, Key};
+use aeschat_core::session::{
+    frame_capacity, write_frame, Error, Frame, FrameKind, Incoming, Received, Receiver, Sender,
+    FRAME_HEADER_LEN,
 };
 use aeschat_fuzz::{establish, kind_from_byte, Mutation};
 use aeschat_testkit::TestRng;
@@ -157,7 +158,7 @@ fn seal(
     ivs: &mut Ivs,
 ) -> Option<Vec<u8>> {
     let body = text.unwrap_or_default();
-    let mut out = vec![0u8; aeschat_core::record_frame_len(body.len())];
+    let mut out = vec![0u8; aeschat_core::session::record_frame_len(body.len())];
     let frame = match text {
         Some(text) => sender.seal_text(text, &mut ivs.0, Some(time), &mut out),
         None => sender.seal_close(&mut ivs.0, Some(time), &mut out),
@@ -173,7 +174,10 @@ fn seal(
         }
     };
     // Structure of a genuine record frame: its exact length and kind.
-    assert_eq!(frame.len(), aeschat_core::record_frame_len(body.len()));
+    assert_eq!(
+        frame.len(),
+        aeschat_core::session::record_frame_len(body.len())
+    );
     assert_eq!(frame[0], FrameKind::Record as u8);
     let mut plaintext = vec![if text.is_some() { 1 } else { 2 }];
     plaintext.extend_from_slice(&model.peer_sealed.to_be_bytes());

@@ -22,7 +22,7 @@
 //! `encrypt` makes of its parts; rotation keeps timestamp and plaintext and wipes its scratch.
 #![no_main]
 
-use aeschat_core::{
+use aeschat_core::fernet::{
     decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, token_len, verified_timestamp, Error,
     Iv, Key, Keyring, PreparedKey, TimePolicy,
 };

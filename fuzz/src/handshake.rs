@@ -9,9 +9,10 @@
 //! its error) and never in answer to an alert; it stays failed; and established sessions agree
 //! on keys and on what the peers announced.
 
-use aeschat_core::{
+use aeschat_core::fernet::Key;
+use aeschat_core::session::{
     record_frame_len, write_frame, Action, Alert, Config, Derivation, Engine, Error, FrameKind,
-    HandshakeState, Incoming, Key, Role, Secret, HANDSHAKE_FRAME_LEN,
+    HandshakeState, Incoming, Role, Secret, HANDSHAKE_FRAME_LEN,
 };
 use aeschat_testkit::TestRng;
 use arbitrary::Arbitrary;

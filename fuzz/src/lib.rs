@@ -9,8 +9,9 @@
 pub mod handshake;
 pub mod reference;
 
-use aeschat_core::{
-    Config, Engine, Frame, FrameKind, Handshake, Key, Receiver, Role, Secret, Sender,
+use aeschat_core::fernet::Key;
+use aeschat_core::session::{
+    Config, Engine, Frame, FrameKind, Handshake, Receiver, Role, Secret, Sender,
 };
 use aeschat_testkit::{Pair, Side};
 use arbitrary::Arbitrary;

@@ -9,7 +9,7 @@
 //! version, length, time (only with a TTL, without overflow), HMAC, then padding.
 
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
-use aeschat_core::{Error, TimePolicy, MAX_CLOCK_SKEW};
+use aeschat_core::fernet::{Error, TimePolicy, MAX_CLOCK_SKEW};
 use base64ct::{Base64Url, Encoding};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

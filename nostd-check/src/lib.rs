@@ -19,11 +19,15 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+use aeschat_core::fernet::{
+    decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string, token_len,
+    verified_timestamp, Error, Iv, Key, Keyring, TimePolicy,
+};
 use aeschat_core::rand_core::{CryptoRng, Infallible, TryCryptoRng, TryRng};
-use aeschat_core::{
-    decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string, frame_capacity,
-    record_frame_len, token_len, verified_timestamp, Action, Config, Derivation, Engine, Error,
-    Inbox, Incoming, Iv, Key, Keyring, Role, Secret, TimePolicy,
+use aeschat_core::session;
+use aeschat_core::session::{
+    frame_capacity, record_frame_len, Action, Config, Derivation, Engine, Inbox, Incoming, Role,
+    Secret,
 };
 use core::fmt::Write;
 
@@ -399,7 +403,7 @@ fn session<R: CryptoRng>(rng: &mut R, seed: u8, password: bool) -> Result<(), i3
     let too_long = text.get(..=SESSION_MESSAGE).ok_or(16)?;
     let sender = client.sender().ok_or(17)?;
     let refused = sender.seal_text(too_long, rng, None, &mut wire);
-    let limit = Error::MessageTooLong {
+    let limit = session::Error::MessageTooLong {
         max: SESSION_MESSAGE,
     };
     ensure(refused.err() == Some(limit), 18)?;
@@ -416,7 +420,7 @@ fn session<R: CryptoRng>(rng: &mut R, seed: u8, password: bool) -> Result<(), i3
         .map_err(|_| 22)?;
     deliver(close, &mut to_client, 23)?;
     ensure(client.poll_inbox(&mut to_client) == Action::Closed, 24)?;
-    ensure(client.end_of_stream() == Error::SessionEnded, 25)?;
+    ensure(client.end_of_stream() == session::Error::SessionEnded, 25)?;
 
     // A stranger (a web browser) reaches a server: told so with an alert, then it stops.
     let mut stranger = Engine::new(config(Role::Server), rng, None);
@@ -425,7 +429,7 @@ fn session<R: CryptoRng>(rng: &mut R, seed: u8, password: bool) -> Result<(), i3
     let alert = stranger.poll_inbox(&mut inbox);
     ensure(alert == Action::Transmit(&[6, 0, 0, 0, 1, 6]), 27)?;
     let failed = stranger.poll_inbox(&mut inbox);
-    ensure(failed == Action::Failed(Error::NotAeschat), 28)
+    ensure(failed == Action::Failed(session::Error::NotAeschat), 28)
 }
 
 /// CPace (`aeschat_core::cpace`): both roles of one run, with scalars from a generator seeded by

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aeschat_core::{decrypt_buffer_len, token_len, Error, Iv, Key, Keyring, TimePolicy};
+use aeschat_core::fernet::{decrypt_buffer_len, token_len, Error, Iv, Key, Keyring, TimePolicy};
 use zeroize::Zeroize;
 
 /// The text after the options in `--help`: the command in detail, then its examples. (`-h`
@@ -149,7 +149,8 @@ fn encrypt_stdin(args: &EncryptArgs) -> Result<(), Failure> {
     let plaintext = SecretBuffer::read_all(io::stdin().lock()).map_err(Failure::ReadStdin)?;
     let iv = Iv::random()?;
     let mut out = vec![0u8; token_len(plaintext.as_slice().len())];
-    let token = aeschat_core::encrypt(&key, plaintext.as_slice(), timestamp, &iv, &mut out)?;
+    let token =
+        aeschat_core::fernet::encrypt(&key, plaintext.as_slice(), timestamp, &iv, &mut out)?;
     write_stdout(&[token.as_bytes(), b"\n"])
 }
 

@@ -13,7 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use aeschat_core::{decrypt_buffer_len, token_len, Error, Iv, Key, TimePolicy, IV_LEN};
+use aeschat_core::fernet::{decrypt_buffer_len, token_len, Error, Iv, Key, TimePolicy, IV_LEN};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -349,7 +349,7 @@ impl Case {
         match &self.expected {
             Expected::Token { src, iv } => {
                 let mut out = vec![0u8; token_len(src.len())];
-                let made = aeschat_core::encrypt(&self.key, src, self.now, iv, &mut out)
+                let made = aeschat_core::fernet::encrypt(&self.key, src, self.now, iv, &mut out)
                     .map_err(|err| format!("encrypting failed: {err}"))?;
                 match first_difference(made.as_bytes(), self.token.as_bytes()) {
                     None => Ok(()),
@@ -403,7 +403,8 @@ impl Case {
             None => TimePolicy::Unchecked,
         };
         let mut out = vec![0u8; decrypt_buffer_len(self.token.len())];
-        let plaintext = aeschat_core::decrypt(&self.key, self.token.as_bytes(), policy, &mut out)?;
+        let plaintext =
+            aeschat_core::fernet::decrypt(&self.key, self.token.as_bytes(), policy, &mut out)?;
         Ok(plaintext.to_vec())
     }
 }

@@ -5,7 +5,8 @@
 //! **Nothing here is for production.** The generators are predictable on purpose.
 //!
 //! ```
-//! use aeschat_core::{Config, Error, Key, Role, Secret};
+//! use aeschat_core::fernet::Key;
+//! use aeschat_core::session::{Config, Error, Role, Secret};
 //! use aeschat_testkit::{Got, Pair, Side};
 //!
 //! let key = Key::from_bytes([7; 32]);

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use aeschat_core::{
+use aeschat_core::session::{
     record_frame_len, Action, Config, Engine, Error, HandshakeState, Receiver, Role, Sender,
 };
 
@@ -121,7 +121,7 @@ impl<'a> End<'a> {
 /// session) is the engines' own.
 ///
 /// ```
-/// use aeschat_core::{Config, Engine, Error, Role, Secret};
+/// use aeschat_core::session::{Config, Engine, Error, Role, Secret};
 /// use aeschat_testkit::{Got, Pair, Side, TestRng};
 ///
 /// let fast = |role| Config::new(role, Secret::Password(b"hunter2")).with_insecure_iterations(1_000);

@@ -6,7 +6,8 @@
     reason = "test bookkeeping, not attacker input"
 )]
 
-use aeschat_core::{Config, Engine, Error, HandshakeState, Key, Role, Secret};
+use aeschat_core::fernet::Key;
+use aeschat_core::session::{Config, Engine, Error, HandshakeState, Role, Secret};
 use aeschat_testkit::{Got, Pair, Replay, Side, TestRng};
 use rand_core::Rng;
 

@@ -12,7 +12,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use aeschat_core::Key;
+use aeschat_core::fernet::Key;
 
 /// The workspace root.
 pub fn workspace_dir() -> PathBuf {

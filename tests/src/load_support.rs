@@ -13,8 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aeschat_core::{
-    receive, send_close, send_text, Config, Engine, Handshake, Inbox, Incoming, Iv, Receiver, Role,
+use aeschat_core::fernet::Iv;
+use aeschat_core::session;
+use aeschat_core::session::{
+    receive, send_close, send_text, Config, Engine, Handshake, Inbox, Incoming, Receiver, Role,
     Secret, Sender, SessionError, DEFAULT_FRAME_CAPACITY, HANDSHAKE_FRAME_LEN, NONCE_LEN,
 };
 
@@ -230,11 +232,11 @@ pub struct WireWriter {
 /// How many bytes of each direction are kept: both hellos and Finished messages.
 const LOG_LIMIT: usize = 256;
 
-impl aeschat_core::ErrorType for WireReader {
+impl session::ErrorType for WireReader {
     type Error = io::Error;
 }
 
-impl aeschat_core::Read for WireReader {
+impl session::Read for WireReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let read = loop {
             match self.stream.read(buf) {
@@ -248,11 +250,11 @@ impl aeschat_core::Read for WireReader {
     }
 }
 
-impl aeschat_core::ErrorType for WireWriter {
+impl session::ErrorType for WireWriter {
     type Error = io::Error;
 }
 
-impl aeschat_core::Write for WireWriter {
+impl session::Write for WireWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let written = self.stream.write(buf)?;
         let keep = written.min(LOG_LIMIT.saturating_sub(self.log.len()));
@@ -305,7 +307,7 @@ impl TestPeer {
         }
         let mut frames = Inbox::new(vec![0u8; DEFAULT_FRAME_CAPACITY].into_boxed_slice());
         let mut engine = Engine::new(config, &mut OsRng, Some(unix_now()));
-        aeschat_core::handshake(&mut reader, &mut writer, &mut frames, &mut engine)?;
+        session::handshake(&mut reader, &mut writer, &mut frames, &mut engine)?;
         let (sender, receiver) = engine.split()?;
         Ok(TestPeer {
             stream,
@@ -314,7 +316,7 @@ impl TestPeer {
             sender,
             receiver,
             frames,
-            record: vec![0; aeschat_core::record_frame_len(aeschat_core::MAX_MESSAGE_LEN)],
+            record: vec![0; session::record_frame_len(session::MAX_MESSAGE_LEN)],
         })
     }
 

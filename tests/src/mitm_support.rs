@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use aeschat_core::FRAME_HEADER_LEN;
+use aeschat_core::session::FRAME_HEADER_LEN;
 
 /// How long the proxy waits for anything: a connection, a frame, the end of a session.
 pub const PATIENCE: Duration = Duration::from_secs(30);

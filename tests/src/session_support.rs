@@ -10,10 +10,12 @@ use std::convert::Infallible;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use aeschat_core::fernet::{Iv, Key};
 use aeschat_core::rand_core::{TryCryptoRng, TryRng};
-use aeschat_core::{
-    Config, Engine, Error, Frame, FrameKind, Handshake, Inbox, Incoming, Iv, Key, Read, Receiver,
-    Role, Secret, Sender, SessionError, Write, DEFAULT_FRAME_CAPACITY, FRAME_HEADER_LEN,
+use aeschat_core::session;
+use aeschat_core::session::{
+    Config, Engine, Error, Frame, FrameKind, Handshake, Inbox, Incoming, Read, Receiver, Role,
+    Secret, Sender, SessionError, Write, DEFAULT_FRAME_CAPACITY, FRAME_HEADER_LEN,
     HANDSHAKE_FRAME_LEN,
 };
 pub use aeschat_testkit::{Got, Outcome, Pair, Replay, Side, TestRng};
@@ -186,7 +188,7 @@ pub fn receive<R: Read>(
     reader: &mut R,
     frames: &mut Frames,
 ) -> Result<Got, SessionError<R::Error>> {
-    Ok(match aeschat_core::receive(receiver, reader, frames)? {
+    Ok(match session::receive(receiver, reader, frames)? {
         Incoming::Text(text) => Got::Text(text.to_vec()),
         Incoming::Closed => Got::Closed,
     })
@@ -276,13 +278,13 @@ where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {
     let mut engine = Engine::from_handshake(handshake);
-    aeschat_core::handshake(reader, writer, frames, &mut engine)?;
+    session::handshake(reader, writer, frames, &mut engine)?;
     Ok(Established(engine))
 }
 
 /// Seals a text with a time and an IV made from `n`.
 pub fn seal(sender: &mut Sender, text: &[u8], n: u8) -> Vec<u8> {
-    let mut out = vec![0u8; aeschat_core::record_frame_len(text.len())];
+    let mut out = vec![0u8; session::record_frame_len(text.len())];
     sender
         .seal_text(
             text,
@@ -296,7 +298,7 @@ pub fn seal(sender: &mut Sender, text: &[u8], n: u8) -> Vec<u8> {
 
 /// Seals the close.
 pub fn seal_close(sender: &mut Sender) -> Vec<u8> {
-    let mut out = vec![0u8; aeschat_core::record_frame_len(0)];
+    let mut out = vec![0u8; session::record_frame_len(0)];
     sender
         .seal_close(&mut fixed_iv([0xCC; 16]), Some(1_700_000_999), &mut out)
         .expect("the close is sealed")
@@ -391,7 +393,7 @@ pub struct Message {
 pub fn seal_message(sender: &mut Sender, message: &Message) -> Vec<u8> {
     let mut iv = fixed_iv(message.iv);
     let len = message.text.as_deref().map_or(0, str::len);
-    let mut out = vec![0u8; aeschat_core::record_frame_len(len)];
+    let mut out = vec![0u8; session::record_frame_len(len)];
     let frame = match &message.text {
         Some(text) => sender.seal_text(text.as_bytes(), &mut iv, Some(message.time), &mut out),
         None => sender.seal_close(&mut iv, Some(message.time), &mut out),
@@ -469,11 +471,11 @@ pub enum PipeError {
     TimedOut,
 }
 
-impl aeschat_core::TransportError for PipeError {
-    fn kind(&self) -> aeschat_core::ErrorKind {
+impl session::TransportError for PipeError {
+    fn kind(&self) -> session::ErrorKind {
         match self {
-            PipeError::Broken => aeschat_core::ErrorKind::BrokenPipe,
-            PipeError::TimedOut => aeschat_core::ErrorKind::TimedOut,
+            PipeError::Broken => session::ErrorKind::BrokenPipe,
+            PipeError::TimedOut => session::ErrorKind::TimedOut,
         }
     }
 }
@@ -563,7 +565,7 @@ impl Drop for PipeReader {
     }
 }
 
-impl aeschat_core::ErrorType for PipeReader {
+impl session::ErrorType for PipeReader {
     type Error = PipeError;
 }
 
@@ -591,7 +593,7 @@ impl Read for PipeReader {
     }
 }
 
-impl aeschat_core::ErrorType for PipeWriter {
+impl session::ErrorType for PipeWriter {
     type Error = PipeError;
 }
 
@@ -701,7 +703,7 @@ impl ScriptedReader {
     }
 }
 
-impl aeschat_core::ErrorType for ScriptedReader {
+impl session::ErrorType for ScriptedReader {
     type Error = Infallible;
 }
 

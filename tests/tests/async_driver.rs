@@ -10,10 +10,11 @@ use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
+use aeschat_core::asynch;
+use aeschat_core::fernet::IvPool;
 use aeschat_core::rand_core::UnwrapErr;
-use aeschat_core::{
-    asynch, record_frame_len, Config, Engine, Error, Inbox, Incoming, IvPool, Role, Secret,
-    DEFAULT_FRAME_CAPACITY,
+use aeschat_core::session::{
+    record_frame_len, Config, Engine, Error, Inbox, Incoming, Role, Secret, DEFAULT_FRAME_CAPACITY,
 };
 use embedded_io_async::{ErrorType, Read, Write};
 
@@ -151,10 +152,10 @@ async fn side(
     Ok(seen)
 }
 
-fn protocol(error: aeschat_core::SessionError<Infallible>) -> Error {
+fn protocol(error: aeschat_core::session::SessionError<Infallible>) -> Error {
     match error {
-        aeschat_core::SessionError::Protocol(error) => error,
-        aeschat_core::SessionError::Transport(never) => match never {},
+        aeschat_core::session::SessionError::Protocol(error) => error,
+        aeschat_core::session::SessionError::Transport(never) => match never {},
     }
 }
 

@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aeschat_core::{Error, Role, Secret, SessionError};
+use aeschat_core::session::{Error, Role, Secret, SessionError};
 use chat_support::*;
 use load_support::*;
 use socket2::{Domain, Socket, Type};

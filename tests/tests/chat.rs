@@ -9,7 +9,7 @@
 use aeschat_tests::chat_support;
 use aeschat_tests::cli_support;
 
-use aeschat_core::MAX_MESSAGE_LEN;
+use aeschat_core::session::MAX_MESSAGE_LEN;
 use chat_support::*;
 use cli_support::XorShift;
 

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aeschat_core::{decrypt, token_len, verified_timestamp, Error, Key, TimePolicy};
+use aeschat_core::fernet::{decrypt, token_len, verified_timestamp, Error, Key, TimePolicy};
 use cli_support::{extended_vectors_dir, official_vectors_dir, run, ScratchDir, XorShift};
 use serde_json::Value;
 

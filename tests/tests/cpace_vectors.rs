@@ -355,8 +355,8 @@ fn invalid_shares_are_refused_by_both_roles() {
             assert_eq!(err, expected, "{}, {role:?}", case.desc);
             // Into the core's error for the handshake: a malformed message.
             assert_eq!(
-                aeschat_core::Error::from(err),
-                aeschat_core::Error::UnexpectedMessage
+                aeschat_core::session::Error::from(err),
+                aeschat_core::session::Error::UnexpectedMessage
             );
         }
     }

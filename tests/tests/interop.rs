@@ -10,7 +10,7 @@ use aeschat_tests::cli_support;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use aeschat_core::{token_len, verified_timestamp, Key};
+use aeschat_core::fernet::{token_len, verified_timestamp, Key};
 use cli_support::{run, ScratchDir, XorShift};
 use serde_json::{json, Value};
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aeschat_core::{Action, Config, Engine, Role, Secret, Step, HANDSHAKE_FRAME_LEN};
+use aeschat_core::session::{Action, Config, Engine, Role, Secret, Step, HANDSHAKE_FRAME_LEN};
 use chat_support::*;
 use load_support::*;
 

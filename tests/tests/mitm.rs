@@ -30,7 +30,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aeschat_core::{encrypt, Alert, Iv, Key, FRAME_HEADER_LEN, NONCE_LEN};
+use aeschat_core::fernet::{encrypt, Iv, Key};
+use aeschat_core::session::{Alert, FRAME_HEADER_LEN, NONCE_LEN};
 use chat_support::{start_client_with, start_server, Files, Peer};
 use cli_support::XorShift;
 use mitm_support::{Attack, Direction, Fault, Proxy, PATIENCE};

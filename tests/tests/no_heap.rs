@@ -11,7 +11,7 @@ use std::hint::black_box;
 
 use counting_allocator::allocations_during;
 
-use aeschat_core::{
+use aeschat_core::fernet::{
     decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string, token_len,
     verified_timestamp, Error, Iv, Key, Keyring, TimePolicy,
 };

@@ -1,7 +1,7 @@
 //! Property tests of the core's token API: round trips, the time rule, tamper detection, garbage
 //! input, transactional buffer errors, sizes and key rings, each over random inputs.
 
-use aeschat_core::{
+use aeschat_core::fernet::{
     ciphertext_len, decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string,
     token_len, verified_timestamp, Error, Iv, Key, Keyring, TimePolicy, MAX_CLOCK_SKEW,
 };

@@ -21,7 +21,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aeschat_core::{Key, Role, Secret};
+use aeschat_core::fernet::Key;
+use aeschat_core::session::{Role, Secret};
 use chat_support::*;
 use cli_support::{aeschat_binary, run, XorShift};
 use load_support::*;

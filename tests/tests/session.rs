@@ -8,7 +8,7 @@ use aeschat_tests::session_support;
 
 use std::sync::OnceLock;
 
-use aeschat_core::{
+use aeschat_core::session::{
     frame_capacity, record_frame_len, send_close, send_text, Config, Error, FrameKind, Handshake,
     HandshakeState, Role, Secret, SessionError, DEFAULT_FRAME_CAPACITY, HANDSHAKE_FRAME_LEN,
     MAX_ITERATIONS, MAX_MESSAGE_LEN,
@@ -493,11 +493,11 @@ fn the_default_client_accepts_the_default_work_factor_and_nothing_less() {
     let secret = Secret::Password(PASSWORD);
     assert_eq!(
         Config::new(Role::Client, secret).iterations(),
-        aeschat_core::DEFAULT_ITERATIONS
+        aeschat_core::session::DEFAULT_ITERATIONS
     );
     for (announced, accepted) in [
-        (aeschat_core::DEFAULT_ITERATIONS, true),
-        (aeschat_core::DEFAULT_ITERATIONS - 1, false),
+        (aeschat_core::session::DEFAULT_ITERATIONS, true),
+        (aeschat_core::session::DEFAULT_ITERATIONS - 1, false),
     ] {
         let mut client = Handshake::new(Config::new(Role::Client, secret), CLIENT_NONCE, None);
         let mut server = Handshake::new(
@@ -515,7 +515,7 @@ fn the_default_client_accepts_the_default_work_factor_and_nothing_less() {
                 result,
                 Err(Error::IterationsTooLow {
                     announced,
-                    minimum: aeschat_core::DEFAULT_ITERATIONS
+                    minimum: aeschat_core::session::DEFAULT_ITERATIONS
                 })
             );
         }
@@ -745,7 +745,7 @@ fn a_too_small_handshake_buffer_names_the_size_needed_and_the_retry_completes() 
 
     let mut out = [0u8; 5];
     assert_eq!(
-        aeschat_core::Alert::Busy.write(&mut out).err(),
+        aeschat_core::session::Alert::Busy.write(&mut out).err(),
         Some(Error::BufferTooSmall { required: 6 })
     );
 }
@@ -1050,8 +1050,8 @@ fn records_after_a_derivation_in_slices(slice: Option<u32>) -> (Vec<u8>, Vec<u8>
         None => side.derive_keys().unwrap(),
         Some(slice) => loop {
             match side.derive_keys_in_steps(slice).unwrap() {
-                aeschat_core::Derivation::Done => break,
-                aeschat_core::Derivation::InProgress { .. } => slices += 1,
+                aeschat_core::session::Derivation::Done => break,
+                aeschat_core::session::Derivation::InProgress { .. } => slices += 1,
             }
         },
     };

@@ -9,10 +9,10 @@ use aeschat_tests::session_support;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 
-use aeschat_core::{
-    encrypt, frame_capacity, token_len, Action, Alert, Engine, Error, Frame, FrameKind, Handshake,
-    HandshakeState, Inbox, Iv, Key, Receiver, Secret, SessionError, DEFAULT_FRAME_CAPACITY,
-    MAX_ITERATIONS,
+use aeschat_core::fernet::{encrypt, token_len, Iv, Key};
+use aeschat_core::session::{
+    frame_capacity, Action, Alert, Engine, Error, Frame, FrameKind, Handshake, HandshakeState,
+    Inbox, Receiver, Secret, SessionError, DEFAULT_FRAME_CAPACITY, MAX_ITERATIONS,
 };
 use proptest::prelude::*;
 use session_support::*;

@@ -15,9 +15,9 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use aeschat_core::{
-    record_frame_len, Action, Config, Engine, Error, FrameKind, Handshake, Incoming, Key, Role,
-    Secret,
+use aeschat_core::fernet::Key;
+use aeschat_core::session::{
+    record_frame_len, Action, Config, Engine, Error, FrameKind, Handshake, Incoming, Role, Secret,
 };
 use serde::{Deserialize, Serialize};
 use session_support::{

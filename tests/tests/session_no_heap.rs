@@ -19,10 +19,11 @@ use std::sync::{Arc, Barrier, Condvar, Mutex};
 
 use counting_allocator::allocations_during;
 
+use aeschat_core::fernet::Key;
 use aeschat_core::rand_core::{TryCryptoRng, TryRng};
-use aeschat_core::{
+use aeschat_core::session::{
     frame_capacity, handshake, receive, record_frame_len, send_close, send_text, Action, Config,
-    Engine, Error, Inbox, Incoming, Key, Read, Receiver, Role, Secret, Sender, SessionError, Write,
+    Engine, Error, Inbox, Incoming, Read, Receiver, Role, Secret, Sender, SessionError, Write,
 };
 use aeschat_testkit::TestRng;
 
@@ -138,7 +139,7 @@ impl Ring {
 struct RingWriter<'a>(&'a RefCell<Ring>);
 struct RingReader<'a>(&'a RefCell<Ring>);
 
-impl aeschat_core::ErrorType for RingWriter<'_> {
+impl aeschat_core::session::ErrorType for RingWriter<'_> {
     type Error = Infallible;
 }
 
@@ -152,7 +153,7 @@ impl Write for RingWriter<'_> {
     }
 }
 
-impl aeschat_core::ErrorType for RingReader<'_> {
+impl aeschat_core::session::ErrorType for RingReader<'_> {
     type Error = Infallible;
 }
 
@@ -470,7 +471,7 @@ impl BlockingRing {
 struct BlockingWriter(Arc<BlockingRing>);
 struct BlockingReader(Arc<BlockingRing>);
 
-impl aeschat_core::ErrorType for BlockingWriter {
+impl aeschat_core::session::ErrorType for BlockingWriter {
     type Error = Infallible;
 }
 
@@ -493,7 +494,7 @@ impl Write for BlockingWriter {
     }
 }
 
-impl aeschat_core::ErrorType for BlockingReader {
+impl aeschat_core::session::ErrorType for BlockingReader {
     type Error = Infallible;
 }
 

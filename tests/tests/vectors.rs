@@ -6,7 +6,7 @@
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
-use aeschat_core::{
+use aeschat_core::fernet::{
     decrypt, decrypt_buffer_len, decrypt_in_place, encrypt, encrypt_to_string, token_len,
     verified_timestamp, Error, Iv, Key, Keyring, TimePolicy,
 };

@@ -16,7 +16,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use aeschat_core::{Key, PreparedKey};
+use aeschat_core::fernet::{Key, PreparedKey};
 use sha2::digest::common::hazmat::SerializableState;
 use sha2::{Digest, Sha256};
 

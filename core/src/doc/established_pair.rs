@@ -26,8 +26,12 @@ impl TryRng for Os {
 impl TryCryptoRng for Os {}
 
 /// A client and a server engine that have completed their handshake with each other.
-fn established_pair() -> (aeschat_core::Engine<'static>, aeschat_core::Engine<'static>) {
-    use aeschat_core::{Action, Config, Engine, Key, Role, Secret};
+fn established_pair() -> (
+    aeschat_core::session::Engine<'static>,
+    aeschat_core::session::Engine<'static>,
+) {
+    use aeschat_core::fernet::Key;
+    use aeschat_core::session::{Action, Config, Engine, Role, Secret};
     static KEY: Key = Key::from_bytes([7; 32]);
     let config = |role| Config::new(role, Secret::PreSharedKey(&KEY));
     let mut client = Engine::new(config(Role::Client), &mut Os, None);
@@ -41,13 +45,14 @@ fn established_pair() -> (aeschat_core::Engine<'static>, aeschat_core::Engine<'s
 }
 
 /// One poll of `engine` on `input`, whose transmitted bytes go to `output`.
-fn pump(engine: &mut aeschat_core::Engine<'_>, input: &mut Vec<u8>, output: &mut Vec<u8>) {
+fn pump(engine: &mut aeschat_core::session::Engine<'_>, input: &mut Vec<u8>, output: &mut Vec<u8>) {
+    use aeschat_core::session::Action;
     let step = engine.poll(input);
     let discard = step.discard;
     match step.action {
-        aeschat_core::Action::Transmit(bytes) => output.extend_from_slice(bytes),
-        aeschat_core::Action::DeriveKeys => while engine.derive_keys(u32::MAX).is_in_progress() {},
-        aeschat_core::Action::Established | aeschat_core::Action::NeedInput => {}
+        Action::Transmit(bytes) => output.extend_from_slice(bytes),
+        Action::DeriveKeys => while engine.derive_keys(u32::MAX).is_in_progress() {},
+        Action::Established | Action::NeedInput => {}
         other => panic!("{other:?}"),
     }
     input.drain(..discard);

@@ -4,7 +4,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aeschat_core::{Receiver, Role, Sender};
+use aeschat_core::session::{Receiver, Role, Sender};
 
 use super::conversation::{self, Ending, Inbox};
 use super::events::Events;

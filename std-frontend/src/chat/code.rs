@@ -35,7 +35,7 @@ pub(super) struct Code {
 pub(super) fn generate(room: u32, words: u8) -> Result<SecretBytes, Failure> {
     let mut random = SecretBytes::new(vec![0u8; 2 * usize::from(words)]);
     getrandom::fill(random.as_mut_vec())
-        .map_err(|_| Failure::other(aeschat_core::Error::Randomness.to_string()))?;
+        .map_err(|_| Failure::other(aeschat_core::session::Error::Randomness.to_string()))?;
     // Sized up front so the text never reallocates (which would leave a copy unwiped).
     let mut code = SecretBytes::with_capacity(8 + 8 * usize::from(words));
     let mut text = String::with_capacity(8);

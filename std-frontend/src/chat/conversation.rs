@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use std::io::Write;
 
-use aeschat_core::{
-    receive, record_frame_len, Error, Incoming, IvPool, Receiver, Sender, SessionError,
+use aeschat_core::fernet::IvPool;
+use aeschat_core::session::{
+    receive, record_frame_len, Error, Incoming, Receiver, Sender, SessionError,
     DEFAULT_FRAME_CAPACITY, MAX_MESSAGE_LEN,
 };
 use embedded_io_adapters::std::FromStd;
@@ -33,7 +34,7 @@ use super::Failure;
 /// longest frame (about 87 KiB, so it lives on the heap). Reads land here and records are
 /// decrypted where they lie. The same inbox serves the handshake and then the conversation, so
 /// nothing read ahead is lost.
-pub(super) type Inbox = aeschat_core::Inbox<Box<[u8]>>;
+pub(super) type Inbox = aeschat_core::session::Inbox<Box<[u8]>>;
 
 /// An empty inbox for one connection.
 pub(super) fn new_inbox() -> Inbox {

@@ -9,7 +9,7 @@
 
 use std::io::{self, IsTerminal};
 
-use aeschat_core::MAX_MESSAGE_LEN;
+use aeschat_core::session::MAX_MESSAGE_LEN;
 use rustyline::error::ReadlineError;
 use rustyline::history::MemHistory;
 use rustyline::{Config, Editor};

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-use aeschat_core::{SessionError, MAX_MESSAGE_LEN};
+use aeschat_core::session::{SessionError, MAX_MESSAGE_LEN};
 use zeroize::Zeroize;
 
 use super::editor::LineEditor;

@@ -4,8 +4,9 @@
 use std::io::{Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aeschat_core::{
-    Action, Config, Engine, Error, HandshakeState, IvPool, Receiver, Role, Sender, SessionError,
+use aeschat_core::fernet::IvPool;
+use aeschat_core::session::{
+    Action, Config, Engine, Error, HandshakeState, Receiver, Role, Sender, SessionError,
     DEFAULT_ITERATIONS,
 };
 

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use aeschat_core::{Error, SessionError, MAX_ITERATIONS};
+use aeschat_core::session::{Error, SessionError, MAX_ITERATIONS};
 
 use net::Endpoint;
 pub use passphrase::{passphrase, PassphraseArgs};

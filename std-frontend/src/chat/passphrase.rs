@@ -79,7 +79,7 @@ fn print_line(passphrase: &str) -> Result<(), Failure> {
 fn generate(count: u8) -> Result<String, Failure> {
     let mut random = vec![0u8; 2 * usize::from(count)];
     getrandom::fill(&mut random)
-        .map_err(|_| Failure::other(aeschat_core::Error::Randomness.to_string()))?;
+        .map_err(|_| Failure::other(aeschat_core::session::Error::Randomness.to_string()))?;
     let words: Vec<&str> = random
         .chunks_exact(2)
         .map(|pair| {

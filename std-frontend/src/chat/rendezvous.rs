@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use aeschat_core::relay::{Answer, Hello, RelayError, RELAY_MESSAGE_LEN};
-use aeschat_core::{Receiver, Role, Sender};
+use aeschat_core::session::{Receiver, Role, Sender};
 
 use super::code::{self, BITS_PER_WORD, DEFAULT_CODE_WORDS};
 use super::conversation::{self, Ending, Inbox};

@@ -7,7 +7,8 @@ use std::io::{self, IsTerminal, Read};
 use std::ops::Deref;
 use std::path::Path;
 
-use aeschat_core::{Key, Secret};
+use aeschat_core::fernet::Key;
+use aeschat_core::session::Secret;
 use zeroize::Zeroize;
 
 use super::terminal;

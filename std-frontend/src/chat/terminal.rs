@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::io::{self, IsTerminal, Write};
 use std::sync::{Mutex, OnceLock};
 
-use aeschat_core::MAX_MESSAGE_LEN;
+use aeschat_core::session::MAX_MESSAGE_LEN;
 use rustyline::ExternalPrinter;
 use unicode_general_category::{get_general_category, GeneralCategory};
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aeschat_core::{Alert, Error, Role};
+use aeschat_core::session::{Alert, Error, Role};
 
 use super::super::conversation;
 use super::super::events::Handover;

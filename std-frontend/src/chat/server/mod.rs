@@ -14,7 +14,7 @@ mod log;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use aeschat_core::{Error, Receiver, Sender};
+use aeschat_core::session::{Error, Receiver, Sender};
 
 use super::conversation::{self, Ending, Inbox};
 use super::events::Events;
