@@ -54,6 +54,25 @@ use crate::session::Error;
 pub const ITERATIONS_PER_YIELD: u32 = 1_000;
 
 /// Runs the handshake to completion; see the blocking [`crate::session::handshake`].
+///
+/// ```
+/// # include!("doc/established_pair.rs");
+/// # include!("doc/async_sink.rs");
+/// # fn main() {
+/// use aeschat_core::asynch;
+/// use aeschat_core::fernet::Key;
+/// use aeschat_core::session::{Config, Engine, Error, Inbox, Role, Secret};
+/// let key = Key::from_bytes([7; 32]);
+/// let config = Config::new(Role::Server, Secret::PreSharedKey(&key));
+/// let mut server = Engine::new(config, &mut Os, None);
+/// let mut inbox = Inbox::new(vec![0u8; server.input_capacity()]);
+/// // A stranger calls: it is told so (alert 6) and the handshake ends.
+/// let (mut from_caller, mut to_caller): (&[u8], _) = (b"GET / HTTP/1.1\r\n", Sink(Vec::new()));
+/// let result = futures_executor::block_on(asynch::handshake(&mut from_caller, &mut to_caller, &mut inbox, &mut server));
+/// assert_eq!(result, Err(Error::NotAeschat.into()));
+/// assert_eq!(to_caller.0, [6, 0, 0, 0, 1, 6]);
+/// # }
+/// ```
 pub async fn handshake<R, W, B>(
     reader: &mut R,
     writer: &mut W,
@@ -70,6 +89,27 @@ where
 
 /// Runs the handshake with a say before the key derivation; see the blocking
 /// [`crate::session::handshake_admitting`].
+///
+/// ```
+/// # include!("doc/established_pair.rs");
+/// # include!("doc/async_sink.rs");
+/// # fn main() {
+/// use aeschat_core::asynch;
+/// use aeschat_core::fernet::Key;
+/// use aeschat_core::session::{Config, Engine, Error, Inbox, Role, Secret};
+/// let key = Key::from_bytes([7; 32]);
+/// let config = Config::new(Role::Server, Secret::PreSharedKey(&key));
+/// let mut server = Engine::new(config, &mut Os, None);
+/// let mut inbox = Inbox::new(vec![0u8; server.input_capacity()]);
+/// // A stranger calls: it is told so (alert 6) and the handshake ends.
+/// let (mut from_caller, mut to_caller): (&[u8], _) = (b"GET / HTTP/1.1\r\n", Sink(Vec::new()));
+/// let result = futures_executor::block_on(asynch::handshake_admitting(
+///     &mut from_caller, &mut to_caller, &mut inbox, &mut server, || Ok(()),
+/// ));
+/// assert_eq!(result, Err(Error::NotAeschat.into()));
+/// assert_eq!(to_caller.0, [6, 0, 0, 0, 1, 6]);
+/// # }
+/// ```
 pub async fn handshake_admitting<R, W, B>(
     reader: &mut R,
     writer: &mut W,
@@ -114,6 +154,32 @@ where
 }
 
 /// Seals `text` and writes the record; see [`Sender::seal_text`].
+///
+/// ```
+/// # include!("doc/established_pair.rs");
+/// # include!("doc/async_sink.rs");
+/// # fn main() -> Result<(), aeschat_core::session::SessionError<core::convert::Infallible>> {
+/// use aeschat_core::asynch;
+/// use aeschat_core::session::{record_frame_len, Inbox, Incoming, DEFAULT_FRAME_CAPACITY};
+/// let (mut client, mut server) = established_pair();
+/// let (mut sender, _) = client.split()?;
+/// let (_, mut receiver) = server.split()?;
+/// futures_executor::block_on(async {
+///     let mut wire = Sink(Vec::new());
+///     let mut out = [0u8; record_frame_len(64)];
+///     asynch::send_text(&mut sender, &mut wire, b"hello", &mut Os, None, &mut out).await?;
+///     asynch::send_close(&mut sender, &mut wire, &mut Os, None, &mut out).await?;
+///
+///     let mut inbox = Inbox::new(vec![0u8; DEFAULT_FRAME_CAPACITY]);
+///     let mut reader: &[u8] = &wire.0;
+///     let first = asynch::receive(&mut receiver, &mut reader, &mut inbox).await?;
+///     assert_eq!(first, Incoming::Text(b"hello"));
+///     let second = asynch::receive(&mut receiver, &mut reader, &mut inbox).await?;
+///     assert_eq!(second, Incoming::Closed);
+///     Ok(())
+/// })
+/// # }
+/// ```
 pub async fn send_text<W: Write, G: TryCryptoRng + ?Sized>(
     sender: &mut Sender,
     writer: &mut W,
@@ -128,6 +194,32 @@ pub async fn send_text<W: Write, G: TryCryptoRng + ?Sized>(
 }
 
 /// Writes the authenticated close; see [`Sender::seal_close`].
+///
+/// ```
+/// # include!("doc/established_pair.rs");
+/// # include!("doc/async_sink.rs");
+/// # fn main() -> Result<(), aeschat_core::session::SessionError<core::convert::Infallible>> {
+/// use aeschat_core::asynch;
+/// use aeschat_core::session::{record_frame_len, Inbox, Incoming, DEFAULT_FRAME_CAPACITY};
+/// let (mut client, mut server) = established_pair();
+/// let (mut sender, _) = client.split()?;
+/// let (_, mut receiver) = server.split()?;
+/// futures_executor::block_on(async {
+///     let mut wire = Sink(Vec::new());
+///     let mut out = [0u8; record_frame_len(64)];
+///     asynch::send_text(&mut sender, &mut wire, b"hello", &mut Os, None, &mut out).await?;
+///     asynch::send_close(&mut sender, &mut wire, &mut Os, None, &mut out).await?;
+///
+///     let mut inbox = Inbox::new(vec![0u8; DEFAULT_FRAME_CAPACITY]);
+///     let mut reader: &[u8] = &wire.0;
+///     let first = asynch::receive(&mut receiver, &mut reader, &mut inbox).await?;
+///     assert_eq!(first, Incoming::Text(b"hello"));
+///     let second = asynch::receive(&mut receiver, &mut reader, &mut inbox).await?;
+///     assert_eq!(second, Incoming::Closed);
+///     Ok(())
+/// })
+/// # }
+/// ```
 pub async fn send_close<W: Write, G: TryCryptoRng + ?Sized>(
     sender: &mut Sender,
     writer: &mut W,
@@ -142,6 +234,32 @@ pub async fn send_close<W: Write, G: TryCryptoRng + ?Sized>(
 
 /// Waits for the next record and opens it where it lies in `inbox`; see the blocking
 /// [`crate::session::receive`].
+///
+/// ```
+/// # include!("doc/established_pair.rs");
+/// # include!("doc/async_sink.rs");
+/// # fn main() -> Result<(), aeschat_core::session::SessionError<core::convert::Infallible>> {
+/// use aeschat_core::asynch;
+/// use aeschat_core::session::{record_frame_len, Inbox, Incoming, DEFAULT_FRAME_CAPACITY};
+/// let (mut client, mut server) = established_pair();
+/// let (mut sender, _) = client.split()?;
+/// let (_, mut receiver) = server.split()?;
+/// futures_executor::block_on(async {
+///     let mut wire = Sink(Vec::new());
+///     let mut out = [0u8; record_frame_len(64)];
+///     asynch::send_text(&mut sender, &mut wire, b"hello", &mut Os, None, &mut out).await?;
+///     asynch::send_close(&mut sender, &mut wire, &mut Os, None, &mut out).await?;
+///
+///     let mut inbox = Inbox::new(vec![0u8; DEFAULT_FRAME_CAPACITY]);
+///     let mut reader: &[u8] = &wire.0;
+///     let first = asynch::receive(&mut receiver, &mut reader, &mut inbox).await?;
+///     assert_eq!(first, Incoming::Text(b"hello"));
+///     let second = asynch::receive(&mut receiver, &mut reader, &mut inbox).await?;
+///     assert_eq!(second, Incoming::Closed);
+///     Ok(())
+/// })
+/// # }
+/// ```
 pub async fn receive<'i, R: Read, B>(
     receiver: &mut Receiver,
     reader: &mut R,

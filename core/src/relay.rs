@@ -31,6 +31,12 @@ pub const RELAY_MESSAGE_LEN: usize = RELAY_MAGIC.len() + 1 + 1 + 4;
 pub const MAX_ROOM: u32 = 999_999;
 
 /// What a client sends first, once.
+///
+/// ```
+/// use aeschat_core::relay::Hello;
+/// let hello = Hello::Join { room: 417 };
+/// assert_eq!(Hello::parse(&hello.to_bytes()), Ok(hello));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Hello {
@@ -48,6 +54,13 @@ pub enum Hello {
 /// What a relay answers. After [`Answer::PairedAsServer`] or [`Answer::PairedAsClient`] every
 /// further byte is the other client's; after any other answer but [`Answer::Waiting`], the
 /// relay closes the connection.
+///
+/// ```
+/// use aeschat_core::relay::Answer;
+/// let answer = Answer::PairedAsClient { room: 417 };
+/// assert_eq!(Answer::parse(&answer.to_bytes()), Ok(answer));
+/// assert!(!answer.is_refusal());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Answer {
@@ -90,6 +103,12 @@ pub enum Answer {
 }
 
 /// Why bytes are not a relay message.
+///
+/// ```
+/// use aeschat_core::relay::{Hello, RelayError};
+/// assert_eq!(Hello::parse(b"GET / HTTP/1.1\r\n"), Err(RelayError::NotRelay));
+/// assert_eq!(Hello::parse(b"aeschRLY"), Err(RelayError::Short));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RelayError {
@@ -176,6 +195,12 @@ fn decode(bytes: &[u8]) -> Result<(u8, u32), RelayError> {
 
 /// True when `prefix` could still become a relay message (its bytes agree with the magic so
 /// far): a relay can refuse junk at its first wrong byte instead of waiting for 14.
+///
+/// ```
+/// use aeschat_core::relay::could_be_message;
+/// assert!(could_be_message(b"aesch"));
+/// assert!(!could_be_message(b"GET"));
+/// ```
 pub fn could_be_message(prefix: &[u8]) -> bool {
     prefix
         .iter()
@@ -185,6 +210,12 @@ pub fn could_be_message(prefix: &[u8]) -> bool {
 
 impl Hello {
     /// The message's bytes.
+    ///
+    /// ```
+    /// use aeschat_core::relay::{Hello, RELAY_MAGIC, RELAY_MESSAGE_LEN};
+    /// let bytes = Hello::Open.to_bytes();
+    /// assert_eq!((bytes.len(), &bytes[..8]), (RELAY_MESSAGE_LEN, &RELAY_MAGIC[..]));
+    /// ```
     pub fn to_bytes(self) -> [u8; RELAY_MESSAGE_LEN] {
         match self {
             Hello::Open => encode(HELLO_OPEN, 0),
@@ -193,6 +224,13 @@ impl Hello {
     }
 
     /// Parses the first [`RELAY_MESSAGE_LEN`] bytes of `bytes`.
+    ///
+    /// ```
+    /// use aeschat_core::relay::{Hello, RelayError, MAX_ROOM};
+    /// assert_eq!(Hello::parse(&Hello::Open.to_bytes()), Ok(Hello::Open));
+    /// let beyond = Hello::Join { room: MAX_ROOM + 1 }.to_bytes();
+    /// assert_eq!(Hello::parse(&beyond), Err(RelayError::Malformed));
+    /// ```
     pub fn parse(bytes: &[u8]) -> Result<Hello, RelayError> {
         match decode(bytes)? {
             (HELLO_OPEN, 0) => Ok(Hello::Open),
@@ -206,6 +244,11 @@ impl Hello {
 
 impl Answer {
     /// The message's bytes.
+    ///
+    /// ```
+    /// use aeschat_core::relay::{Answer, RELAY_MESSAGE_LEN};
+    /// assert_eq!(Answer::Busy.to_bytes().len(), RELAY_MESSAGE_LEN);
+    /// ```
     pub fn to_bytes(self) -> [u8; RELAY_MESSAGE_LEN] {
         match self {
             Answer::Waiting { room } => encode(ANSWER_WAITING, room),
@@ -222,6 +265,14 @@ impl Answer {
     }
 
     /// Parses the first [`RELAY_MESSAGE_LEN`] bytes of `bytes`.
+    ///
+    /// ```
+    /// use aeschat_core::relay::{Answer, Hello, RelayError};
+    /// let waiting = Answer::Waiting { room: 12 };
+    /// assert_eq!(Answer::parse(&waiting.to_bytes()), Ok(waiting));
+    /// // A hello is no answer.
+    /// assert_eq!(Answer::parse(&Hello::Open.to_bytes()), Err(RelayError::Malformed));
+    /// ```
     pub fn parse(bytes: &[u8]) -> Result<Answer, RelayError> {
         let (kind, number) = decode(bytes)?;
         let answer = match (kind, number) {
@@ -247,6 +298,12 @@ impl Answer {
     }
 
     /// True for the answers after which the relay closes the connection.
+    ///
+    /// ```
+    /// use aeschat_core::relay::Answer;
+    /// assert!(Answer::RoomFull.is_refusal());
+    /// assert!(!Answer::Waiting { room: 3 }.is_refusal());
+    /// ```
     pub fn is_refusal(self) -> bool {
         !matches!(
             self,

@@ -6,8 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aeschat_core::fernet::IvPool;
 use aeschat_core::session::{
-    Action, Config, Engine, Error, HandshakeState, Receiver, Role, Sender, SessionError,
-    DEFAULT_ITERATIONS,
+    Action, Config, Engine, Error, Receiver, Role, Sender, SessionError, DEFAULT_ITERATIONS,
 };
 
 use super::allocations;
@@ -46,10 +45,19 @@ pub(super) fn establish(
         Engine::try_new(config, &mut os, unix_now()).map_err(SessionError::Protocol)?;
     loop {
         match engine.poll_inbox(inbox) {
-            Action::Transmit(bytes) => writer
-                .write_all(bytes)
-                .and_then(|()| writer.flush())
-                .map_err(SessionError::Transport)?,
+            Action::Transmit(bytes) => {
+                // A server transmits only in answer to a frame of the caller's, so by now the
+                // first one has been taken. Said before the write, so that the caller counts as
+                // having spoken from the moment it can see the answer (else a flood of new
+                // callers could evict it as silent in between).
+                if role == Role::Server {
+                    reader.first_frame_arrived();
+                }
+                writer
+                    .write_all(bytes)
+                    .and_then(|()| writer.flush())
+                    .map_err(SessionError::Transport)?
+            }
             Action::DeriveKeys => match admit() {
                 Ok(()) => while engine.derive_keys(u32::MAX).is_in_progress() {},
                 Err(refusal) => engine.refuse(refusal),
@@ -67,9 +75,6 @@ pub(super) fn establish(
             Action::Text(_) | Action::Closed => {
                 return Err(SessionError::Protocol(Error::OutOfOrderCall).into())
             }
-        }
-        if engine.handshake_state() != Some(HandshakeState::AwaitHello) {
-            reader.first_frame_arrived();
         }
     }
     reader
