@@ -224,7 +224,7 @@ def main():
     print("```")
     print(footprint.strip())
     print("```")
-    small = re.search(r"256-byte messages.*?session total\s+(\d+) B", footprint, re.S)
+    small = re.search(r"256-byte messages.*?total, one thread\s+(\d+) B", footprint, re.S)
     small = int(small.group(1))
     check("256-byte session ≤ 4 KiB of RAM besides the stack", small <= 4096, f"{small:,} B")
     print()

@@ -103,11 +103,14 @@ pub(crate) fn encode_quanta(src: &[u8], dst: &mut [u8]) {
 }
 
 /// Below this many bytes (or four thirds as many characters) the scalar codec is used even
-/// with the `simd` feature: `base64-simd`'s vector loops start at 24 bytes (32 characters).
-/// From there on it is faster even for a 16-byte token's 72 bytes of body (5 % of the whole
-/// token, encryption and decryption, against a threshold of 96).
+/// with the `simd` feature. `base64-simd`'s vector loops start at 24 bytes, and in a tight loop
+/// of 16-byte tokens it wins 5 % from there; but in the chat, where each token is sealed or
+/// opened between system calls, 64-byte messages (137-byte tokens) ran 3 % to 6 % slower with
+/// it than with the scalar codec (`bench/chat_ab.py`, builds with and without `simd`). From
+/// 256 bytes (a 256-byte message's token and up) the token benchmarks show it level at 256 B
+/// and faster from 4 KiB (decryption 1.4× to 1.65×).
 #[cfg(feature = "simd")]
-const SIMD_MIN_BYTES: usize = 24;
+const SIMD_MIN_BYTES: usize = 256;
 
 /// [`encode_quanta`] in scalar code. Two quanta at a time: 48 bits in one word, four lookups of
 /// two characters each, 8 characters out in one store.
