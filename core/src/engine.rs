@@ -37,7 +37,8 @@ pub enum Action<'e, 'b> {
     /// The peer sent a chat message (bytes as sent; the chat sends UTF-8). It lies in the
     /// caller's input: discard its bytes once done with it.
     Text(&'b [u8]),
-    /// The peer's authenticated close: the conversation ended and nothing is missing.
+    /// The peer's authenticated close: the conversation ended and nothing is missing. Said
+    /// again on every later poll; this side's sender may still send its own close.
     Closed,
     /// The session failed. Any alert the peer should hear was the last `Transmit`.
     Failed(Error),
