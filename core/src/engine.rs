@@ -10,10 +10,12 @@
 //! superloop, a fuzzer, a test pair) is a short loop that moves bytes.
 
 use rand_core::{CryptoRng, TryCryptoRng};
+use zeroize::Zeroize;
 
 use crate::frame::{Frame, FrameKind, FRAME_HEADER_LEN};
 use crate::handshake::{
     Alert, Config, Derivation, Handshake, HandshakeState, HANDSHAKE_FRAME_LEN, NONCE_LEN,
+    SCALAR_SEED_LEN,
 };
 use crate::inbox::Inbox;
 use crate::records::{frame_capacity, Incoming, Receiver, Sender, Session};
@@ -118,7 +120,11 @@ impl<'a> Engine<'a> {
     pub fn new<R: CryptoRng + ?Sized>(config: Config<'a>, rng: &mut R, now: Option<u64>) -> Self {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut nonce);
-        Engine::from_handshake(Handshake::new(config, nonce, now))
+        let mut seed = [0u8; SCALAR_SEED_LEN];
+        rng.fill_bytes(&mut seed);
+        let engine = Engine::from_handshake(Handshake::new(config, nonce, seed, now));
+        seed.zeroize();
+        engine
     }
 
     /// [`Engine::new`] with a generator that can fail, such as the operating system's (the
@@ -144,7 +150,12 @@ impl<'a> Engine<'a> {
         let mut nonce = [0u8; NONCE_LEN];
         rng.try_fill_bytes(&mut nonce)
             .map_err(|_| Error::Randomness)?;
-        Ok(Engine::from_handshake(Handshake::new(config, nonce, now)))
+        let mut seed = [0u8; SCALAR_SEED_LEN];
+        let drawn = rng.try_fill_bytes(&mut seed);
+        let engine = Engine::from_handshake(Handshake::new(config, nonce, seed, now));
+        seed.zeroize();
+        drawn.map_err(|_| Error::Randomness)?;
+        Ok(engine)
     }
 
     /// An engine over a handshake made by hand, whose nonce is fixed: for golden transcripts
@@ -366,9 +377,9 @@ impl<'a> Engine<'a> {
                 (0, self.after_failure_or(Next::Transmit))
             }
             HandshakeState::DeriveKeys => (0, Next::DeriveKeys),
-            HandshakeState::AwaitHello | HandshakeState::AwaitFinished => {
-                self.receive_handshake(input)
-            }
+            HandshakeState::AwaitHello
+            | HandshakeState::AwaitShare
+            | HandshakeState::AwaitFinished => self.receive_handshake(input),
             HandshakeState::Established => {
                 let Phase::Handshaking(handshake) =
                     core::mem::replace(&mut self.phase, Phase::Split)

@@ -23,7 +23,7 @@ pub const FRAME_HEADER_LEN: usize = 5;
 pub enum FrameKind {
     /// The client's first message: protocol, version, mode, nonce.
     ClientHello = 1,
-    /// The server's answer: protocol, version, mode, nonce, PBKDF2 iterations.
+    /// The server's answer: protocol, version, mode, nonce, (protocol 2) its CPace share.
     ServerHello = 2,
     /// The client's key confirmation MAC.
     ClientFinished = 3,
@@ -33,6 +33,8 @@ pub enum FrameKind {
     Record = 5,
     /// An unauthenticated one-byte reason why the sender gives up.
     Alert = 6,
+    /// Protocol 2: the client's 32-byte CPace share, sent just before its ClientFinished.
+    ClientShare = 7,
 }
 
 impl FrameKind {
@@ -45,6 +47,7 @@ impl FrameKind {
             4 => Some(FrameKind::ServerFinished),
             5 => Some(FrameKind::Record),
             6 => Some(FrameKind::Alert),
+            7 => Some(FrameKind::ClientShare),
             _ => None,
         }
     }

@@ -2,23 +2,28 @@
 //! shared password (or pre-shared key) and two random nonces, and proves both sides hold the
 //! same secret before any chat text moves. `docs/PROTOCOL.md` specifies it byte by byte.
 //!
-//! Messages, in order: ClientHello → ServerHello → ClientFinished → ServerFinished.
+//! Protocol 2 (`docs/PROTOCOL-2.md`): a CPace PAKE (CPACE-RISTR255-SHA512, [`crate::cpace`])
+//! with the password (or the pre-shared key) as its PRS; the server is CPace's initiator, the
+//! client its responder. Messages, in order: ClientHello → ServerHello (with the server's share)
+//! → ClientShare and ClientFinished (one flight) → ServerFinished.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
+use crate::cpace::{self, lv_cat, Cpace, SHARE_LEN};
 use crate::fernet::Key;
 use crate::frame::{write_frame, Frame, FrameKind, FRAME_HEADER_LEN};
-use crate::kdf::{hkdf_expand, hkdf_extract, hmac_sha256, Pbkdf2, HASH_LEN};
+use crate::kdf::{hkdf_expand, hkdf_extract, hmac_sha256, HASH_LEN};
 use crate::records::{Receiver, Sender, Session, MAX_MESSAGE_LEN};
 use crate::session::Error;
 
 /// The bytes every hello starts with, so a stranger is recognised as one.
 pub const PROTOCOL_MAGIC: &[u8; 7] = b"AESCHAT";
 /// The one protocol version this implementation speaks. There is no negotiation.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// The default and minimum PBKDF2-HMAC-SHA256 iteration count (OWASP's current figure).
+/// Protocol 2 runs no PBKDF2: kept only so callers of the protocol-1 API still build.
 pub const DEFAULT_ITERATIONS: u32 = 600_000;
 /// The largest iteration count a client accepts: a bound against denial of service.
 pub const MAX_ITERATIONS: u32 = 10_000_000;
@@ -26,17 +31,36 @@ pub const MAX_ITERATIONS: u32 = 10_000_000;
 pub const NONCE_LEN: usize = 32;
 
 const CLIENT_HELLO_LEN: usize = PROTOCOL_MAGIC.len() + 1 + 1 + NONCE_LEN + 8 + 4;
-const SERVER_HELLO_LEN: usize = CLIENT_HELLO_LEN + 4;
+/// A ServerHello: the ClientHello's fields, then the server's 32-byte CPace share.
+const SERVER_HELLO_LEN: usize = CLIENT_HELLO_LEN + SHARE_LEN;
 const FINISHED_LEN: usize = HASH_LEN;
-/// The largest handshake frame: a buffer of this size holds any message the handshake writes.
-pub const HANDSHAKE_FRAME_LEN: usize = FRAME_HEADER_LEN + SERVER_HELLO_LEN;
+/// The client's third flight: its ClientShare frame and its ClientFinished frame, written
+/// together by one [`Handshake::write_message`].
+const CLIENT_FLIGHT_LEN: usize = 2 * FRAME_HEADER_LEN + SHARE_LEN + FINISHED_LEN;
+/// The largest handshake write: a buffer of this size holds any message (or flight) the
+/// handshake writes.
+pub const HANDSHAKE_FRAME_LEN: usize = if FRAME_HEADER_LEN + SERVER_HELLO_LEN > CLIENT_FLIGHT_LEN {
+    FRAME_HEADER_LEN + SERVER_HELLO_LEN
+} else {
+    CLIENT_FLIGHT_LEN
+};
 
 /// Labels for the key schedule. Every key has one purpose and one direction.
-const PBKDF2_SALT_LABEL: &[u8] = b"aeschat/1 pbkdf2 salt";
-const CLIENT_WRITE_LABEL: &[u8] = b"aeschat/1 client write key";
-const SERVER_WRITE_LABEL: &[u8] = b"aeschat/1 server write key";
-const CLIENT_CONFIRM_LABEL: &[u8] = b"aeschat/1 client confirm key";
-const SERVER_CONFIRM_LABEL: &[u8] = b"aeschat/1 server confirm key";
+const CLIENT_WRITE_LABEL: &[u8] = b"aeschat/2 client write key";
+const SERVER_WRITE_LABEL: &[u8] = b"aeschat/2 server write key";
+const CLIENT_CONFIRM_LABEL: &[u8] = b"aeschat/2 client confirm key";
+const SERVER_CONFIRM_LABEL: &[u8] = b"aeschat/2 server confirm key";
+
+/// CPace's channel identifier parts (PROTOCOL-2.md §3): protocol, then (after the mode byte)
+/// the initiator's role and the responder's.
+const CI_PROTOCOL: &[u8] = b"aeschat/2";
+const CI_INITIATOR: &[u8] = b"server";
+const CI_RESPONDER: &[u8] = b"client";
+/// `lv_cat("aeschat/2", mode, "server", "client")`: 10 + 2 + 7 + 7 bytes.
+const CI_LEN: usize = 26;
+
+/// The length of the caller-drawn secret from which this side's CPace scalar is taken.
+pub const SCALAR_SEED_LEN: usize = 32;
 
 /// Which end of the connection this side is.
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -172,9 +196,12 @@ pub enum HandshakeState {
     SendHello,
     /// Call [`Handshake::read_message`] with the peer's hello.
     AwaitHello,
-    /// Call [`Handshake::derive_keys`]: the slow step (PBKDF2 in password mode). A client
-    /// comes here after the ServerHello; a server only after the ClientFinished, which it then
-    /// checks, so that a caller who cannot finish costs it no derivation.
+    /// A server: call [`Handshake::read_message`] with the client's share (ClientShare).
+    AwaitShare,
+    /// Call [`Handshake::derive_keys`]: CPace's second half and HKDF (cheap in protocol 2).
+    /// A client comes here after the ServerHello (and computes its own share here); a server
+    /// only after the ClientFinished, which it then checks, so a gate placed here (see
+    /// [`crate::session::Engine::refuse`]) still decides before the server's key derivation.
     DeriveKeys,
     /// Call [`Handshake::write_message`]: this side sends its key confirmation.
     SendFinished,
@@ -325,21 +352,27 @@ impl Drop for SessionKeys {
 /// use aeschat_core::session::{Config, Frame, Handshake, HandshakeState, Role, Secret, HANDSHAKE_FRAME_LEN};
 ///
 /// let password = Secret::Password(b"a long random passphrase");
-/// let mut client = Handshake::new(Config::new(Role::Client, password).with_insecure_iterations(1), [1; 32], None);
-/// let mut server = Handshake::new(Config::new(Role::Server, password).with_insecure_iterations(1), [2; 32], None);
+/// // Nonces and scalar seeds: fresh random bytes in real use (the engine draws them).
+/// let mut client = Handshake::new(Config::new(Role::Client, password), [1; 32], [3; 32], None);
+/// let mut server = Handshake::new(Config::new(Role::Server, password), [2; 32], [4; 32], None);
 /// let mut wire = [0u8; HANDSHAKE_FRAME_LEN];
 ///
-/// // Move each message from one side to the other until both are established.
+/// // Move each write (one frame, or the client's two-frame flight) to the other side.
 /// let mut pass = |from: &mut Handshake, to: &mut Handshake| -> Result<(), aeschat_core::session::Error> {
 ///     let len = from.write_message(&mut wire)?.len();
-///     let (frame, _) = Frame::parse(&mut wire[..len], HANDSHAKE_FRAME_LEN)?.unwrap();
-///     to.read_message(frame)
+///     let mut at = 0;
+///     while at < len {
+///         let (frame, used) = Frame::parse(&mut wire[at..len], HANDSHAKE_FRAME_LEN)?.unwrap();
+///         to.read_message(frame)?;
+///         at += used;
+///     }
+///     Ok(())
 /// };
 /// pass(&mut client, &mut server)?;              // ClientHello
-/// pass(&mut server, &mut client)?;              // ServerHello
-/// client.derive_keys()?;
-/// pass(&mut client, &mut server)?;              // ClientFinished
-/// server.derive_keys()?;                        // and checks the ClientFinished
+/// pass(&mut server, &mut client)?;              // ServerHello, with the server's share
+/// client.derive_keys()?;                        // CPace: the client's share, ISK, the keys
+/// pass(&mut client, &mut server)?;              // ClientShare ‖ ClientFinished
+/// server.derive_keys()?;                        // CPace, the keys; checks the ClientFinished
 /// pass(&mut server, &mut client)?;              // ServerFinished
 /// assert_eq!(client.state(), HandshakeState::Established);
 /// assert_eq!(server.state(), HandshakeState::Established);
@@ -353,29 +386,74 @@ pub struct Handshake<'a> {
     peer_nonce: [u8; NONCE_LEN],
     peer_time: u64,
     peer_max_message_len: usize,
-    /// The server's announced count, once known (0 in pre-shared key mode).
-    iterations: u32,
-    /// SHA-256 over both hello frames, then its result.
+    /// The caller-drawn secret CPace takes its scalar from; wiped once used and on drop.
+    scalar_seed: ScalarSeed,
+    /// A server's CPace run, from its ServerHello until the client's share is taken.
+    cpace: Option<Cpace>,
+    /// A client's own CPace share, once computed, for the flight that sends it.
+    own_share: Option<[u8; SHARE_LEN]>,
+    /// The peer's CPace share (the ServerHello's, or the ClientShare's).
+    peer_share: [u8; SHARE_LEN],
+    /// SHA-256 over ClientHello, ServerHello and ClientShare frames, then its result.
     transcript: Sha256,
     transcript_hash: [u8; HASH_LEN],
     /// The server's copy of the client's key confirmation, checked once the keys are derived.
     peer_finished: [u8; FINISHED_LEN],
-    /// The password's PBKDF2, while it runs in steps.
-    stretching: Option<Pbkdf2>,
     keys: Option<SessionKeys>,
 }
 
+/// The secret bytes a side's CPace scalar is drawn from, handed to [`Cpace::new`] as a one-shot
+/// generator. Wiped after use and on drop.
+struct ScalarSeed {
+    bytes: [u8; SCALAR_SEED_LEN],
+    used: bool,
+}
+
+impl Drop for ScalarSeed {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+impl rand_core::TryRng for ScalarSeed {
+    type Error = cpace::Error;
+
+    fn try_next_u32(&mut self) -> Result<u32, cpace::Error> {
+        Err(cpace::Error::Randomness)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, cpace::Error> {
+        Err(cpace::Error::Randomness)
+    }
+
+    /// Hands out the seed exactly once, for exactly its length: anything else is a misuse,
+    /// reported as a generator failure (which `Cpace::new` turns into `Error::Randomness`).
+    fn try_fill_bytes(&mut self, out: &mut [u8]) -> Result<(), cpace::Error> {
+        if self.used || out.len() != SCALAR_SEED_LEN {
+            return Err(cpace::Error::Randomness);
+        }
+        out.copy_from_slice(&self.bytes);
+        self.bytes.zeroize();
+        self.used = true;
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for ScalarSeed {}
+
 impl<'a> Handshake<'a> {
-    /// Starts a handshake. `nonce` must be fresh random bytes (never reused); `now` is this
+    /// Starts a handshake. `nonce` and `scalar_seed` must be fresh random bytes (never reused;
+    /// the seed is this side's CPace secret, and never leaves the handshake); `now` is this
     /// side's clock in Unix seconds, `None` on a board without one (sent as 0).
-    pub fn new(config: Config<'a>, nonce: [u8; NONCE_LEN], now: Option<u64>) -> Handshake<'a> {
+    pub fn new(
+        config: Config<'a>,
+        nonce: [u8; NONCE_LEN],
+        scalar_seed: [u8; SCALAR_SEED_LEN],
+        now: Option<u64>,
+    ) -> Handshake<'a> {
         let state = match config.role {
             Role::Client => HandshakeState::SendHello,
             Role::Server => HandshakeState::AwaitHello,
-        };
-        let iterations = match (config.role, config.secret) {
-            (Role::Server, Secret::Password(_)) => config.iterations,
-            _ => 0,
         };
         Handshake {
             config,
@@ -385,11 +463,16 @@ impl<'a> Handshake<'a> {
             peer_nonce: [0; NONCE_LEN],
             peer_time: 0,
             peer_max_message_len: 0,
-            iterations,
+            scalar_seed: ScalarSeed {
+                bytes: scalar_seed,
+                used: false,
+            },
+            cpace: None,
+            own_share: None,
+            peer_share: [0; SHARE_LEN],
             transcript: Sha256::new(),
             transcript_hash: [0; HASH_LEN],
             peer_finished: [0; FINISHED_LEN],
-            stretching: None,
             keys: None,
         }
     }
@@ -426,92 +509,98 @@ impl<'a> Handshake<'a> {
         result
     }
 
-    /// Derives the session keys: PBKDF2 over the password (the slow part, about 0.1 s at the
-    /// default work factor on a desktop) or the pre-shared key, then HKDF over the transcript.
+    /// Derives the session keys: CPace's second half (a client first computes its own share),
+    /// then HKDF over ISK and the transcript. Cheap in protocol 2 (well under a millisecond on
+    /// a desktop): no PBKDF2.
     ///
-    /// A server derives only once the client has sent its ClientFinished, and checks it here:
-    /// a caller that cannot get that far costs the server no key derivation. An
-    /// [`Error::AuthenticationFailed`] from this call ends the handshake, and the peer should
-    /// be told ([`Alert::for_error`]).
+    /// A server derives only once the client has sent its share and ClientFinished, and checks
+    /// the ClientFinished here. A malformed, identity or reflected share is
+    /// [`Error::UnexpectedMessage`] (not a guess); a wrong password is
+    /// [`Error::AuthenticationFailed`]. Either ends the handshake, and the peer should be told
+    /// ([`Alert::for_error`]).
     pub fn derive_keys(&mut self) -> Result<(), Error> {
         while let Derivation::InProgress { .. } = self.derive_keys_in_steps(u32::MAX)? {}
         Ok(())
     }
 
-    /// [`Handshake::derive_keys`] in bounded steps: runs at most `iterations` PBKDF2 iterations
-    /// (at least one) and returns; call it again while it says [`Derivation::InProgress`]. A
-    /// board feeds its watchdog between calls, an executor yields; the keys are the same as
-    /// from one call. In pre-shared key mode there is nothing to stretch: the first call
-    /// completes.
+    /// [`Handshake::derive_keys`], kept from protocol 1's sliced PBKDF2: in protocol 2 the
+    /// first call always completes, and `iterations` is ignored.
     ///
     /// ```
     /// use aeschat_core::session::{Config, Derivation, Handshake, HandshakeState, Role, Secret};
     /// # use aeschat_core::session::{Frame, HANDSHAKE_FRAME_LEN};
     /// # let password = Secret::Password(b"a long random passphrase");
-    /// # let mut client = Handshake::new(Config::new(Role::Client, password).with_insecure_iterations(2_500), [1; 32], None);
-    /// # let mut server = Handshake::new(Config::new(Role::Server, password).with_insecure_iterations(2_500), [2; 32], None);
+    /// # let mut client = Handshake::new(Config::new(Role::Client, password), [1; 32], [3; 32], None);
+    /// # let mut server = Handshake::new(Config::new(Role::Server, password), [2; 32], [4; 32], None);
     /// # let mut wire = [0u8; HANDSHAKE_FRAME_LEN];
     /// # let len = client.write_message(&mut wire)?.len(); server.read_message(Frame::parse(&mut wire[..len], 99)?.unwrap().0)?;
     /// # let len = server.write_message(&mut wire)?.len(); client.read_message(Frame::parse(&mut wire[..len], 99)?.unwrap().0)?;
-    /// // The client has the ServerHello; PBKDF2 in slices of 1,000 iterations.
-    /// let mut slices = 0;
-    /// while let Derivation::InProgress { remaining } = client.derive_keys_in_steps(1_000)? {
-    ///     slices += 1; // feed the watchdog, yield to the executor...
-    ///     assert!(remaining < 2_500);
-    /// }
-    /// assert_eq!(slices, 2);
+    /// assert_eq!(client.derive_keys_in_steps(1)?, Derivation::Done);
     /// assert_eq!(client.state(), HandshakeState::SendFinished);
     /// # Ok::<(), aeschat_core::session::Error>(())
     /// ```
     pub fn derive_keys_in_steps(&mut self, iterations: u32) -> Result<Derivation, Error> {
+        let _ = iterations; // protocol 2 has no PBKDF2: one call always completes
         if self.state != HandshakeState::DeriveKeys {
             return Err(Error::OutOfOrderCall);
         }
-        let mut stretched = [0u8; HASH_LEN];
-        let master: &[u8] = match self.config.secret {
-            Secret::Password(password) => {
-                let mut stretching = match self.stretching.take() {
-                    Some(stretching) => stretching,
-                    None => Pbkdf2::start(password, &self.pbkdf2_salt(), self.iterations),
-                };
-                if !stretching.run(iterations) {
-                    let remaining = stretching.remaining();
-                    self.stretching = Some(stretching);
-                    return Ok(Derivation::InProgress { remaining });
-                }
-                stretched = stretching.finish();
-                &stretched
+        let result = self.derive_inner();
+        if result.is_err() {
+            self.state = HandshakeState::Failed;
+        }
+        result
+    }
+
+    fn derive_inner(&mut self) -> Result<Derivation, Error> {
+        let isk = match self.config.role {
+            Role::Server => {
+                // The server's run began at its ServerHello; the client's share is in the
+                // transcript already. A bad share is UnexpectedMessage, not a guess.
+                let run = self.cpace.take().ok_or(Error::OutOfOrderCall)?;
+                run.finish(b"", &self.peer_share, b"")?
             }
-            Secret::PreSharedKey(key) => key.as_bytes(),
+            Role::Client => {
+                let run = self.start_cpace(cpace::Role::Responder)?;
+                self.own_share = Some(*run.share());
+                // The ClientShare frame joins the transcript before it is hashed: the keys and
+                // both Finished MACs cover it.
+                let mut frame = [0u8; FRAME_HEADER_LEN + SHARE_LEN];
+                let frame = write_frame(FrameKind::ClientShare, run.share(), &mut frame)?;
+                self.transcript.update(frame);
+                self.finish_transcript();
+                run.finish(b"", &self.peer_share, b"")?
+            }
         };
-        self.derive_session_keys(master);
-        stretched.zeroize();
+        self.derive_session_keys(isk.as_bytes());
+        drop(isk);
         if self.config.role == Role::Server {
-            if let Err(error) = self.check_finished(&self.peer_finished) {
-                self.state = HandshakeState::Failed;
-                return Err(error);
-            }
+            self.check_finished(&self.peer_finished)?;
         }
         self.state = HandshakeState::SendFinished;
         Ok(Derivation::Done)
     }
 
-    /// PBKDF2's salt: a fresh one per session, both nonces, so no precomputed table applies.
-    fn pbkdf2_salt(&self) -> [u8; PBKDF2_SALT_LABEL.len() + 2 * NONCE_LEN] {
+    /// This side's CPace run: PRS the password or key, CI from the mode, sid both nonces.
+    fn start_cpace(&mut self, role: cpace::Role) -> Result<Cpace, Error> {
+        let prs: &[u8] = match self.config.secret {
+            Secret::Password(password) => password,
+            Secret::PreSharedKey(key) => key.as_bytes(),
+        };
+        let mut ci = [0u8; CI_LEN];
+        let mode = [self.config.secret.mode_byte()];
+        let ci = lv_cat(&[CI_PROTOCOL, &mode, CI_INITIATOR, CI_RESPONDER], &mut ci)?;
         let (client_nonce, server_nonce) = match self.config.role {
             Role::Client => (&self.own_nonce, &self.peer_nonce),
             Role::Server => (&self.peer_nonce, &self.own_nonce),
         };
-        let mut salt = [0u8; PBKDF2_SALT_LABEL.len() + 2 * NONCE_LEN];
-        let (label, nonces) = salt.split_at_mut(PBKDF2_SALT_LABEL.len());
-        let (client, server) = nonces.split_at_mut(NONCE_LEN);
-        label.copy_from_slice(PBKDF2_SALT_LABEL);
+        let mut sid = [0u8; 2 * NONCE_LEN];
+        let (client, server) = sid.split_at_mut(NONCE_LEN);
         client.copy_from_slice(client_nonce);
         server.copy_from_slice(server_nonce);
-        salt
+        Ok(Cpace::new(role, prs, ci, &sid, &mut self.scalar_seed)?)
     }
 
-    /// The four keys from the master secret: the stretched password, or the pre-shared key.
+    /// The four keys from CPace's ISK and the transcript hash.
     fn derive_session_keys(&mut self, master: &[u8]) {
         let mut prk = hkdf_extract(&self.transcript_hash, master);
         let derive = |label: &[u8]| {
@@ -560,6 +649,11 @@ impl<'a> Handshake<'a> {
         match (self.state, self.config.role) {
             (HandshakeState::SendHello, role) => {
                 let mut body = [0u8; SERVER_HELLO_LEN];
+                if role == Role::Server {
+                    // The server's only public-key work before the caller proves anything: one
+                    // hash-to-curve and one scalar multiplication (~0.15 ms on a desktop).
+                    self.cpace = Some(self.start_cpace(cpace::Role::Initiator)?);
+                }
                 let len = self.hello_body(role, &mut body);
                 let hello_kind = match role {
                     Role::Client => FrameKind::ClientHello,
@@ -570,10 +664,7 @@ impl<'a> Handshake<'a> {
                 self.state = match role {
                     Role::Client => HandshakeState::AwaitHello,
                     // The server derives nothing before the client's ClientFinished arrives.
-                    Role::Server => {
-                        self.finish_transcript();
-                        HandshakeState::AwaitFinished
-                    }
+                    Role::Server => HandshakeState::AwaitShare,
                 };
                 Ok(frame)
             }
@@ -584,7 +675,22 @@ impl<'a> Handshake<'a> {
                     Role::Server => (&keys.server_confirm, FrameKind::ServerFinished),
                 };
                 let proof = hmac_sha256(confirm_key, &[&self.transcript_hash]);
-                let frame = write_frame(kind, &proof, out)?;
+                let frame = match role {
+                    // One flight: the ClientShare frame, then the ClientFinished frame.
+                    Role::Client => {
+                        let share_len = FRAME_HEADER_LEN + SHARE_LEN;
+                        let flight_len = share_len + FRAME_HEADER_LEN + FINISHED_LEN;
+                        let flight = out.get_mut(..flight_len).ok_or(Error::BufferTooSmall {
+                            required: flight_len,
+                        })?;
+                        let (share_out, finished_out) = flight.split_at_mut(share_len);
+                        let share = self.own_share().ok_or(Error::OutOfOrderCall)?;
+                        write_frame(FrameKind::ClientShare, &share, share_out)?;
+                        write_frame(kind, &proof, finished_out)?;
+                        &*flight
+                    }
+                    Role::Server => write_frame(kind, &proof, out)?,
+                };
                 self.state = match role {
                     Role::Client => HandshakeState::AwaitFinished,
                     Role::Server => HandshakeState::Established,
@@ -599,6 +705,7 @@ impl<'a> Handshake<'a> {
         let expected = match (self.state, self.config.role) {
             (HandshakeState::AwaitHello, Role::Client) => FrameKind::ServerHello,
             (HandshakeState::AwaitHello, Role::Server) => FrameKind::ClientHello,
+            (HandshakeState::AwaitShare, Role::Server) => FrameKind::ClientShare,
             (HandshakeState::AwaitFinished, Role::Client) => FrameKind::ServerFinished,
             (HandshakeState::AwaitFinished, Role::Server) => FrameKind::ClientFinished,
             _ => return Err(Error::OutOfOrderCall),
@@ -620,12 +727,21 @@ impl<'a> Handshake<'a> {
                 self.transcript.update(frame_length(frame.body)?);
                 self.transcript.update(&*frame.body);
                 self.state = match self.config.role {
-                    Role::Client => {
-                        self.finish_transcript();
-                        HandshakeState::DeriveKeys
-                    }
+                    // The transcript is hashed once the client's share joins it.
+                    Role::Client => HandshakeState::DeriveKeys,
                     Role::Server => HandshakeState::SendHello,
                 };
+            }
+            FrameKind::ClientShare => {
+                let share: &[u8; SHARE_LEN] = (&*frame.body)
+                    .try_into()
+                    .map_err(|_| Error::UnexpectedMessage)?;
+                self.peer_share = *share;
+                self.transcript.update([expected as u8]);
+                self.transcript.update(frame_length(frame.body)?);
+                self.transcript.update(&*frame.body);
+                self.finish_transcript();
+                self.state = HandshakeState::AwaitFinished;
             }
             _ => {
                 // A confirmation of the wrong length is malformed, not a wrong secret: nothing
@@ -664,7 +780,9 @@ impl<'a> Handshake<'a> {
         match role {
             Role::Client => CLIENT_HELLO_LEN,
             Role::Server => {
-                rest.copy_from_slice(&self.iterations.to_be_bytes());
+                if let Some(run) = &self.cpace {
+                    rest.copy_from_slice(run.share());
+                }
                 SERVER_HELLO_LEN
             }
         }
@@ -717,37 +835,17 @@ impl<'a> Handshake<'a> {
         self.peer_max_message_len =
             usize::try_from(u32::from_be_bytes(*max_message)).unwrap_or(usize::MAX);
         if self.config.role == Role::Client {
-            let announced = rest
-                .first_chunk::<4>()
-                .map(|b| u32::from_be_bytes(*b))
+            let share = rest
+                .first_chunk::<SHARE_LEN>()
                 .ok_or(Error::UnexpectedMessage)?;
-            self.check_work_factor(announced)?;
-            self.iterations = announced;
+            self.peer_share = *share;
         }
         Ok(())
     }
 
-    /// Stops downgrade: the client refuses, before deriving or sending anything from the
-    /// password, a work factor below its own minimum; and a denial of service, one absurdly
-    /// above any sane setting.
-    fn check_work_factor(&self, announced: u32) -> Result<(), Error> {
-        match self.config.secret {
-            Secret::PreSharedKey(_) if announced != 0 => Err(Error::UnexpectedMessage),
-            Secret::PreSharedKey(_) => Ok(()),
-            Secret::Password(_) if announced < self.config.iterations.max(1) => {
-                Err(Error::IterationsTooLow {
-                    announced,
-                    minimum: self.config.iterations.max(1),
-                })
-            }
-            Secret::Password(_) if announced > self.config.max_iterations => {
-                Err(Error::IterationsTooHigh {
-                    announced,
-                    maximum: self.config.max_iterations,
-                })
-            }
-            Secret::Password(_) => Ok(()),
-        }
+    /// The client's own share (public), kept from its `Cpace` run for the flight that sends it.
+    fn own_share(&self) -> Option<[u8; SHARE_LEN]> {
+        self.own_share
     }
 
     /// Key confirmation: stops a side without the secret (wrong password, or an attacker) from

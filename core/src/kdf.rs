@@ -25,6 +25,7 @@ pub(crate) const HASH_LEN: usize = 32;
 /// executor can yield between them: minutes of work on a microcontroller need not be one call.
 /// Unit tests check it, in one call and in slices of every size, against the `pbkdf2` crate and
 /// RFC 7914's vectors.
+#[allow(dead_code)] // protocol 1's stretching: unused by protocol 2, to be removed with the iteration API
 pub(crate) struct Pbkdf2 {
     prf: HmacReset<Sha256>,
     /// U_i, the last PRF output.
@@ -35,6 +36,7 @@ pub(crate) struct Pbkdf2 {
     remaining: u32,
 }
 
+#[allow(dead_code)]
 impl Pbkdf2 {
     /// Computes U_1 and sets up the remaining `iterations - 1`.
     pub(crate) fn start(password: &[u8], salt: &[u8], iterations: u32) -> Pbkdf2 {
