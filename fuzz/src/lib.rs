@@ -112,7 +112,7 @@ pub struct Established {
 /// An engine over a handshake with a fixed nonce and clock, so that a run can be repeated byte
 /// for byte.
 pub fn engine(config: Config<'_>, nonce: [u8; 32], now: Option<u64>) -> Engine<'_> {
-    Engine::from_handshake(Handshake::new(config, nonce, now))
+    Engine::from_handshake(Handshake::new(config, nonce, nonce.map(|b| b ^ 0xa5), now))
 }
 
 /// Runs a genuine key-file handshake in memory over the shared test pair (fixed nonces, so it

@@ -137,6 +137,7 @@ pub fn client_hello() -> Vec<u8> {
     let mut handshake = Handshake::new(
         Config::new(Role::Client, Secret::Password(b"not used")),
         random_nonce(),
+        random_nonce(),
         Some(unix_now()),
     );
     let mut out = [0u8; HANDSHAKE_FRAME_LEN];

@@ -27,6 +27,13 @@ pub const FAST: u32 = 1000;
 pub const CLIENT_NONCE: [u8; 32] = [0xC1; 32];
 pub const SERVER_NONCE: [u8; 32] = [0x5E; 32];
 pub const CLIENT_TIME: u64 = 1_700_000_000;
+
+/// A fixed CPace scalar seed for a handshake made by hand, told apart by its nonce (two sides
+/// with the same seed, PRS and sid would send the same share, which is refused as reflected).
+/// FOR TESTS ONLY: a real seed is fresh random bytes.
+pub fn scalar_seed(nonce: [u8; 32]) -> [u8; 32] {
+    nonce.map(|b| b ^ 0xa5)
+}
 pub const SERVER_TIME: u64 = 1_700_000_003;
 
 /// The pre-shared key both sides share in key-file tests, and one neither does.
@@ -46,12 +53,22 @@ pub fn server_config(secret: Secret<'_>) -> Config<'_> {
 /// A client handshake with the fixed nonce and time (for message-level tests; pumps wrap it
 /// in an engine).
 pub fn client(secret: Secret<'_>) -> Handshake<'_> {
-    Handshake::new(client_config(secret), CLIENT_NONCE, Some(CLIENT_TIME))
+    Handshake::new(
+        client_config(secret),
+        CLIENT_NONCE,
+        scalar_seed(CLIENT_NONCE),
+        Some(CLIENT_TIME),
+    )
 }
 
 /// A server handshake with the fixed nonce and time.
 pub fn server(secret: Secret<'_>) -> Handshake<'_> {
-    Handshake::new(server_config(secret), SERVER_NONCE, Some(SERVER_TIME))
+    Handshake::new(
+        server_config(secret),
+        SERVER_NONCE,
+        scalar_seed(SERVER_NONCE),
+        Some(SERVER_TIME),
+    )
 }
 
 /// A client engine with the fixed nonce and time.

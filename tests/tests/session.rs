@@ -389,8 +389,18 @@ fn record_crosses_sessions(
 ) -> Result<Got, Error> {
     let session = |(client_nonce, server_nonce)| {
         connect(
-            Handshake::new(client_config(secret), client_nonce, Some(CLIENT_TIME)),
-            Handshake::new(server_config(secret), server_nonce, Some(SERVER_TIME)),
+            Handshake::new(
+                client_config(secret),
+                client_nonce,
+                scalar_seed(client_nonce),
+                Some(CLIENT_TIME),
+            ),
+            Handshake::new(
+                server_config(secret),
+                server_nonce,
+                scalar_seed(server_nonce),
+                Some(SERVER_TIME),
+            ),
         )
         .sessions()
     };
@@ -446,7 +456,12 @@ fn key_confirmations_differ_between_sessions_with_different_nonces() {
     let secret = Secret::Password(PASSWORD);
     let a = connect(client(secret), server(secret));
     let b = connect(
-        Handshake::new(client_config(secret), [9; 32], Some(CLIENT_TIME)),
+        Handshake::new(
+            client_config(secret),
+            [9; 32],
+            scalar_seed([9; 32]),
+            Some(CLIENT_TIME),
+        ),
         server(secret),
     );
     assert_ne!(a.wire[2].1, b.wire[2].1, "client finished");
@@ -467,11 +482,13 @@ fn a_client_with_a_lower_local_minimum_accepts_a_server_that_asks_for_more() {
     let client = Handshake::new(
         Config::new(Role::Client, secret).with_insecure_iterations(500),
         CLIENT_NONCE,
+        scalar_seed(CLIENT_NONCE),
         Some(CLIENT_TIME),
     );
     let server = Handshake::new(
         Config::new(Role::Server, secret).with_insecure_iterations(2_000),
         SERVER_NONCE,
+        scalar_seed(SERVER_NONCE),
         Some(SERVER_TIME),
     );
     let outcome = connect(client, server);
@@ -499,10 +516,16 @@ fn the_default_client_accepts_the_default_work_factor_and_nothing_less() {
         (aeschat_core::session::DEFAULT_ITERATIONS, true),
         (aeschat_core::session::DEFAULT_ITERATIONS - 1, false),
     ] {
-        let mut client = Handshake::new(Config::new(Role::Client, secret), CLIENT_NONCE, None);
+        let mut client = Handshake::new(
+            Config::new(Role::Client, secret),
+            CLIENT_NONCE,
+            scalar_seed(CLIENT_NONCE),
+            None,
+        );
         let mut server = Handshake::new(
             Config::new(Role::Server, secret).with_insecure_iterations(announced),
             SERVER_NONCE,
+            scalar_seed(SERVER_NONCE),
             None,
         );
         read_message(&mut server, &write_message(&mut client)).unwrap();
@@ -546,6 +569,7 @@ fn a_server_asking_for_more_than_the_maximum_work_factor_is_refused_as_denial_of
         let mut server = Handshake::new(
             Config::new(Role::Server, secret).with_insecure_iterations(announced),
             SERVER_NONCE,
+            scalar_seed(SERVER_NONCE),
             Some(SERVER_TIME),
         );
         read_message(&mut server, &write_message(&mut client)).unwrap();
@@ -581,11 +605,13 @@ fn a_client_with_a_lower_ceiling_refuses_a_server_above_it() {
         let mut client = Handshake::new(
             client_config(secret).with_max_iterations(5_000),
             CLIENT_NONCE,
+            scalar_seed(CLIENT_NONCE),
             Some(CLIENT_TIME),
         );
         let mut server = Handshake::new(
             Config::new(Role::Server, secret).with_insecure_iterations(announced),
             SERVER_NONCE,
+            scalar_seed(SERVER_NONCE),
             Some(SERVER_TIME),
         );
         read_message(&mut server, &write_message(&mut client)).unwrap();
@@ -602,7 +628,12 @@ fn zero_iterations_are_never_accepted_even_by_a_client_that_asks_for_zero() {
     let secret = Secret::Password(PASSWORD);
     let config = client_config(secret).with_insecure_iterations(0);
     assert_eq!(config.iterations(), 1, "zero counts as one");
-    let mut client = Handshake::new(config, CLIENT_NONCE, Some(CLIENT_TIME));
+    let mut client = Handshake::new(
+        config,
+        CLIENT_NONCE,
+        scalar_seed(CLIENT_NONCE),
+        Some(CLIENT_TIME),
+    );
     let mut server = server(secret);
     read_message(&mut server, &write_message(&mut client)).unwrap();
     let mut hello = write_message(&mut server);
@@ -628,11 +659,13 @@ fn a_message_of_exactly_the_peer_maximum_passes_and_one_byte_more_is_refused_who
         Handshake::new(
             client_config(secret).with_max_message_len(CLIENT_MAX),
             CLIENT_NONCE,
+            scalar_seed(CLIENT_NONCE),
             Some(CLIENT_TIME),
         ),
         Handshake::new(
             server_config(secret).with_max_message_len(SERVER_MAX),
             SERVER_NONCE,
+            scalar_seed(SERVER_NONCE),
             Some(SERVER_TIME),
         ),
     );
@@ -879,8 +912,18 @@ fn the_peer_clock_offset_is_the_difference_of_the_hello_times() {
         (Some(CLIENT_TIME), Some(0)),
     ] {
         let (client, server) = connect(
-            Handshake::new(client_config(secret), CLIENT_NONCE, client_time),
-            Handshake::new(server_config(secret), SERVER_NONCE, server_time),
+            Handshake::new(
+                client_config(secret),
+                CLIENT_NONCE,
+                scalar_seed(CLIENT_NONCE),
+                client_time,
+            ),
+            Handshake::new(
+                server_config(secret),
+                SERVER_NONCE,
+                scalar_seed(SERVER_NONCE),
+                server_time,
+            ),
         )
         .sessions();
         let case = format!("{client_time:?}, {server_time:?}");
@@ -888,8 +931,18 @@ fn the_peer_clock_offset_is_the_difference_of_the_hello_times() {
         assert_eq!(server.peer_clock_offset(), None, "no clock: {case}");
     }
     let (client, server) = connect(
-        Handshake::new(client_config(secret), CLIENT_NONCE, Some(1)),
-        Handshake::new(server_config(secret), SERVER_NONCE, Some(u64::MAX)),
+        Handshake::new(
+            client_config(secret),
+            CLIENT_NONCE,
+            scalar_seed(CLIENT_NONCE),
+            Some(1),
+        ),
+        Handshake::new(
+            server_config(secret),
+            SERVER_NONCE,
+            scalar_seed(SERVER_NONCE),
+            Some(u64::MAX),
+        ),
     )
     .sessions();
     assert_eq!(client.peer_clock_offset(), Some(i64::MAX), "saturates");

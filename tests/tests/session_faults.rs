@@ -196,12 +196,18 @@ fn iteration_downgrade_makes_the_client_send_nothing_but_its_hello_and_an_alert(
     let expected_hello = write_message(&mut Handshake::new(
         client_config,
         CLIENT_NONCE,
+        scalar_seed(CLIENT_NONCE),
         Some(CLIENT_TIME),
     ));
     let ((client_result, client_wrote), (server_result, _)) = on_two_threads(
         |mut end| {
             let mut frames = new_frames();
-            let handshake = Handshake::new(client_config, CLIENT_NONCE, Some(CLIENT_TIME));
+            let handshake = Handshake::new(
+                client_config,
+                CLIENT_NONCE,
+                scalar_seed(CLIENT_NONCE),
+                Some(CLIENT_TIME),
+            );
             handshake_over(&mut end.reader, &mut end.writer, &mut frames, handshake).map(drop)
         },
         |mut end| {
@@ -435,7 +441,12 @@ fn a_dropped_close_is_a_truncation_not_a_clean_end() {
 fn a_record_from_another_session_is_rejected() {
     let secret = Secret::PreSharedKey(&PSK);
     let (other_client, other_server) = connect(
-        Handshake::new(client_config(secret), [1; 32], Some(CLIENT_TIME)),
+        Handshake::new(
+            client_config(secret),
+            [1; 32],
+            scalar_seed([1; 32]),
+            Some(CLIENT_TIME),
+        ),
         server(secret),
     )
     .sessions();
@@ -747,7 +758,12 @@ fn a_frame_longer_than_a_small_readers_capacity_is_refused_during_the_handshake_
         &mut reader,
         &mut writer,
         &mut frames,
-        Handshake::new(config, SERVER_NONCE, Some(SERVER_TIME)),
+        Handshake::new(
+            config,
+            SERVER_NONCE,
+            scalar_seed(SERVER_NONCE),
+            Some(SERVER_TIME),
+        ),
     );
     assert_eq!(
         result.err(),
@@ -1421,7 +1437,12 @@ fn a_recorded_client_handshake_replayed_to_a_fresh_server_fails_authentication()
     let recorded = connect(client(secret), server(secret));
     let replayed = [recorded.wire[0].1.clone(), recorded.wire[2].1.clone()].concat();
     // The new server draws a new nonce: the old confirmation does not match its transcript.
-    let fresh = Handshake::new(server_config(secret), [0x77; 32], Some(SERVER_TIME));
+    let fresh = Handshake::new(
+        server_config(secret),
+        [0x77; 32],
+        scalar_seed([0x77; 32]),
+        Some(SERVER_TIME),
+    );
     let (result, wrote, _) = drive(fresh, replayed.clone());
     assert_eq!(protocol_error(&result), Some(Error::AuthenticationFailed));
     let kinds: Vec<FrameKind> = frames_of(&wrote).iter().map(|f| f.kind).collect();

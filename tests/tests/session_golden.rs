@@ -103,6 +103,7 @@ fn kind_name(kind: FrameKind) -> &'static str {
         FrameKind::ServerFinished => "ServerFinished",
         FrameKind::Record => "Record",
         FrameKind::Alert => "Alert",
+        FrameKind::ClientShare => "ClientShare",
     }
 }
 
@@ -286,7 +287,12 @@ fn handshake_for<'a>(golden: &Golden, secret: Secret<'a>, side: Side) -> Handsha
     if let Some(iterations) = golden.iterations {
         config = config.with_insecure_iterations(iterations);
     }
-    Handshake::new(config, nonce(&endpoint.nonce_hex), Some(endpoint.time))
+    Handshake::new(
+        config,
+        nonce(&endpoint.nonce_hex),
+        session_support::scalar_seed(nonce(&endpoint.nonce_hex)),
+        Some(endpoint.time),
+    )
 }
 
 /// The messages a file's record frames were sealed from.
