@@ -401,7 +401,7 @@ impl<'a> Engine<'a> {
     }
 
     fn receive_handshake<'b>(&mut self, input: &'b mut [u8]) -> (usize, Next<'b>) {
-        let parsed = Frame::parse(input, self.max_body_len);
+        let parsed = Frame::parse(&mut *input, self.max_body_len);
         let first = core::mem::replace(&mut self.awaiting_first_frame, false);
         let (frame, len) = match parsed {
             Ok(Some(found)) => found,
@@ -429,22 +429,17 @@ impl<'a> Engine<'a> {
             self.fail(error, !from_alert);
             return (len, self.after_failure_or(Next::NeedInput));
         }
-        // The next state (send, derive, established) is taken on the next poll.
-        (len, self.advance_without_input())
-    }
-
-    /// After a handshake frame is taken, the next step needs no input of its own.
-    fn advance_without_input<'b>(&mut self) -> Next<'b> {
-        let mut nothing: [u8; 0] = [];
-        match self.advance(&mut nothing) {
-            (_, Next::Text(_)) => Next::Failed(Error::OutOfOrderCall),
-            (_, Next::DeriveKeys) => Next::DeriveKeys,
-            (_, Next::NeedInput) => Next::NeedInput,
-            (_, Next::Transmit) => Next::Transmit,
-            (_, Next::Established) => Next::Established,
-            (_, Next::Closed) => Next::Closed,
-            (_, Next::Failed(error)) => Next::Failed(error),
-        }
+        // The next step goes on with the bytes after this frame: protocol 2's client sends two
+        // frames in one flight (ClientShare ‖ ClientFinished), and a caller told NeedInput with
+        // a whole frame still in its buffer would wait for bytes that never come.
+        let rest = input.get_mut(len..).unwrap_or_default();
+        let (more, next) = self.advance(rest);
+        let next = match next {
+            // Records are opened only once the caller has heard Established.
+            Next::Text(_) => Next::Failed(Error::OutOfOrderCall),
+            other => other,
+        };
+        (len.saturating_add(more), next)
     }
 
     /// The alert to hand out if a failure queued one, else the failure, else `otherwise`.

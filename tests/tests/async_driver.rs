@@ -197,6 +197,7 @@ fn a_whole_session_runs_as_two_tasks_on_one_thread() {
 /// The derivation gives the executor back between slices: a third task that only counts its
 /// turns runs many times while the two sides derive, instead of once after they are done.
 #[test]
+#[ignore = "protocol 2 has no PBKDF2 to slice (docs/PROTOCOL2-PROGRESS.md)"]
 fn the_key_derivation_yields_to_the_executor_between_slices() {
     let (to_server, server_in) = pipe();
     let (to_client, client_in) = pipe();
