@@ -226,8 +226,8 @@ impl<'a> Node<'a> {
                 log(format_args!("{} -> {} bytes", self.name, bytes.len()));
                 self.tx.load(bytes);
             }
-            // The slow step with a password (PBKDF2), a slice per tick so that the superloop
-            // (and its watchdog) keeps running; instant with a pre-shared key.
+            // Protocol 2: CPace's second half and HKDF, one call in both modes (the slice
+            // argument is protocol 1's PBKDF2 slicing, ignored now; to be removed with it).
             Action::DeriveKeys => {
                 self.engine.derive_keys(PBKDF2_ITERATIONS_PER_TICK);
             }
@@ -330,8 +330,7 @@ struct Scenario {
 const CLIENT_SAYS: &[&[u8]] = &[b"hello from the client board", b"temp=21.5C rh=40%"];
 const SERVER_SAYS: &[&[u8]] = &[b"hello from the server board", &LONGEST];
 
-/// PBKDF2 iterations a board runs per tick of its superloop: two SHA-256 compressions each, a
-/// few milliseconds on a Cortex-M4-class chip, well within a typical watchdog period.
+/// Protocol 1's PBKDF2 slice per superloop tick; protocol 2 ignores it (no PBKDF2).
 const PBKDF2_ITERATIONS_PER_TICK: u32 = 100;
 
 /// Runs both boards in one superloop until each has ended, and returns the ticks it took.
@@ -405,8 +404,8 @@ fn scenarios() -> [Scenario; 5] {
             .with_max_message_len(MAX_MESSAGE_LEN)
     };
     [
-        // The mode for boards: PBKDF2 at the default 600,000 iterations takes about 0.1 s on a
-        // desktop but minutes on a microcontroller, so boards share a random 32-byte key instead.
+        // Protocol 2: both modes run CPace (two scalar multiplications per side, no PBKDF2), so
+        // a board can use a password as cheaply as a provisioned random key.
         Scenario {
             title: "pre-shared key",
             client: psk(Role::Client, &PROVISIONED_KEY),
@@ -415,12 +414,11 @@ fn scenarios() -> [Scenario; 5] {
             client_outcome: Ok(()),
             server_outcome: Ok(()),
         },
-        // Password mode works the same way; a low work factor keeps the demo quick. Never ship
-        // `with_insecure_iterations`: it makes offline password guessing cheap.
+        // Password mode: the password is CPace's PRS, unstretched (PROTOCOL-2.md §4.2).
         Scenario {
-            title: "password, 1,000 iterations (demo only)",
-            client: password(Role::Client).with_insecure_iterations(1_000),
-            server: password(Role::Server).with_insecure_iterations(1_000),
+            title: "password",
+            client: password(Role::Client),
+            server: password(Role::Server),
             corrupt_server_byte: None,
             client_outcome: Ok(()),
             server_outcome: Ok(()),
@@ -434,18 +432,18 @@ fn scenarios() -> [Scenario; 5] {
             client_outcome: Err(Error::AuthenticationFailed),
             server_outcome: Err(Error::AuthenticationFailed),
         },
-        // Downgrade protection: a client at the default minimum refuses a weak work factor
-        // before it derives anything from the password.
+        // A wrong password: one failed key confirmation on each side, one guess for the server.
         Scenario {
-            title: "server announces a weak work factor",
-            client: password(Role::Client),
-            server: password(Role::Server).with_insecure_iterations(1_000),
+            title: "a wrong password",
+            client: Config::new(
+                Role::Client,
+                Secret::Password(b"correct horse battery stapler"),
+            )
+            .with_max_message_len(MAX_MESSAGE_LEN),
+            server: password(Role::Server),
             corrupt_server_byte: None,
-            client_outcome: Err(Error::IterationsTooLow {
-                announced: 1_000,
-                minimum: 600_000,
-            }),
-            server_outcome: Err(Error::IterationsRefused),
+            client_outcome: Err(Error::AuthenticationFailed),
+            server_outcome: Err(Error::AuthenticationFailed),
         },
         // One flipped bit in the server's first record: the client rejects the record and
         // hangs up; the server, never having seen the client's close, reports a truncation.

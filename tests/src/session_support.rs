@@ -177,13 +177,16 @@ pub fn write_message(handshake: &mut Handshake<'_>) -> Vec<u8> {
         .to_vec()
 }
 
-/// Hands one whole frame (as bytes) to a handshake.
+/// Hands the whole frames in `bytes` (one, or protocol 2's client flight of two) to a
+/// handshake, in order, stopping at the first error.
 pub fn read_message(handshake: &mut Handshake<'_>, bytes: &[u8]) -> Result<(), Error> {
-    let mut frame = frame_of(bytes);
-    handshake.read_message(Frame {
-        kind: frame.kind,
-        body: &mut frame.body,
-    })
+    for mut frame in frames_of(bytes) {
+        handshake.read_message(Frame {
+            kind: frame.kind,
+            body: &mut frame.body,
+        })?;
+    }
+    Ok(())
 }
 
 /// Opens one record frame (as bytes).
