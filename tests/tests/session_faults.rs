@@ -82,11 +82,20 @@ fn advanced_to(side: Side, state: HandshakeState, secret: Secret<'static>) -> Ha
         let (handshake, inbox) = &mut parties[i];
         match handshake.state() {
             HandshakeState::SendHello | HandshakeState::SendFinished => {
+                // One frame at a time to the peer (protocol 2's client flight is two).
                 let message = write_message(handshake);
-                parties[1 - i].1.push_back(message);
+                let mut at = 0;
+                while at < message.len() {
+                    let body = u32::from_be_bytes(message[at + 1..at + 5].try_into().unwrap());
+                    let end = at + aeschat_core::session::FRAME_HEADER_LEN + body as usize;
+                    parties[1 - i].1.push_back(message[at..end].to_vec());
+                    at = end;
+                }
             }
             HandshakeState::DeriveKeys => handshake.derive_keys().unwrap(),
-            HandshakeState::AwaitHello | HandshakeState::AwaitFinished => {
+            HandshakeState::AwaitHello
+            | HandshakeState::AwaitShare
+            | HandshakeState::AwaitFinished => {
                 if let Some(message) = inbox.pop_front() {
                     read_message(handshake, &message).unwrap();
                 }
@@ -97,9 +106,10 @@ fn advanced_to(side: Side, state: HandshakeState, secret: Secret<'static>) -> Ha
     panic!("{} never reached {state:?}", side.name());
 }
 
-const AWAITING: [(Side, HandshakeState); 4] = [
+const AWAITING: [(Side, HandshakeState); 5] = [
     (Side::Client, HandshakeState::AwaitHello),
     (Side::Server, HandshakeState::AwaitHello),
+    (Side::Server, HandshakeState::AwaitShare),
     (Side::Client, HandshakeState::AwaitFinished),
     (Side::Server, HandshakeState::AwaitFinished),
 ];
@@ -125,7 +135,11 @@ fn wrong_password_fails_authentication_on_both_sides_before_any_chat_text() {
         |side| -> Vec<FrameKind> { outcome.frames_by(side).iter().map(|f| f.kind).collect() };
     assert_eq!(
         kinds(Side::Client),
-        [FrameKind::ClientHello, FrameKind::ClientFinished]
+        [
+            FrameKind::ClientHello,
+            FrameKind::ClientShare,
+            FrameKind::ClientFinished
+        ]
     );
     assert_eq!(
         kinds(Side::Server),
@@ -165,7 +179,14 @@ fn wrong_password_over_the_driver_reports_authentication_failure_on_both_sides()
     let server_hello = server_hello(Secret::Password(PASSWORD));
     assert_eq!(server_wrote, [server_hello, alert_bytes(1)].concat());
     let kinds: Vec<FrameKind> = frames_of(&client_wrote).iter().map(|f| f.kind).collect();
-    assert_eq!(kinds, [FrameKind::ClientHello, FrameKind::ClientFinished]);
+    assert_eq!(
+        kinds,
+        [
+            FrameKind::ClientHello,
+            FrameKind::ClientShare,
+            FrameKind::ClientFinished
+        ]
+    );
 }
 
 #[test]
