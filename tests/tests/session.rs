@@ -477,6 +477,7 @@ fn key_confirmations_differ_between_sessions_with_different_nonces() {
 // The work factor.
 
 #[test]
+#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
 fn a_client_with_a_lower_local_minimum_accepts_a_server_that_asks_for_more() {
     let secret = Secret::Password(PASSWORD);
     let client = Handshake::new(
@@ -506,6 +507,7 @@ fn a_client_with_a_lower_local_minimum_accepts_a_server_that_asks_for_more() {
 }
 
 #[test]
+#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
 fn the_default_client_accepts_the_default_work_factor_and_nothing_less() {
     let secret = Secret::Password(PASSWORD);
     assert_eq!(
@@ -546,6 +548,7 @@ fn the_default_client_accepts_the_default_work_factor_and_nothing_less() {
 }
 
 #[test]
+#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
 fn a_server_asking_for_more_than_the_maximum_work_factor_is_refused_as_denial_of_service() {
     let secret = Secret::Password(PASSWORD);
     for (announced, expected) in [
@@ -590,6 +593,7 @@ fn a_server_asking_for_more_than_the_maximum_work_factor_is_refused_as_denial_of
 }
 
 #[test]
+#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
 fn a_client_with_a_lower_ceiling_refuses_a_server_above_it() {
     let secret = Secret::Password(PASSWORD);
     for (announced, expected) in [
@@ -624,6 +628,7 @@ fn a_client_with_a_lower_ceiling_refuses_a_server_above_it() {
 }
 
 #[test]
+#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
 fn zero_iterations_are_never_accepted_even_by_a_client_that_asks_for_zero() {
     let secret = Secret::Password(PASSWORD);
     let config = client_config(secret).with_insecure_iterations(0);
@@ -1124,6 +1129,7 @@ fn records_after_a_derivation_in_slices(slice: Option<u32>) -> (Vec<u8>, Vec<u8>
 }
 
 #[test]
+#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
 fn a_derivation_in_slices_gives_the_same_keys_as_one_call() {
     let (client_whole, server_whole, _) = records_after_a_derivation_in_slices(None);
     for slice in [0, 1, 7, 100, 999, 1000, u32::MAX] {

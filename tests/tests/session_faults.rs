@@ -213,6 +213,7 @@ fn wrong_key_file_fails_authentication_on_both_sides() {
 // Downgrade of the work factor.
 
 #[test]
+#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
 fn iteration_downgrade_makes_the_client_send_nothing_but_its_hello_and_an_alert() {
     let secret = Secret::Password(PASSWORD);
     let client_config = client_config(secret).with_insecure_iterations(2 * FAST);
@@ -263,6 +264,7 @@ fn iteration_downgrade_makes_the_client_send_nothing_but_its_hello_and_an_alert(
 }
 
 #[test]
+#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
 fn iteration_downgrade_is_refused_before_reading_anything_after_the_server_hello() {
     let secret = Secret::Password(PASSWORD);
     let mut hello = server_hello(secret);
@@ -285,6 +287,7 @@ fn iteration_downgrade_is_refused_before_reading_anything_after_the_server_hello
 }
 
 #[test]
+#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
 fn a_server_asking_for_too_many_iterations_gets_an_alert_and_nothing_else() {
     let secret = Secret::Password(PASSWORD);
     let mut hello = server_hello(secret);
@@ -301,6 +304,7 @@ fn a_server_asking_for_too_many_iterations_gets_an_alert_and_nothing_else() {
 }
 
 #[test]
+#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
 fn a_key_file_client_refuses_a_server_hello_that_announces_iterations() {
     let secret = Secret::PreSharedKey(&PSK);
     let mut hello = server_hello(secret);
@@ -546,7 +550,11 @@ fn every_flipped_bit_in_a_key_confirmation_fails_authentication() {
         for bit in 0..256 {
             let outcome = run_handshake(client(secret), server(secret), |side, bytes| {
                 // Protocol 2's client flight: ClientShare (37 bytes), then ClientFinished.
-                let at = if bytes[0] == FrameKind::ClientShare as u8 { 37 } else { 0 };
+                let at = if bytes[0] == FrameKind::ClientShare as u8 {
+                    37
+                } else {
+                    0
+                };
                 if side == from && bytes.get(at) == Some(&(kind as u8)) {
                     bytes[at + 5 + bit / 8] ^= 1 << (bit % 8);
                 }
@@ -662,6 +670,7 @@ fn every_flipped_bit_in_either_hello_body_stops_the_handshake_with_the_right_rea
 }
 
 #[test]
+#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
 fn flipped_bits_in_a_password_server_hello_are_refused_or_fail_authentication() {
     let secret = Secret::Password(PASSWORD);
     // Iteration bits that make the count cheap enough to derive, or refused outright; a nonce
@@ -1152,6 +1161,19 @@ fn each_alert_is_believed_only_from_the_role_that_sends_it_in_every_waiting_stat
     }
 }
 
+/// The whole frames in `bytes`, each as its own bytes (protocol 2's client flight is two).
+fn split_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let body = u32::from_be_bytes(bytes[at + 1..at + 5].try_into().unwrap()) as usize;
+        let end = at + 5 + body;
+        frames.push(bytes[at..end].to_vec());
+        at = end;
+    }
+    frames
+}
+
 /// An engine on `side`, fed the honest peer's recorded frames one at a time (as an engine, not
 /// by hand), polled until it waits for input in `state`.
 fn engine_awaiting(side: Side, state: HandshakeState, secret: Secret<'static>) -> Engine<'static> {
@@ -1159,7 +1181,7 @@ fn engine_awaiting(side: Side, state: HandshakeState, secret: Secret<'static>) -
     let mut from_peer = wire
         .into_iter()
         .filter(|(from, _)| *from == side.peer())
-        .map(|(_, bytes)| bytes);
+        .flat_map(|(_, bytes)| split_frames(&bytes));
     let mut engine = match side {
         Side::Client => client_engine(secret),
         Side::Server => server_engine(secret),
