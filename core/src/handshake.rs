@@ -649,7 +649,8 @@ impl<'a> Handshake<'a> {
         match (self.state, self.config.role) {
             (HandshakeState::SendHello, role) => {
                 let mut body = [0u8; SERVER_HELLO_LEN];
-                if role == Role::Server {
+                // Once only: a retry after `BufferTooSmall` reuses the run (the seed is spent).
+                if role == Role::Server && self.cpace.is_none() {
                     // The server's only public-key work before the caller proves anything: one
                     // hash-to-curve and one scalar multiplication (~0.15 ms on a desktop).
                     self.cpace = Some(self.start_cpace(cpace::Role::Initiator)?);

@@ -25,9 +25,11 @@ const CLIENT_STATES: [HandshakeState; 6] = [
     HandshakeState::Established,
 ];
 
-const SERVER_STATES: [HandshakeState; 6] = [
+const SERVER_STATES: [HandshakeState; 7] = [
     HandshakeState::AwaitHello,
     HandshakeState::SendHello,
+    // Protocol 2: the client's share, then its Finished (one flight).
+    HandshakeState::AwaitShare,
     // The server derives nothing before the client's Finished has arrived.
     HandshakeState::AwaitFinished,
     HandshakeState::DeriveKeys,
@@ -38,7 +40,7 @@ const SERVER_STATES: [HandshakeState; 6] = [
 fn kinds(frames: &[(Side, Vec<u8>)]) -> Vec<(Side, FrameKind)> {
     frames
         .iter()
-        .map(|(side, bytes)| (*side, frame_of(bytes).kind))
+        .flat_map(|(side, bytes)| frames_of(bytes).into_iter().map(|f| (*side, f.kind)))
         .collect()
 }
 
@@ -57,7 +59,11 @@ fn each_side_passes_through_the_documented_states_in_order() {
         // SendHello is never seen between polls (`each_call_moves_the_handshake_exactly_one_
         // state_on` sees it, call by call). Everything else is seen, in the documented order.
         let mut seen_between_polls = SERVER_STATES.to_vec();
-        seen_between_polls.retain(|&state| state != HandshakeState::SendHello);
+        // Likewise its AwaitFinished: the client's flight (ClientShare ‖ ClientFinished)
+        // arrives in one piece and both frames are taken in one poll.
+        seen_between_polls.retain(|&state| {
+            state != HandshakeState::SendHello && state != HandshakeState::AwaitFinished
+        });
         assert_eq!(outcome.server_states, seen_between_polls, "{mode}: server");
         outcome.sessions();
     }
@@ -77,7 +83,7 @@ fn each_call_moves_the_handshake_exactly_one_state_on() {
     assert_eq!(server.state(), HandshakeState::SendHello);
 
     let server_hello = write_message(&mut server);
-    assert_eq!(server.state(), HandshakeState::AwaitFinished);
+    assert_eq!(server.state(), HandshakeState::AwaitShare);
     read_message(&mut client, &server_hello).unwrap();
     assert_eq!(client.state(), HandshakeState::DeriveKeys);
 
@@ -86,9 +92,13 @@ fn each_call_moves_the_handshake_exactly_one_state_on() {
     // Too early for the server: it derives once the client's Finished is in.
     assert_eq!(server.derive_keys(), Err(Error::OutOfOrderCall));
 
-    let client_finished = write_message(&mut client);
+    let flight = write_message(&mut client);
     assert_eq!(client.state(), HandshakeState::AwaitFinished);
-    read_message(&mut server, &client_finished).unwrap();
+    let (client_share, client_finished) = flight.split_at(5 + 32);
+    read_message(&mut server, client_share).unwrap();
+    assert_eq!(server.state(), HandshakeState::AwaitFinished);
+    assert_eq!(server.derive_keys(), Err(Error::OutOfOrderCall));
+    read_message(&mut server, client_finished).unwrap();
     assert_eq!(server.state(), HandshakeState::DeriveKeys);
     server.derive_keys().unwrap();
     assert_eq!(server.state(), HandshakeState::SendFinished);
@@ -98,20 +108,20 @@ fn each_call_moves_the_handshake_exactly_one_state_on() {
     read_message(&mut client, &server_finished).unwrap();
     assert_eq!(client.state(), HandshakeState::Established);
 
-    // The layout the protocol fixes: header, magic, version 1, mode 1 (password), nonce, time,
-    // the longest message accepted, and in the server's hello its work factor.
+    // The layout the protocol fixes: header, magic, version 2, mode 1 (password), nonce, time,
+    // the longest message accepted, and in the server's hello its CPace share.
     let mut expected_client_hello = vec![1, 0, 0, 0, 53];
-    expected_client_hello.extend_from_slice(b"AESCHAT\x01\x01");
+    expected_client_hello.extend_from_slice(b"AESCHAT\x02\x01");
     expected_client_hello.extend_from_slice(&CLIENT_NONCE);
     expected_client_hello.extend_from_slice(&CLIENT_TIME.to_be_bytes());
     expected_client_hello.extend_from_slice(&(MAX_MESSAGE_LEN as u32).to_be_bytes());
     assert_eq!(client_hello, expected_client_hello);
-    let mut expected_server_hello = vec![2, 0, 0, 0, 57];
-    expected_server_hello.extend_from_slice(b"AESCHAT\x01\x01");
+    let mut expected_server_hello = vec![2, 0, 0, 0, 85];
+    expected_server_hello.extend_from_slice(b"AESCHAT\x02\x01");
     expected_server_hello.extend_from_slice(&SERVER_NONCE);
     expected_server_hello.extend_from_slice(&SERVER_TIME.to_be_bytes());
     expected_server_hello.extend_from_slice(&(MAX_MESSAGE_LEN as u32).to_be_bytes());
-    expected_server_hello.extend_from_slice(&FAST.to_be_bytes());
+    expected_server_hello.extend_from_slice(&server_hello[58..]); // the share: checked elsewhere
     assert_eq!(server_hello, expected_server_hello);
     assert_eq!(server_hello.len(), HANDSHAKE_FRAME_LEN);
     assert_eq!(client_finished[..5], [3, 0, 0, 0, 32]);
@@ -125,9 +135,9 @@ fn each_call_moves_the_handshake_exactly_one_state_on() {
 
 #[test]
 fn messages_cross_in_the_documented_order_in_both_modes() {
-    for (mode, secret, mode_byte, iterations) in [
-        ("password", Secret::Password(PASSWORD), 1, FAST),
-        ("key file", Secret::PreSharedKey(&PSK), 2, 0),
+    for (mode, secret, mode_byte) in [
+        ("password", Secret::Password(PASSWORD), 1),
+        ("key file", Secret::PreSharedKey(&PSK), 2),
     ] {
         let outcome = connect(client(secret), server(secret));
         assert_eq!(
@@ -135,6 +145,7 @@ fn messages_cross_in_the_documented_order_in_both_modes() {
             [
                 (Side::Client, FrameKind::ClientHello),
                 (Side::Server, FrameKind::ServerHello),
+                (Side::Client, FrameKind::ClientShare),
                 (Side::Client, FrameKind::ClientFinished),
                 (Side::Server, FrameKind::ServerFinished),
             ],
@@ -144,8 +155,8 @@ fn messages_cross_in_the_documented_order_in_both_modes() {
         let server_hello = frame_of(&outcome.wire[1].1);
         assert_eq!(client_hello.body[8], mode_byte, "{mode}: client mode byte");
         assert_eq!(server_hello.body[8], mode_byte, "{mode}: server mode byte");
-        // In key-file mode there is no work factor: the server announces zero.
-        assert_eq!(server_hello.body[53..], iterations.to_be_bytes(), "{mode}");
+        // Protocol 2: the ServerHello ends in the server's 32-byte CPace share.
+        assert_eq!(server_hello.body.len(), 53 + 32, "{mode}");
         outcome.sessions();
     }
 }
@@ -773,9 +784,9 @@ fn a_too_small_handshake_buffer_names_the_size_needed_and_the_retry_completes() 
         read_message(to, &frame).unwrap();
     };
     step(&mut client, &mut server, 5 + 53);
-    step(&mut server, &mut client, 5 + 57);
+    step(&mut server, &mut client, 5 + 85);
     client.derive_keys().unwrap();
-    step(&mut client, &mut server, 5 + 32);
+    step(&mut client, &mut server, 2 * 5 + 32 + 32); // ClientShare ‖ ClientFinished
     server.derive_keys().unwrap();
     step(&mut server, &mut client, 5 + 32);
     assert_eq!(client.state(), HandshakeState::Established);
@@ -1066,7 +1077,7 @@ proptest! {
         let whole = parse_chunks::<DEFAULT_FRAME_CAPACITY>([&stream[..]]);
         prop_assert_eq!(whole.error, None);
         prop_assert!(!whole.unfinished);
-        let expected: Vec<OwnedFrame> = recorded_session().iter().map(|(_, b)| frame_of(b)).collect();
+        let expected: Vec<OwnedFrame> = recorded_session().iter().flat_map(|(_, b)| frames_of(b)).collect();
         prop_assert_eq!(&whole.frames, &expected);
         let pieces = parse_chunks::<DEFAULT_FRAME_CAPACITY>(cut(&stream, &sizes));
         prop_assert_eq!(pieces, whole);
