@@ -36,7 +36,9 @@ const SERVER_HELLO_LEN: usize = CLIENT_HELLO_LEN + SHARE_LEN;
 const FINISHED_LEN: usize = HASH_LEN;
 /// The client's third flight: its ClientShare frame and its ClientFinished frame, written
 /// together by one [`Handshake::write_message`].
-const CLIENT_FLIGHT_LEN: usize = 2 * FRAME_HEADER_LEN + SHARE_LEN + FINISHED_LEN;
+const CLIENT_FLIGHT_LEN: usize = SHARE_FRAME_LEN + FRAME_HEADER_LEN + FINISHED_LEN;
+/// A ClientShare frame: header and the client's share.
+const SHARE_FRAME_LEN: usize = FRAME_HEADER_LEN + SHARE_LEN;
 /// The largest handshake write: a buffer of this size holds any message (or flight) the
 /// handshake writes.
 pub const HANDSHAKE_FRAME_LEN: usize = if FRAME_HEADER_LEN + SERVER_HELLO_LEN > CLIENT_FLIGHT_LEN {
@@ -564,7 +566,7 @@ impl<'a> Handshake<'a> {
                 self.own_share = Some(*run.share());
                 // The ClientShare frame joins the transcript before it is hashed: the keys and
                 // both Finished MACs cover it.
-                let mut frame = [0u8; FRAME_HEADER_LEN + SHARE_LEN];
+                let mut frame = [0u8; SHARE_FRAME_LEN];
                 let frame = write_frame(FrameKind::ClientShare, run.share(), &mut frame)?;
                 self.transcript.update(frame);
                 self.finish_transcript();
@@ -679,12 +681,12 @@ impl<'a> Handshake<'a> {
                 let frame = match role {
                     // One flight: the ClientShare frame, then the ClientFinished frame.
                     Role::Client => {
-                        let share_len = FRAME_HEADER_LEN + SHARE_LEN;
-                        let flight_len = share_len + FRAME_HEADER_LEN + FINISHED_LEN;
-                        let flight = out.get_mut(..flight_len).ok_or(Error::BufferTooSmall {
-                            required: flight_len,
-                        })?;
-                        let (share_out, finished_out) = flight.split_at_mut(share_len);
+                        let flight =
+                            out.get_mut(..CLIENT_FLIGHT_LEN)
+                                .ok_or(Error::BufferTooSmall {
+                                    required: CLIENT_FLIGHT_LEN,
+                                })?;
+                        let (share_out, finished_out) = flight.split_at_mut(SHARE_FRAME_LEN);
                         let share = self.own_share().ok_or(Error::OutOfOrderCall)?;
                         write_frame(FrameKind::ClientShare, &share, share_out)?;
                         write_frame(kind, &proof, finished_out)?;

@@ -7,7 +7,7 @@
 use aeschat_core::cpace::{self, lv_cat, transcript_ir, Cpace, DSI, ISK_LABEL, SHARE_LEN};
 use aeschat_core::fernet::Key;
 use aeschat_core::session::{Config, Engine, Error, HandshakeState, Role, Secret};
-use aeschat_testkit::{Got, Pair, Replay, Side, TestRng};
+use aeschat_testkit::{Got, Pair, Replay, Side};
 use sha2::{Digest, Sha256, Sha512};
 
 const PASSWORD: &[u8] = b"hunter2";
@@ -150,10 +150,11 @@ fn a_password_and_a_key_with_the_same_bytes_do_not_agree() {
     assert_eq!(pair.result(Side::Server), Some(Err(Error::ModeMismatch)));
 }
 
-/// Runs the standard pair with `middle` and returns both results.
-fn with_middle(
-    middle: impl FnMut(Side, &mut Vec<u8>),
-) -> (Option<Result<(), Error>>, Option<Result<(), Error>>, usize) {
+/// A side's result, as `Pair::result` gives it.
+type SideResult = Option<Result<(), Error>>;
+
+/// Runs the standard pair with `middle`: both results and the server's derivations.
+fn with_middle(middle: impl FnMut(Side, &mut Vec<u8>)) -> (SideResult, SideResult, usize) {
     let pair = standard_pair(password(Role::Client), password(Role::Server));
     let mut pair = pair.with_middle(middle);
     pair.run();
