@@ -488,5 +488,4 @@ fn the_server_gate_still_refuses_before_the_derivation() {
         pair.result(Side::Client),
         Some(Err(Error::RetryLater { seconds: 3 }))
     );
-    let _ = TestRng::new(0);
 }
