@@ -26,9 +26,11 @@ use crate::session::Error;
 pub enum Action<'e, 'b> {
     /// Write these bytes to the peer (all of them, then flush), then poll again.
     Transmit(&'e [u8]),
-    /// Run the key derivation with [`Engine::derive_keys`] (PBKDF2 in password mode: slow, so
-    /// it may go in slices), then poll again. A server that rations derivations decides here,
-    /// and refuses with [`Engine::refuse`].
+    /// Run the key derivation with [`Engine::derive_keys`] (protocol 2: CPace's second half
+    /// and HKDF, well under a millisecond; one call completes), then poll again. A server that
+    /// rations attempts decides here, after the client's share and Finished arrived and before
+    /// its second scalar multiplication and the guess check, and refuses with
+    /// [`Engine::refuse`].
     DeriveKeys,
     /// No whole frame in the input: read more bytes from the peer, keep the ones not
     /// discarded, and poll again. An end of stream goes to [`Engine::end_of_stream`].
@@ -243,10 +245,10 @@ impl<'a> Engine<'a> {
         step.action
     }
 
-    /// Runs at most `iterations` of the key derivation's PBKDF2 iterations (`u32::MAX`: all of
-    /// them) when [`Action::DeriveKeys`] asked for it. The keys are the same however it is
-    /// sliced. A failure (a server finding the client's confirmation wrong) comes from the
-    /// next [`Engine::poll`], after the alert it sends.
+    /// Runs the key derivation when [`Action::DeriveKeys`] asked for it. `iterations` is
+    /// protocol 1's PBKDF2 slice, ignored by protocol 2 (one call completes; to be removed with
+    /// the iteration API). A failure (a bad CPace share, or a server finding the client's
+    /// confirmation wrong) comes from the next [`Engine::poll`], after the alert it sends.
     pub fn derive_keys(&mut self, iterations: u32) -> Derivation {
         let Phase::Handshaking(handshake) = &mut self.phase else {
             return Derivation::Done;

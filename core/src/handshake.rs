@@ -77,9 +77,9 @@ pub enum Role {
 /// The shared secret both people hold.
 #[derive(Clone, Copy)]
 pub enum Secret<'a> {
-    /// A password, stretched with PBKDF2 over a salt made fresh for each session.
+    /// A password: CPace's PRS, exactly its bytes (protocol 2 does not stretch it).
     Password(&'a [u8]),
-    /// A 32-byte key from a key file: no PBKDF2, for boards where it would take minutes.
+    /// A 32-byte random key from a key file: CPace's PRS in key mode.
     PreSharedKey(&'a Key),
 }
 
