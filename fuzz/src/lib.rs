@@ -112,7 +112,11 @@ pub struct Established {
 /// An engine over a handshake with a fixed nonce and clock, so that a run can be repeated byte
 /// for byte.
 pub fn engine(config: Config<'_>, nonce: [u8; 32], now: Option<u64>) -> Engine<'_> {
-    Engine::from_handshake(Handshake::new(config, nonce, nonce.map(|b| b ^ 0xa5), now))
+    // A fixed CPace scalar seed told apart by the nonce, never zero (bit 0 of byte 0 set: the
+    // scalar's lowest bit), so no nonce makes `Cpace::new` refuse it.
+    let mut seed = nonce.map(|b| b ^ 0xa5);
+    seed[0] |= 1;
+    Engine::from_handshake(Handshake::new(config, nonce, seed, now))
 }
 
 /// Runs a genuine key-file handshake in memory over the shared test pair (fixed nonces, so it

@@ -32,7 +32,9 @@ pub const CLIENT_TIME: u64 = 1_700_000_000;
 /// with the same seed, PRS and sid would send the same share, which is refused as reflected).
 /// FOR TESTS ONLY: a real seed is fresh random bytes.
 pub fn scalar_seed(nonce: [u8; 32]) -> [u8; 32] {
-    nonce.map(|b| b ^ 0xa5)
+    let mut seed = nonce.map(|b| b ^ 0xa5);
+    seed[0] |= 1; // never the zero scalar, whatever the nonce
+    seed
 }
 pub const SERVER_TIME: u64 = 1_700_000_003;
 
