@@ -6,17 +6,20 @@ Usage (from anywhere):
     python3 vectors/sessions/verify_transcript.py FILE...       check each transcript
     python3 vectors/sessions/verify_transcript.py --forge FILE  print forged records as JSON
 
-From the inputs a transcript file states (the secret, the iteration count, both nonces, times
-and message limits, and each record's type, text, time and IV) this script rebuilds every byte
-of the session by the rules of docs/PROTOCOL.md, and requires each recorded frame to be exactly
-the rebuilt one:
+Protocol 2 (docs/PROTOCOL-2.md). From the inputs a transcript file states (the secret, both
+nonces, CPace scalar seeds, times and message limits, and each record's type, text, time and
+IV) this script rebuilds every byte of the session by the rules of docs/PROTOCOL-2.md, and
+requires each recorded frame to be exactly the rebuilt one:
 
-- the hellos: magic "AESCHAT", version 1, mode, nonce, time, max_message_len (and iterations);
-- transcript_hash = SHA-256(ClientHello frame || ServerHello frame), headers included;
-- master = PBKDF2-HMAC-SHA256(password, "aeschat/1 pbkdf2 salt" || client nonce || server
-  nonce, iterations, 32 bytes), or the 32 key bytes in pre-shared key mode;
-- prk = HMAC-SHA256(key = transcript_hash, msg = master), and each key the one HKDF-Expand
-  block HMAC-SHA256(prk, label || 0x01);
+- the hellos: magic "AESCHAT", version 2, mode, nonce, time, max_message_len, and in the
+  ServerHello the server's CPace share;
+- CPace (CPACE-RISTR255-SHA512, `cpace_ristretto.py`, initiator = server): PRS the password's
+  UTF-8 bytes or the 32 key bytes, CI = lv_cat("aeschat/2", mode, "server", "client"), sid =
+  client nonce || server nonce, ADa = ADb = empty, each scalar sampled from its scalar seed;
+- the ClientShare frame (kind 7) with the client's share;
+- transcript_hash = SHA-256(ClientHello || ServerHello || ClientShare frames), headers included;
+- prk = HMAC-SHA256(key = transcript_hash, msg = ISK), and each key the one HKDF-Expand
+  block HMAC-SHA256(prk, label || 0x01) with the "aeschat/2 ..." labels;
 - Finished = HMAC-SHA256(confirm key, transcript_hash);
 - each record a Fernet token under its direction's write key over type || sequence || body,
   built here from AES-128-CBC and HMAC-SHA256, and decrypted again by cryptography.fernet.
@@ -38,8 +41,12 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import struct
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cpace_ristretto as cpace  # noqa: E402
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import padding
@@ -52,21 +59,22 @@ KINDS = {
     "ServerFinished": 4,
     "Record": 5,
     "Alert": 6,
+    "ClientShare": 7,
 }
 MODES = {"password": 1, "pre-shared key": 2}
 MAGIC = b"AESCHAT"
-VERSION = 1
-SALT_LABEL = b"aeschat/1 pbkdf2 salt"
+VERSION = 2
 LABELS = {
-    "client_write_key": b"aeschat/1 client write key",
-    "server_write_key": b"aeschat/1 server write key",
-    "client_confirm_key": b"aeschat/1 client confirm key",
-    "server_confirm_key": b"aeschat/1 server confirm key",
+    "client_write_key": b"aeschat/2 client write key",
+    "server_write_key": b"aeschat/2 server write key",
+    "client_confirm_key": b"aeschat/2 client confirm key",
+    "server_confirm_key": b"aeschat/2 server confirm key",
 }
 RECORD_TYPES = {"text": 1, "close": 2}
 HANDSHAKE = [
     ("client", "ClientHello"),
     ("server", "ServerHello"),
+    ("client", "ClientShare"),
     ("client", "ClientFinished"),
     ("server", "ServerFinished"),
 ]
@@ -85,14 +93,22 @@ def frame(kind, body):
     return bytes([kind]) + struct.pack(">I", len(body)) + body
 
 
-def hello_body(mode, endpoint, iterations=None):
+def hello_body(mode, endpoint, share=None):
     nonce = bytes.fromhex(endpoint["nonce_hex"])
     expect(len(nonce) == 32, "a nonce must be 32 bytes")
     body = MAGIC + bytes([VERSION, mode]) + nonce
     body += struct.pack(">QI", endpoint["time"], endpoint["max_message_len"])
-    if iterations is not None:
-        body += struct.pack(">I", iterations)
+    if share is not None:
+        body += share
     return body
+
+
+def scalar_of(endpoint):
+    seed = bytes.fromhex(endpoint["scalar_seed_hex"])
+    expect(len(seed) == 32, "a scalar seed must be 32 bytes")
+    scalar = cpace.sample_scalar(seed)
+    expect(scalar != 0, "a zero scalar is refused")
+    return scalar
 
 
 def hmac_sha256(key, message):
@@ -120,33 +136,36 @@ def derive(transcript):
     expect(mode_name in MODES, f"unknown mode {mode_name!r}")
     mode = MODES[mode_name]
     client, server = transcript["client"], transcript["server"]
+    expect("iterations" not in transcript, "protocol 2 has no work factor")
     if mode_name == "password":
-        iterations = transcript["iterations"]
-        expect(iterations >= 1, "PBKDF2 needs at least one iteration")
-    else:
-        expect("iterations" not in transcript, "pre-shared key mode has no work factor")
-        iterations = 0
-    client_hello = frame(1, hello_body(mode, client))
-    server_hello = frame(2, hello_body(mode, server, iterations))
-    transcript_hash = hashlib.sha256(client_hello + server_hello).digest()
-    client_nonce = bytes.fromhex(client["nonce_hex"])
-    server_nonce = bytes.fromhex(server["nonce_hex"])
-    if mode_name == "password":
-        password = transcript["password"].encode("utf-8")
-        salt = SALT_LABEL + client_nonce + server_nonce
-        master = hashlib.pbkdf2_hmac("sha256", password, salt, iterations, 32)
+        prs = transcript["password"].encode("utf-8")
     else:
         key_text = transcript["key"]
         expect(len(key_text) == 44, "a key text is 44 characters")
-        master = base64.urlsafe_b64decode(key_text)
-        expect(base64.urlsafe_b64encode(master).decode() == key_text, "non-canonical key text")
-        expect(len(master) == 32, "a key is 32 bytes")
+        prs = base64.urlsafe_b64decode(key_text)
+        expect(base64.urlsafe_b64encode(prs).decode() == key_text, "non-canonical key text")
+        expect(len(prs) == 32, "a key is 32 bytes")
+    client_nonce = bytes.fromhex(client["nonce_hex"])
+    server_nonce = bytes.fromhex(server["nonce_hex"])
+    ci = cpace.lv_cat(b"aeschat/2", bytes([mode]), b"server", b"client")
+    sid = client_nonce + server_nonce
+    ya, yb = scalar_of(server), scalar_of(client)
+    server_share = cpace.share(prs, ci, sid, ya)
+    client_share = cpace.share(prs, ci, sid, yb)
+    k = cpace.scalar_mult_vfy(ya, client_share)
+    expect(k is not None and k == cpace.scalar_mult_vfy(yb, server_share), "CPace K")
+    master = cpace.isk(sid, k, server_share, b"", client_share, b"")
+    client_hello = frame(1, hello_body(mode, client))
+    server_hello = frame(2, hello_body(mode, server, server_share))
+    client_share_frame = frame(7, client_share)
+    transcript_hash = hashlib.sha256(client_hello + server_hello + client_share_frame).digest()
     prk = hmac_sha256(transcript_hash, master)
     derived = {
         "client_hello": client_hello,
         "server_hello": server_hello,
+        "client_share": client_share_frame,
         "transcript_hash": transcript_hash,
-        "master": master,
+        "isk": master,
         "prk": prk,
     }
     for name, label in LABELS.items():
@@ -165,10 +184,11 @@ def verify(transcript):
     derived values."""
     derived = derive(transcript)
     frames = transcript["frames"]
-    expect(len(frames) >= 4, "a session starts with four handshake frames")
+    expect(len(frames) >= 5, "a session starts with five handshake frames")
     expected_handshake = [
         derived["client_hello"],
         derived["server_hello"],
+        derived["client_share"],
         derived["client_finished"],
         derived["server_finished"],
     ]
@@ -195,7 +215,7 @@ def verify(transcript):
     }
     next_sequence = {"client": 0, "server": 0}
     closed = {"client": False, "server": False}
-    for index, recorded in enumerate(frames[4:], start=4):
+    for index, recorded in enumerate(frames[5:], start=5):
         side = recorded["from"]
         expect(side in write_keys, f"frame {index}: unknown side {side!r}")
         expect(recorded["kind"] == "Record", f"frame {index}: only records follow the handshake")
@@ -336,7 +356,7 @@ def main():
             failures += 1
             continue
         print(f"ok {path}: {len(transcript['frames'])} frames")
-        for name in ["transcript_hash", "master", "prk", *LABELS]:
+        for name in ["transcript_hash", "isk", "prk", *LABELS]:
             print(f"    {name:<18} {derived[name].hex()}")
     return 1 if failures else 0
 
