@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use crate::fernet::Error as FernetError;
+
 /// Everything that can go wrong in a handshake or an established session, as one small `Copy`
 /// enum. Key and token problems are [`fernet::Error`](crate::fernet::Error) instead: a record
 /// that fails to open is [`Error::RecordRejected`], whatever the token layer found.
@@ -106,18 +108,13 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::BufferTooSmall { required } => write!(
-                f,
-                "The output buffer is too small: it must hold at least {required} bytes."
-            ),
-            Error::MessageTooLong { max } => write!(
-                f,
-                "The message is too long: at most {max} bytes fit in one message."
-            ),
-            Error::Randomness => f.write_str(
-                "The random number generator failed: no fresh nonce or IV could be drawn, so \
-                 nothing was sent.",
-            ),
+            // The errors both layers have say the same thing, written once (in the fernet layer).
+            Error::BufferTooSmall { required } => FernetError::BufferTooSmall {
+                required: *required,
+            }
+            .fmt(f),
+            Error::MessageTooLong { max } => FernetError::MessageTooLong { max: *max }.fmt(f),
+            Error::Randomness => FernetError::Randomness.fmt(f),
             Error::FrameTooLong { max } => write!(
                 f,
                 "The peer sent a message longer than the {max} bytes this side accepts; it was \

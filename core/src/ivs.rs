@@ -83,15 +83,11 @@ impl<const N: usize> rand_core::TryRng for IvPool<N> {
     type Error = Error;
 
     fn try_next_u32(&mut self) -> Result<u32, Error> {
-        let mut word = [0u8; 4];
-        self.try_fill_bytes(&mut word)?;
-        Ok(u32::from_le_bytes(word))
+        rand_core::utils::next_word_via_fill(self)
     }
 
     fn try_next_u64(&mut self) -> Result<u64, Error> {
-        let mut word = [0u8; 8];
-        self.try_fill_bytes(&mut word)?;
-        Ok(u64::from_le_bytes(word))
+        rand_core::utils::next_word_via_fill(self)
     }
 
     /// Fills `out` an IV at a time; every byte handed out is wiped from the pool.

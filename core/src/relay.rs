@@ -1,6 +1,7 @@
 //! The relay framing: the few fixed-size messages a client and an `aeschat relay` exchange
 //! before the relay starts forwarding the normal aeschat protocol, byte for byte, between the
-//! two clients of a room. `docs/RELAY.md` describes it for people; this module is the parser.
+//! two clients of a room. The aeschat repository's `docs/RELAY.md` describes it for people;
+//! this module is the parser.
 //!
 //! Every message is [`RELAY_MESSAGE_LEN`] bytes: the magic [`RELAY_MAGIC`], the version
 //! [`RELAY_VERSION`], one byte saying what the message is, and a 32-bit big-endian number.

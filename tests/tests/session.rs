@@ -1084,11 +1084,11 @@ proptest! {
     }
 
     #[test]
-    fn frame_reader_gives_the_same_frames_and_error_for_any_stream_however_it_is_cut(
+    fn framing_gives_the_same_frames_and_error_for_any_stream_however_it_is_cut(
         stream in streams(),
         sizes in prop::collection::vec(0usize..40, 0..40),
     ) {
-        // A small reader, so over-long frames occur too.
+        // A small limit, so over-long frames occur too.
         let whole = parse_chunks::<64>([&stream[..]]);
         let pieces = parse_chunks::<64>(cut(&stream, &sizes));
         prop_assert_eq!(&pieces, &whole);

@@ -1134,21 +1134,26 @@ fn expected_alert_error(side: Side, body: &[u8]) -> Error {
     }
 }
 
+/// Alert bodies both layers are tried with: every code, a retry wait of two lengths, and
+/// malformed ones (no code 0, a retry without its seconds, a code with a stray byte).
+const ALERT_BODIES: [&[u8]; 11] = [
+    &[0],
+    &[1],
+    &[2],
+    &[3],
+    &[4],
+    &[5],
+    &[6],
+    &[7, 0, 2],
+    &[7, 1, 44],
+    &[7],
+    &[1, 1],
+];
+
 #[test]
 fn each_alert_is_believed_only_from_the_role_that_sends_it_in_every_waiting_state() {
     let secret = Secret::PreSharedKey(&PSK);
-    let bodies: [&[u8]; 9] = [
-        &[1],
-        &[2],
-        &[3],
-        &[4],
-        &[5],
-        &[6],
-        &[7, 0, 2],
-        &[7, 1, 44],
-        &[7],
-    ];
-    for body in bodies {
+    for body in ALERT_BODIES {
         for (side, state) in AWAITING {
             let mut handshake = advanced_to(side, state, secret);
             assert_eq!(
@@ -1209,19 +1214,7 @@ fn engine_awaiting(side: Side, state: HandshakeState, secret: Secret<'static>) -
 #[test]
 fn the_engine_believes_each_alert_only_from_the_role_that_sends_it_and_never_answers_it() {
     let secret = Secret::PreSharedKey(&PSK);
-    let bodies: [&[u8]; 10] = [
-        &[0],
-        &[1],
-        &[2],
-        &[3],
-        &[4],
-        &[5],
-        &[6],
-        &[7, 0, 2],
-        &[7],
-        &[1, 1],
-    ];
-    for body in bodies {
+    for body in ALERT_BODIES {
         for (side, state) in AWAITING {
             let case = format!("alert {body:?} to the {} engine in {state:?}", side.name());
             let mut engine = engine_awaiting(side, state, secret);

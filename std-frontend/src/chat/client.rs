@@ -30,20 +30,37 @@ pub(super) fn run(args: ClientArgs) -> Result<(), Failure> {
     // returned, but copies made on the way (moves of the key, the handshake's locals) are
     // still in the stack memory `connect` and its callees used.
     stack::scrub();
-    let Connected {
+    let Connected { connection, server } = connected?;
+    terminal::status(&format!("[+] Connected to the server at {server}"));
+    converse(connection, "Server", args.common.timeout)
+}
+
+/// A connection with a session established on it, ready for the conversation.
+pub(super) struct Connection {
+    pub(super) halves: (Sender, Receiver),
+    pub(super) reader: TcpReader,
+    pub(super) writer: TcpWriter,
+    pub(super) inbox: Inbox,
+}
+
+/// A client's one conversation over `connection`, with `peer` as the other side's name in
+/// printed lines ("Server", "Peer").
+pub(super) fn converse(
+    connection: Connection,
+    peer: &'static str,
+    close_wait: Duration,
+) -> Result<(), Failure> {
+    let Connection {
         halves,
         reader,
         writer,
         inbox,
-        server,
-    } = connected?;
-
-    terminal::status(&format!("[+] Connected to the server at {server}"));
+    } = connection;
     terminal::status(super::TYPING_HINT);
     // From here on the client is in its conversation: what is typed (even before the
-    // conversation's loop runs) is for the server, and Ctrl-C leaves cleanly.
+    // conversation's loop runs) is for the peer, and Ctrl-C leaves cleanly.
     let _conversing = Conversing::start();
-    let mut events = Events::start("Server")?;
+    let mut events = Events::start(peer)?;
     let (mut sender, mut receiver) = halves;
     match conversation::run(
         &mut sender,
@@ -52,20 +69,17 @@ pub(super) fn run(args: ClientArgs) -> Result<(), Failure> {
         writer,
         inbox,
         &mut events,
-        "Server",
-        args.common.timeout,
+        peer,
+        close_wait,
     ) {
         Ending::PeerLeft | Ending::Left { .. } => Ok(()),
         Ending::Failed(failure) => Err(failure),
     }
 }
 
-/// A connection with a session established on it.
+/// A connection with a session established on it, and where it goes.
 struct Connected {
-    halves: (Sender, Receiver),
-    reader: TcpReader,
-    writer: TcpWriter,
-    inbox: Inbox,
+    connection: Connection,
     /// The server's address, as connected to.
     server: SocketAddr,
 }
@@ -101,10 +115,12 @@ fn connect(args: &ClientArgs) -> Result<Connected, Failure> {
         || Ok(()),
     )?;
     Ok(Connected {
-        halves,
-        reader,
-        writer,
-        inbox,
+        connection: Connection {
+            halves,
+            reader,
+            writer,
+            inbox,
+        },
         server,
     })
 }

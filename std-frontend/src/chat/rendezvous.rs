@@ -9,14 +9,13 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use aeschat_core::relay::{Answer, Hello, RelayError, RELAY_MESSAGE_LEN};
-use aeschat_core::session::{Receiver, Role, Sender};
+use aeschat_core::session::Role;
 
+use super::client::{converse, Connection};
 use super::code::{self, BITS_PER_WORD, DEFAULT_CODE_WORDS};
-use super::conversation::{self, Ending, Inbox};
-use super::events::Events;
+use super::conversation;
 use super::handshake::{establish, warn_about_iterations};
-use super::interrupt::Conversing;
-use super::net::{self, Endpoint, TcpReader, TcpWriter};
+use super::net::{self, Endpoint};
 use super::secret::{SecretBytes, SharedSecret};
 use super::{stack, terminal, ClientArgs, Failure};
 
@@ -32,37 +31,9 @@ pub(super) fn run(args: ClientArgs) -> Result<(), Failure> {
     let met = meet(&args);
     // As in `client`: the code was the password, and copies of it are on the stack.
     stack::scrub();
-    let Met {
-        halves,
-        reader,
-        writer,
-        inbox,
-    } = met?;
+    let connection = met?;
     terminal::status("[+] Connected to the other person through the relay");
-    terminal::status(super::TYPING_HINT);
-    let _conversing = Conversing::start();
-    let mut events = Events::start("Peer")?;
-    let (mut sender, mut receiver) = halves;
-    match conversation::run(
-        &mut sender,
-        &mut receiver,
-        reader,
-        writer,
-        inbox,
-        &mut events,
-        "Peer",
-        args.common.timeout,
-    ) {
-        Ending::PeerLeft | Ending::Left { .. } => Ok(()),
-        Ending::Failed(failure) => Err(failure),
-    }
-}
-
-struct Met {
-    halves: (Sender, Receiver),
-    reader: TcpReader,
-    writer: TcpWriter,
-    inbox: Inbox,
+    converse(connection, "Peer", args.common.timeout)
 }
 
 /// The relay's address as given: a host alone means the relay's default port.
@@ -79,7 +50,7 @@ fn relay_endpoint(text: &str) -> Result<Endpoint, Failure> {
 
 /// Gets or makes the code, meets the other side at the relay and runs the handshake.
 #[inline(never)]
-fn meet(args: &ClientArgs) -> Result<Met, Failure> {
+fn meet(args: &ClientArgs) -> Result<Connection, Failure> {
     let common = &args.common;
     let relay = relay_endpoint(args.relay.as_deref().unwrap_or_default())?;
     // A joiner's code is checked before anything goes on the network: a typo is said at once.
@@ -159,7 +130,7 @@ fn meet(args: &ClientArgs) -> Result<Met, Failure> {
         ),
         false => failure,
     })?;
-    Ok(Met {
+    Ok(Connection {
         halves,
         reader,
         writer,
