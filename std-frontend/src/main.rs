@@ -34,7 +34,7 @@ enum Command {
     Server(chat::ServerArgs),
     /// Connect to a waiting peer (or meet one through a relay), then chat.
     Client(chat::ClientArgs),
-    /// Print a strong random passphrase for the chat (9 words, 81 bits of entropy).
+    /// Print a strong random passphrase for the chat (5 words, 45 bits of entropy).
     Passphrase(chat::PassphraseArgs),
     /// Pair two clients that can only dial out, by room, and forward their bytes.
     Relay(relay::RelayArgs),

@@ -166,23 +166,23 @@ fn each_chat_command_has_help_with_examples() {
         }
     }
     let help = run(["passphrase", "--help"], b"").success_text();
-    assert!(help.contains("81 bits"), "{help}");
+    assert!(help.contains("45 bits"), "{help}");
     assert!(help.contains("Examples:"), "{help}");
     let overview = run(["--help"], b"").success_text();
     assert!(overview.contains("passphrase"), "{overview}");
 }
 
 #[test]
-fn passphrase_prints_nine_random_words() {
+fn passphrase_prints_five_random_words() {
     let first = run(["passphrase"], b"").success_text();
     let second = run(["passphrase"], b"").success_text();
     let words: Vec<&str> = first.trim_end().split('-').collect();
-    assert_eq!(words.len(), 9, "{first}");
+    assert_eq!(words.len(), 5, "{first}");
     assert!(words
         .iter()
         .all(|word| word.len() >= 3 && word.bytes().all(|b| b.is_ascii_lowercase())));
     assert_ne!(first, second);
     let longer = run(["passphrase", "--words", "12"], b"").success_text();
     assert_eq!(longer.trim_end().split('-').count(), 12);
-    run(["passphrase", "--words", "5"], b"").usage_error();
+    run(["passphrase", "--words", "3"], b"").usage_error();
 }

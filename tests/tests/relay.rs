@@ -65,7 +65,7 @@ fn two_clients_that_only_dial_out_chat_through_the_relay_which_sees_no_secret() 
     let joiner_view = Proxy::start(&relay_address);
     let mut opener = start_opener("opener", &opener_view.address, &[]);
     let code = printed_code(&opener);
-    assert!(code.split('-').count() == 10, "room + 9 words: {code}");
+    assert!(code.split('-').count() == 4, "room + 3 words: {code}");
     let mut joiner = start_joiner("joiner", &joiner_view.address, &code);
     opener.wait_stderr("[+] Connected to the other person through the relay");
     joiner.wait_stderr("[+] Connected to the other person through the relay");
@@ -465,17 +465,14 @@ fn a_reader_that_never_reads_cannot_make_the_relay_buffer() {
 }
 
 #[test]
-fn a_short_code_draws_a_warning_and_a_code_can_be_typed_at_the_prompt() {
+fn a_new_code_is_three_words_without_a_warning_and_can_be_typed_at_the_prompt() {
     let (_relay, relay_address) = start_relay(&[]);
-    let mut opener = start_opener("opener", &relay_address, &["--code-words", "3"]);
+    let mut opener = start_opener("opener", &relay_address, &[]);
     let code = printed_code(&opener);
     assert_eq!(code.split('-').count(), 4, "room + 3 words: {code}");
-    let warning = opener.wait_stderr("aeschat: warning: ");
-    assert!(
-        warning.contains("a code of 3 words can be guessed offline"),
-        "{warning}"
-    );
-    assert!(opener.stderr_text().contains("27 bits of entropy"));
+    let advice = opener.wait_stderr("bits of entropy");
+    assert!(advice.contains("27 bits of entropy"), "{advice}");
+    assert!(advice.contains("gets one try"), "{advice}");
 
     // `--code` without a value: the first line of standard input is the code, the rest chat.
     let mut args = vec!["client", "--relay", relay_address.as_str(), "--code"];
@@ -487,6 +484,12 @@ fn a_short_code_draws_a_warning_and_a_code_can_be_typed_at_the_prompt() {
     opener.type_line("/quit");
     opener.assert_exit(0);
     joiner.assert_exit(0);
+    // Protocol 2 needs no long code: nothing warns about this one.
+    assert!(
+        !opener.stderr_text().contains("warning"),
+        "{}",
+        opener.stderr_text()
+    );
 }
 
 #[test]

@@ -14,12 +14,15 @@ use super::Failure;
 /// Bits of entropy per word: the list has 2^9 words.
 pub(super) const BITS_PER_WORD: u32 = 9;
 
-/// Words in a new code: 81 bits, the same bar as `aeschat passphrase`, because with protocol 1
-/// whoever joins the room (or runs the relay) can test guesses of the code offline.
-pub(super) const DEFAULT_CODE_WORDS: u8 = 9;
+/// Words in a new code: 27 bits. Enough because the code is a PAKE password (protocol 2): a
+/// recording of the handshake, or the relay itself, has nothing to test guesses against, and
+/// whoever joins the room gets one guess, which fails visibly on both sides and uses the room
+/// up. One try in 2^27 (134 million) is the whole attack.
+pub(super) const DEFAULT_CODE_WORDS: u8 = 3;
 
-/// The fewest words a code may have.
-pub(super) const MIN_CODE_WORDS: u8 = 3;
+/// The fewest words a code may have: the default, since a shorter code would make a guess
+/// likely enough to matter over many rooms.
+pub(super) const MIN_CODE_WORDS: u8 = DEFAULT_CODE_WORDS;
 
 /// The most words a code may have.
 pub(super) const MAX_CODE_WORDS: u8 = 16;

@@ -43,8 +43,9 @@ The shared secret never goes on the command line. It comes from, in this order:
   --password-file PATH   the first line of a file
   AESCHAT_PASSWORD       an environment variable
   a prompt               when standard input is a terminal (the password is not shown)
-Recorded conversations can be attacked offline by guessing the password, so use a long random
-one: `aeschat passphrase` prints one with 81 bits of entropy.";
+Nobody can test guesses of the password offline, not even from a recorded conversation; a
+server allows at most 120 wrong guesses an hour. Still avoid a password that is among the
+first anyone would try: `aeschat passphrase` prints a random one (5 words, 45 bits).";
 
 const CHAT_HELP: &str = "\
 Lines typed on standard input are sent as messages (up to 65536 bytes each); messages from the

@@ -1,9 +1,10 @@
 //! `aeschat passphrase`: a strong random passphrase from the built-in word list.
 //!
-//! Anyone who records a conversation can test password guesses against it offline, as fast as
-//! their hardware runs PBKDF2, so the password must be too strong to guess, not merely hard
-//! to guess by hand. Nine words from 512 give 81 bits: at a billion guesses a second, finding
-//! it would take tens of millions of years.
+//! The handshake is a PAKE (protocol 2): a recording gives nothing to test guesses against, so
+//! a password is only ever guessed online, one guess per connection, and a server allows at
+//! most 120 failed guesses an hour from everyone together. Five words from 512 give 45 bits:
+//! at that rate, trying them all would take over 30 million years. Words beat a shorter
+//! string of random characters because people can read them out and type them.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,11 +14,12 @@ use super::{terminal, Failure};
 
 /// Bits of entropy per word: the list has 2^9 words.
 const BITS_PER_WORD: u32 = 9;
-/// The default length: 9 words, 81 bits.
-const DEFAULT_WORDS: u8 = 9;
-/// The shortest passphrase offered: below 9 words (81 bits) it is no longer comfortably out of
-/// reach of a well-funded offline attack.
-const MIN_WORDS: u8 = 9;
+/// The default length: 5 words, 45 bits.
+const DEFAULT_WORDS: u8 = 5;
+/// The shortest passphrase offered: 4 words, 36 bits, still some 65,000 years of online
+/// guessing at the server's limit; below that the margin shrinks to what a patient attacker
+/// with many years could cover.
+const MIN_WORDS: u8 = 4;
 
 const _: () = assert!(WORDS.len() == 1 << BITS_PER_WORD);
 
@@ -31,8 +33,9 @@ Examples:
 const PASSPHRASE_DETAILS: &str = "\
 Print a random passphrase: words from a built-in list of 512 common English words, joined by \
 hyphens, drawn from the operating system's random number generator. Each word adds 9 bits of \
-entropy: the default 9 words give 81 bits, enough that a recorded conversation cannot be \
-broken by guessing the password offline.";
+entropy: the default 5 words give 45 bits. The handshake never lets anyone test guesses \
+offline (not from a recording, not as a fake server), and a server allows at most 120 wrong \
+guesses an hour, so 45 bits would take over 30 million years to exhaust.";
 
 /// Arguments of `aeschat passphrase`.
 #[derive(clap::Args)]
@@ -41,7 +44,7 @@ broken by guessing the password offline.";
     after_long_help = format!("{PASSPHRASE_DETAILS}\n\n{PASSPHRASE_EXAMPLES}"),
 )]
 pub struct PassphraseArgs {
-    /// How many words (9 bits of entropy each; 9 words = 81 bits).
+    /// How many words (9 bits of entropy each; 5 words = 45 bits).
     #[arg(
         long,
         value_name = "N",
@@ -109,10 +112,10 @@ mod tests {
 
     #[test]
     fn a_passphrase_has_the_requested_number_of_listed_words() {
-        let passphrase = generate(9).unwrap();
+        let passphrase = generate(5).unwrap();
         let words: Vec<&str> = passphrase.split('-').collect();
-        assert_eq!(words.len(), 9);
+        assert_eq!(words.len(), 5);
         assert!(words.iter().all(|word| WORDS.contains(word)));
-        assert_ne!(generate(9).unwrap(), passphrase, "two draws should differ");
+        assert_ne!(generate(5).unwrap(), passphrase, "two draws should differ");
     }
 }

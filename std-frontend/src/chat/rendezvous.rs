@@ -12,7 +12,7 @@ use aeschat_core::relay::{Answer, Hello, RelayError, RELAY_MESSAGE_LEN};
 use aeschat_core::session::Role;
 
 use super::client::{converse, Connection};
-use super::code::{self, BITS_PER_WORD, DEFAULT_CODE_WORDS};
+use super::code::{self, BITS_PER_WORD};
 use super::conversation;
 use super::handshake::{establish, warn_about_iterations};
 use super::net::{self, Endpoint};
@@ -143,17 +143,11 @@ fn announce(code: &SecretBytes, words: u8) {
     let text = String::from_utf8_lossy(code);
     terminal::status(&format!("[*] Your code: {text}"));
     terminal::status(&format!(
-        "[*] Give it to the other person (it has {} bits of entropy, {words} words), who runs: \
+        "[*] Give it to the other person (it has {} bits of entropy, {words} words; whoever \
+         joins with a wrong code gets one try, which both of you see fail), who runs: \
          aeschat client --relay HOST:PORT --code {text}",
         u32::from(words) * BITS_PER_WORD
     ));
-    if words < DEFAULT_CODE_WORDS {
-        terminal::warning(&format!(
-            "a code of {words} words can be guessed offline by whoever joins the room or runs \
-             the relay, from a recording of the handshake; {DEFAULT_CODE_WORDS} words (the \
-             default) are out of reach"
-        ));
-    }
     terminal::status("[*] Waiting for them to join (Ctrl-C stops)...");
 }
 

@@ -401,4 +401,12 @@ mod tests {
         }
         assert!(admission.records.len() <= MAX_REMEMBERED);
     }
+
+    /// The help text, `aeschat passphrase` and README state the online-guessing rate this
+    /// module allows; if the limits change, so must they.
+    #[test]
+    fn all_sources_together_get_at_most_120_guesses_an_hour() {
+        let windows_per_hour = 3600 / GUESS_WINDOW.as_secs() as usize;
+        assert_eq!(GLOBAL_GUESSES * windows_per_hour, 120);
+    }
 }
