@@ -331,15 +331,6 @@ impl TestPeer {
         TestPeer::establish(stream, Role::Client, secret, iterations)
     }
 
-    /// The ClientHello and ServerHello frames as they travelled (58 and 62 bytes).
-    pub fn hellos(&self, role: Role) -> (Vec<u8>, Vec<u8>) {
-        let (client, server) = match role {
-            Role::Client => (&self.writer.log, &self.reader.log),
-            Role::Server => (&self.reader.log, &self.writer.log),
-        };
-        (client[..58].to_vec(), server[..62].to_vec())
-    }
-
     pub fn send(&mut self, text: &[u8]) -> Result<(), SessionError<io::Error>> {
         send_text(
             &mut self.sender,
