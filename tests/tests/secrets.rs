@@ -472,6 +472,7 @@ isk = cp.isk(sid, k, ya, b"", yb, b"")
 # Section 5.
 transcript = hashlib.sha256(ch + sh + cs).digest()
 prk = hmac.new(transcript, isk, "sha256").digest()
+print("seed", seed.hex())
 print("scalar", scalar.to_bytes(32, "little").hex())
 print("k", k.hex())
 print("isk", isk.hex())
@@ -571,12 +572,13 @@ impl Derived {
     }
 
     /// What must be gone once the handshake is over, whole and in halves: the binary's CPace
-    /// scalar (with it and the wire, anyone could test password guesses offline and open the
+    /// scalar seed and scalar (with it and the wire, anyone could test password guesses offline and open the
     /// recording), the CPace key `K`, the ISK, `prk` and both confirmation keys; and what the
     /// HMAC keys of HKDF (`prk`) and of the key confirmation become: the pad blocks with the
     /// key in them, and the hash states after them.
     fn gone_after_handshake(&self) -> Vec<Needle> {
         let mut needles: Vec<Needle> = [
+            "seed",
             "scalar",
             "k",
             "isk",
@@ -705,6 +707,41 @@ fn server_in_conversation(label: &str, server_extra: &[&str]) -> ServerInConvers
     }
 }
 
+/// Waits for the ClientHello a client (process `pid`, logging its random bytes in `log`) sent
+/// on `stream`, without taking it, and finds the client's scalar seed in its memory while it
+/// waits for the ServerHello: the seed (its scalar but for the top four bits) is drawn with the
+/// nonce and kept until the ServerHello arrives. This shows a scan finds the scalar's bytes
+/// when they are there; the client computes its scalar, share, `K`, ISK and keys in one step
+/// after the ServerHello, so there is no moment to catch those in between. Returns the seed.
+fn seed_held_while_waiting_for_the_server_hello(
+    stream: &TcpStream,
+    pid: u32,
+    log: &RandomLog,
+) -> [u8; 32] {
+    let mut hello = [0u8; 58];
+    let deadline = Instant::now() + PATIENCE;
+    while stream
+        .peek(&mut hello)
+        .expect("cannot peek at the ClientHello")
+        < hello.len()
+    {
+        assert!(Instant::now() < deadline, "no whole ClientHello came");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let seed = log.seed_after(&hello[14..46]);
+    let held = scan_memory(pid, &whole_and_halves("waiting seed", &seed));
+    eprintln!(
+        "figures: client: copies of its scalar seed while it waits for the ServerHello {}",
+        held.hits.len()
+    );
+    assert!(
+        held.count("waiting seed") >= 1,
+        "the scan did not find the seed of a handshake in progress: {}",
+        held.report()
+    );
+    seed
+}
+
 /// Sends a ClientHello to `server` (process `pid`, logging its random bytes in `log`), reads
 /// the ServerHello, and finds the server's scalar for it in the server's memory while the
 /// server waits for the share; then hangs up and waits until the server has dropped the
@@ -738,7 +775,7 @@ fn the_servers_derived_secrets_are_wiped_after_the_handshake() {
     traces.extend(whole_and_halves("probe scalar", &talk.probe_scalar));
     let gone = scan_memory(talk.pid, &traces);
     eprintln!(
-        "figures: server: live session AES keys {} copies; its scalar, K, ISK, prk, confirm \
+        "figures: server: live session AES keys {} copies; its scalar seed and scalar, K, ISK, prk, confirm \
          keys, HMAC pad blocks and states of prk and the confirm keys, and the abandoned \
          handshake's scalar {}",
         live.hits.len(),
@@ -775,6 +812,8 @@ fn the_clients_derived_secrets_are_wiped_after_the_handshake() {
         .recv_timeout(PATIENCE)
         .expect("the client never connected")
         .expect("accept failed");
+    let seed_while_waiting =
+        seed_held_while_waiting_for_the_server_hello(&stream, client_pid, &log);
     let mut peer = TestPeer::establish(
         stream,
         Role::Server,
@@ -791,11 +830,16 @@ fn the_clients_derived_secrets_are_wiped_after_the_handshake() {
     peer.send(b"from the test").expect("send");
     client.wait_stdout_line("[Server]: from the test");
     let derived = Derived::compute(&peer.handshake_frames(Role::Server), Role::Client, &log);
+    assert_eq!(
+        derived.get("seed"),
+        seed_while_waiting,
+        "the same handshake's seed"
+    );
 
     let live = scan_memory(client_pid, &derived.session_aes_keys());
     let gone = scan_memory(client_pid, &derived.gone_after_handshake());
     eprintln!(
-        "figures: client: live session AES keys {} copies; its scalar, K, ISK, prk, confirm \
+        "figures: client: live session AES keys {} copies; its scalar seed and scalar, K, ISK, prk, confirm \
          keys, HMAC pad blocks and states of prk and the confirm keys {}",
         live.hits.len(),
         gone.hits.len()
