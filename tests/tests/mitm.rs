@@ -394,6 +394,31 @@ impl Scenario {
         }
     }
 
+    /// For an attack on a share, the alert the side that checks it must send, as (direction,
+    /// frame number from 0, alert): alert 6 for a share CPace refuses (docs/PROTOCOL-2.md
+    /// 4.4), alert 1 from the server for a valid share of another session (3.4).
+    fn share_alert(&self) -> Option<(Direction, usize, Alert)> {
+        use Action::*;
+        let c2s = self.direction == Direction::ClientToServer;
+        match (self.phase, c2s, self.action) {
+            // The client checks the ServerHello's share and answers with the alert instead of
+            // its flight.
+            (Phase::Hello, false, ShareIdentity | ShareNonCanonical) => {
+                Some((Direction::ClientToServer, 1, Alert::UnexpectedMessage))
+            }
+            // The server checks the ClientShare once the ClientFinished is in, and answers
+            // instead of its ServerFinished.
+            (Phase::Share, true, ShareIdentity | ShareNonCanonical | ShareReflected | FlipBit) => {
+                Some((Direction::ServerToClient, 1, Alert::UnexpectedMessage))
+            }
+            (Phase::Hello, false, ShareFromOldSession)
+            | (Phase::Share, true, ShareFromOldSession) => {
+                Some((Direction::ServerToClient, 1, Alert::AuthenticationFailed))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the server types its first message before the handshake, so that it follows
     /// ServerFinished at once (the only handshake frame with a successor the proxy can swap
     /// it with).
@@ -1000,6 +1025,18 @@ fn check_wire(scenario: &Scenario, proxy: &Proxy) -> Vec<String> {
             target + 1,
             scenario.phase.describe()
         ));
+    }
+    if let Some((direction, index, alert)) = scenario.share_alert() {
+        let mut wanted = [0u8; 6];
+        let wanted = alert.write(&mut wanted).expect("an alert fits in 6 bytes");
+        let sent = proxy.frames(direction);
+        if sent.get(index).map(Vec::as_slice) != Some(wanted) {
+            problems.push(format!(
+                "frame {} {direction} is {:02x?}, not the documented {alert:?} alert",
+                index + 1,
+                sent.get(index)
+            ));
+        }
     }
     if scenario.action == Action::Reorder && !proxy.released_late() {
         problems.push("the held-back frame was not sent after its successor".to_owned());
