@@ -331,15 +331,6 @@ impl TestPeer {
         TestPeer::establish(stream, Role::Client, secret, iterations)
     }
 
-    /// The ClientHello and ServerHello frames as they travelled (58 and 62 bytes).
-    pub fn hellos(&self, role: Role) -> (Vec<u8>, Vec<u8>) {
-        let (client, server) = match role {
-            Role::Client => (&self.writer.log, &self.reader.log),
-            Role::Server => (&self.reader.log, &self.writer.log),
-        };
-        (client[..58].to_vec(), server[..62].to_vec())
-    }
-
     pub fn send(&mut self, text: &[u8]) -> Result<(), SessionError<io::Error>> {
         send_text(
             &mut self.sender,
@@ -376,6 +367,35 @@ impl TestPeer {
             Incoming::Closed => Ok(None),
         }
     }
+
+    /// The handshake's frames as they travelled (docs/PROTOCOL-2.md section 2), from the logs
+    /// of what this peer, in `role`, sent and received.
+    pub fn handshake_frames(&self, role: Role) -> HandshakeFrames {
+        let (client, server) = match role {
+            Role::Client => (&self.writer.log, &self.reader.log),
+            Role::Server => (&self.reader.log, &self.writer.log),
+        };
+        let (client_hello, rest) = client.split_at(58);
+        let (client_share, rest) = rest.split_at(37);
+        let (server_hello, server_rest) = server.split_at(90);
+        HandshakeFrames {
+            client_hello: client_hello.to_vec(),
+            server_hello: server_hello.to_vec(),
+            client_share: client_share.to_vec(),
+            client_finished: rest[..37].to_vec(),
+            server_finished: server_rest[..37].to_vec(),
+        }
+    }
+}
+
+/// A protocol-2 handshake's five frames, headers included.
+#[derive(Clone, Debug)]
+pub struct HandshakeFrames {
+    pub client_hello: Vec<u8>,
+    pub server_hello: Vec<u8>,
+    pub client_share: Vec<u8>,
+    pub client_finished: Vec<u8>,
+    pub server_finished: Vec<u8>,
 }
 
 /// A running `aeschat` whose standard output is counted, line by line, rather than kept: for

@@ -68,6 +68,12 @@ pub enum Fault {
     Truncate,
     /// Forwarded as this function changes it (the function gets the whole frame).
     Alter(fn(&mut [u8])),
+    /// Forwarded as this function changes it, given the whole frame and every frame the proxy
+    /// has read so far, per direction (client to server first): for an attack built from
+    /// this session's own frames, such as a share reflected back to its sender.
+    AlterSeen(fn(&mut [u8], &[Vec<Vec<u8>>; 2])),
+    /// Forwarded with `bytes` written over it from offset `at` (a field replaced in place).
+    Overwrite { at: usize, bytes: Vec<u8> },
     /// These bytes are forwarded first, then the frame.
     InjectBefore(Vec<u8>),
     /// These bytes are forwarded instead of the frame.
@@ -446,6 +452,17 @@ fn forward(
             Fault::Alter(change) => {
                 let mut altered = frame;
                 change(&mut altered);
+                outlet.send(&altered);
+            }
+            Fault::AlterSeen(change) => {
+                let seen = shared.read(|state| state.frames.clone());
+                let mut altered = frame;
+                change(&mut altered, &seen);
+                outlet.send(&altered);
+            }
+            Fault::Overwrite { at, bytes } => {
+                let mut altered = frame;
+                altered[*at..*at + bytes.len()].copy_from_slice(bytes);
                 outlet.send(&altered);
             }
             Fault::InjectBefore(bytes) => {

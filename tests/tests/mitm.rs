@@ -2,8 +2,17 @@
 //! (`mitm_support`) sits between `aeschat client` and `aeschat server --once` and attacks one
 //! frame per run: it drops, duplicates, reorders, delays, truncates, flips a bit in, injects a
 //! forged frame or a forged alert before, or replays a previous session's frame in place of,
-//! the target, in either direction and in every phase (each hello, each key confirmation, the
-//! first chat record, a later chat record, the closing side's close, the answering close).
+//! the target, in either direction and in every phase (each hello, the client's ClientShare,
+//! each key confirmation, the first chat record, a later chat record, the closing side's close,
+//! the answering close). On the frames that carry a CPace share (the ServerHello and the
+//! ClientShare, docs/PROTOCOL-2.md 3.2 and 3.3) it also replaces the share with the identity,
+//! with bytes that are no canonical encoding, with the server's own share reflected back
+//! (client to server only: the client's share does not exist yet when the ServerHello
+//! travels), or with the same side's share from an earlier session; and the share and the
+//! ClientFinished swapped in order is the "reorder" row of the share phase. A share that fails
+//! CPace's checks is refused as a malformed message (alert 6, exit 1 on both sides: the side
+//! that checked it reports the malformed message, its peer the abort), never as a wrong password;
+//! a valid share of another session fails key confirmation (alert 1, exit 3 on both sides).
 //!
 //! For every run the test asserts how each process ends (exit status and its one error line),
 //! and that each side's standard output is exactly the peer's genuine messages that arrived
@@ -30,6 +39,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use aeschat_core::cpace::SHARE_LEN;
 use aeschat_core::fernet::{encrypt, Iv, Key};
 use aeschat_core::session::{Alert, FRAME_HEADER_LEN, NONCE_LEN};
 use chat_support::{start_client_with, start_server, Files, Peer};
@@ -77,10 +87,21 @@ enum Action {
     Inject,
     InjectAlert,
     Replay,
+    /// The share (the ServerHello's `Ya` or the ClientShare's `Yb`) replaced by the identity
+    /// element, which would make `K` independent of the password (docs/PROTOCOL-2.md 4.4).
+    ShareIdentity,
+    /// The share replaced by bytes that are no canonical ristretto255 encoding (4.4).
+    ShareNonCanonical,
+    /// The server's own share, from this session's ServerHello, sent back to it as the
+    /// client's (reflection, 4.4).
+    ShareReflected,
+    /// The share replaced by the same side's share from an earlier session with the same
+    /// password: a valid element, for another session id and scalar.
+    ShareFromOldSession,
 }
 
 impl Action {
-    const ALL: [Action; 9] = [
+    const ALL: [Action; 13] = [
         Action::Drop,
         Action::Duplicate,
         Action::Reorder,
@@ -90,7 +111,21 @@ impl Action {
         Action::Inject,
         Action::InjectAlert,
         Action::Replay,
+        Action::ShareIdentity,
+        Action::ShareNonCanonical,
+        Action::ShareReflected,
+        Action::ShareFromOldSession,
     ];
+
+    fn is_share_attack(self) -> bool {
+        matches!(
+            self,
+            Action::ShareIdentity
+                | Action::ShareNonCanonical
+                | Action::ShareReflected
+                | Action::ShareFromOldSession
+        )
+    }
 
     fn describe(self) -> &'static str {
         match self {
@@ -103,15 +138,23 @@ impl Action {
             Action::Inject => "inject forged frame",
             Action::InjectAlert => "inject alert 1",
             Action::Replay => "replay old session",
+            Action::ShareIdentity => "share: the identity",
+            Action::ShareNonCanonical => "share: not canonical",
+            Action::ShareReflected => "share: the server's reflected",
+            Action::ShareFromOldSession => "share: from an old session",
         }
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
-    /// The first frame each way: ClientHello or ServerHello.
+    /// The first frame each way: ClientHello or ServerHello (which carries the server's
+    /// CPace share).
     Hello,
-    /// The second: ClientFinished or ServerFinished.
+    /// The client's second frame, ClientShare (kind 7, its CPace share), written in one piece
+    /// with its ClientFinished (docs/PROTOCOL-2.md 3.3). The server has no such frame.
+    Share,
+    /// ClientFinished or ServerFinished.
     Finished,
     /// The first chat record of the direction.
     FirstRecord,
@@ -124,8 +167,9 @@ enum Phase {
 }
 
 impl Phase {
-    const ALL: [Phase; 6] = [
+    const ALL: [Phase; 7] = [
         Phase::Hello,
+        Phase::Share,
         Phase::Finished,
         Phase::FirstRecord,
         Phase::Record,
@@ -133,20 +177,39 @@ impl Phase {
         Phase::AnswerClose,
     ];
 
-    /// The number (from 0) of the attacked frame in its direction.
-    fn target(self) -> usize {
+    /// The number (from 0) of the attacked frame in `direction`: the client sends
+    /// ClientHello, ClientShare, ClientFinished, then records; the server ServerHello,
+    /// ServerFinished, then records.
+    fn target(self, direction: Direction) -> usize {
+        // The ClientShare comes before everything after the hello, client to server.
+        let share = usize::from(direction == Direction::ClientToServer);
         match self {
             Phase::Hello => 0,
-            Phase::Finished => 1,
-            Phase::FirstRecord => 2,
-            Phase::Record => 3,
-            Phase::Close | Phase::AnswerClose => 4,
+            Phase::Share => 1,
+            Phase::Finished => 1 + share,
+            Phase::FirstRecord => 2 + share,
+            Phase::Record => 3 + share,
+            Phase::Close | Phase::AnswerClose => 4 + share,
         }
+    }
+
+    /// The sequence number of the record a session phase attacks.
+    fn sequence(self) -> u64 {
+        match self {
+            Phase::FirstRecord => 0,
+            Phase::Record => 1,
+            _ => 2,
+        }
+    }
+
+    fn is_handshake(self) -> bool {
+        matches!(self, Phase::Hello | Phase::Share | Phase::Finished)
     }
 
     fn describe(self) -> &'static str {
         match self {
             Phase::Hello => "handshake: hello",
+            Phase::Share => "handshake: client's share",
             Phase::Finished => "handshake: finished",
             Phase::FirstRecord => "chat: first record",
             Phase::Record => "chat: later record",
@@ -323,10 +386,36 @@ impl Scenario {
     /// The frame the proxy acts on. Reordering a close holds back the text record before it
     /// and sends it after the close.
     fn attacked_frame(&self) -> usize {
+        let target = self.phase.target(self.direction);
         if self.action == Action::Reorder && self.phase.is_close() {
-            self.phase.target() - 1
+            target - 1
         } else {
-            self.phase.target()
+            target
+        }
+    }
+
+    /// For an attack on a share, the alert the side that checks it must send, as (direction,
+    /// frame number from 0, alert): alert 6 for a share CPace refuses (docs/PROTOCOL-2.md
+    /// 4.4), alert 1 from the server for a valid share of another session (3.4).
+    fn share_alert(&self) -> Option<(Direction, usize, Alert)> {
+        use Action::*;
+        let c2s = self.direction == Direction::ClientToServer;
+        match (self.phase, c2s, self.action) {
+            // The client checks the ServerHello's share and answers with the alert instead of
+            // its flight.
+            (Phase::Hello, false, ShareIdentity | ShareNonCanonical) => {
+                Some((Direction::ClientToServer, 1, Alert::UnexpectedMessage))
+            }
+            // The server checks the ClientShare once the ClientFinished is in, and answers
+            // instead of its ServerFinished.
+            (Phase::Share, true, ShareIdentity | ShareNonCanonical | ShareReflected | FlipBit) => {
+                Some((Direction::ServerToClient, 1, Alert::UnexpectedMessage))
+            }
+            (Phase::Hello, false, ShareFromOldSession)
+            | (Phase::Share, true, ShareFromOldSession) => {
+                Some((Direction::ServerToClient, 1, Alert::AuthenticationFailed))
+            }
+            _ => None,
         }
     }
 
@@ -338,19 +427,53 @@ impl Scenario {
     }
 
     fn expect(&self) -> Result<Expect, &'static str> {
-        match self.phase {
-            Phase::Hello | Phase::Finished => self.expect_in_handshake(),
-            _ => Ok(self.expect_in_session()),
+        let c2s = self.direction == Direction::ClientToServer;
+        if self.phase == Phase::Share && !c2s {
+            return Err("the server sends no ClientShare: its share is in its hello");
+        }
+        if self.action.is_share_attack() {
+            match (self.phase, c2s, self.action) {
+                (Phase::Hello, false, Action::ShareReflected) => {
+                    return Err("the client's share exists only after the ServerHello: it \
+                                cannot be reflected in it")
+                }
+                (Phase::Hello, false, _) | (Phase::Share, true, _) => {}
+                _ => return Err("this frame carries no share"),
+            }
+        }
+        if self.phase.is_handshake() {
+            self.expect_in_handshake()
+        } else {
+            Ok(self.expect_in_session())
         }
     }
 
     fn expect_in_handshake(&self) -> Result<Expect, &'static str> {
         use Action::*;
         use End::*;
-        use Phase::{Finished, Hello};
+        use Phase::{Finished, Hello, Share};
         let c2s = self.direction == Direction::ClientToServer;
         let (client, server) = match (self.phase, c2s, self.action) {
             (_, _, Delay) => (Clean, Clean),
+            // CPace's share checks (docs/PROTOCOL-2.md 4.4): the side that checks the share
+            // refuses it as malformed (alert 6, no guess counted), and its peer, told by the
+            // alert, reports that it aborted.
+            (Hello, false, ShareIdentity | ShareNonCanonical) => (Unexpected, PeerAborted),
+            (Share, true, ShareIdentity | ShareNonCanonical | ShareReflected) => {
+                (PeerAborted, Unexpected)
+            }
+            // The sign bit of the share flipped: an odd field element, never canonical.
+            (Share, true, FlipBit) => (PeerAborted, Unexpected),
+            // A valid element of another session: different keys, so key confirmation fails.
+            (Hello | Share, _, ShareFromOldSession) | (Share, true, Replay) => {
+                (AuthFailed, AuthFailed)
+            }
+            // The client's flight is ClientShare then ClientFinished; without the share first
+            // (dropped, or swapped behind the Finished), or with a second share or a forged
+            // one before it, the server gets a frame it does not expect next and sends alert 6.
+            (Share, true, Drop | Reorder | Duplicate | Inject) => (PeerAborted, Unexpected),
+            (Share, true, Truncate) => (Interrupted, Interrupted),
+            (Share, true, InjectAlert) => (Interrupted, PeerAborted),
             // The client's alert 6 reaches an established server as its first session frame,
             // where only alert 1 is accepted (docs/PROTOCOL.md 5.3).
             (Finished, false, Reorder) => (Unexpected, Unexpected),
@@ -422,6 +545,9 @@ impl Scenario {
             // alert 1 there from a client that refused ServerFinished (PROTOCOL.md 6.2).
             (Phase::FirstRecord, InjectAlert) if y == Side::Server => AuthFailed,
             (_, InjectAlert) => Unexpected,
+            (_, ShareIdentity | ShareNonCanonical | ShareReflected | ShareFromOldSession) => {
+                unreachable!("a record carries no share")
+            }
         };
         let x_end = match self.phase {
             // x answered the leaver's close, which arrived intact: its side ended cleanly,
@@ -503,8 +629,21 @@ impl Recording {
     }
 }
 
+/// Where the share is in the frame a share attack targets: the ServerHello's body offset 53
+/// (docs/PROTOCOL-2.md 3.2), or the whole body of a ClientShare (3.3).
+fn share_at(direction: Direction) -> usize {
+    match direction {
+        Direction::ServerToClient => FRAME_HEADER_LEN + 53,
+        Direction::ClientToServer => FRAME_HEADER_LEN,
+    }
+}
+
+/// 32 bytes that are no canonical ristretto255 encoding: a field element above p.
+const NON_CANONICAL_SHARE: [u8; SHARE_LEN] = [0xff; SHARE_LEN];
+
 fn attack_for(scenario: &Scenario, old: &Recording, random: &mut XorShift) -> Attack {
-    let target = scenario.phase.target();
+    let target = scenario.phase.target(scenario.direction);
+    let at = share_at(scenario.direction);
     let fault = match scenario.action {
         Action::Drop => Fault::Drop,
         Action::Duplicate => Fault::Duplicate,
@@ -513,6 +652,7 @@ fn attack_for(scenario: &Scenario, old: &Recording, random: &mut XorShift) -> At
         Action::Truncate => Fault::Truncate,
         Action::FlipBit => Fault::Alter(match scenario.phase {
             Phase::Hello => flip_nonce_bit,
+            Phase::Share => flip_share_sign_bit,
             Phase::Finished => flip_mac_bit,
             _ => flip_token_bit,
         }),
@@ -525,6 +665,19 @@ fn attack_for(scenario: &Scenario, old: &Recording, random: &mut XorShift) -> At
             Fault::InjectBefore(frame.to_vec())
         }
         Action::Replay => Fault::Replace(old.frame(scenario.direction, target)),
+        Action::ShareIdentity => Fault::Overwrite {
+            at,
+            bytes: vec![0; SHARE_LEN],
+        },
+        Action::ShareNonCanonical => Fault::Overwrite {
+            at,
+            bytes: NON_CANONICAL_SHARE.to_vec(),
+        },
+        Action::ShareReflected => Fault::AlterSeen(reflect_servers_share),
+        Action::ShareFromOldSession => Fault::Overwrite {
+            at,
+            bytes: old.frame(scenario.direction, target)[at..at + SHARE_LEN].to_vec(),
+        },
     };
     Attack {
         direction: scenario.direction,
@@ -537,6 +690,20 @@ fn attack_for(scenario: &Scenario, old: &Recording, random: &mut XorShift) -> At
 /// notice.
 fn flip_nonce_bit(frame: &mut [u8]) {
     frame[FRAME_HEADER_LEN + 9 + NONCE_LEN / 2] ^= 0x01;
+}
+
+/// The lowest bit of the ClientShare's first byte: a canonical encoding is an even field
+/// element, so the share becomes invalid, whatever it was.
+fn flip_share_sign_bit(frame: &mut [u8]) {
+    frame[FRAME_HEADER_LEN] ^= 0x01;
+}
+
+/// The ClientShare's share replaced by the one in this session's ServerHello.
+fn reflect_servers_share(frame: &mut [u8], seen: &[Vec<Vec<u8>>; 2]) {
+    let at = share_at(Direction::ServerToClient);
+    let server_hello = &seen[1][0];
+    frame[FRAME_HEADER_LEN..FRAME_HEADER_LEN + SHARE_LEN]
+        .copy_from_slice(&server_hello[at..at + SHARE_LEN]);
 }
 
 /// A bit in the middle of a key confirmation's MAC.
@@ -554,11 +721,18 @@ fn flip_token_bit(frame: &mut [u8]) {
     frame[letter] ^= 0x20;
 }
 
+/// ristretto255's base point: a valid share anyone can send, with no password behind it.
+const BASE_POINT: [u8; SHARE_LEN] = [
+    0xe2, 0xf2, 0xae, 0x0a, 0x6a, 0xbc, 0x4e, 0x71, 0xa8, 0x84, 0xa9, 0x61, 0xc5, 0x00, 0x51, 0x5f,
+    0x58, 0xe3, 0x0b, 0x6a, 0xa5, 0x82, 0xdd, 0x8d, 0xb6, 0xa6, 0x59, 0x45, 0xe0, 0x8d, 0x2d, 0x76,
+];
+
 /// A well-formed frame of the target's kind that the attacker, without the password, can
-/// make: a hello with a fresh nonce, a random key confirmation, or a record with the expected
-/// sequence number sealed under a key of the attacker's own.
+/// make: a hello with a fresh nonce, a ClientShare with a valid element of its choosing, a
+/// random key confirmation, or a record with the expected sequence number sealed under a key
+/// of the attacker's own.
 fn forged_frame(scenario: &Scenario, old: &Recording, random: &mut XorShift) -> Vec<u8> {
-    let target = scenario.phase.target();
+    let target = scenario.phase.target(scenario.direction);
     match scenario.phase {
         Phase::Hello => {
             let mut hello = old.frame(scenario.direction, 0);
@@ -566,14 +740,19 @@ fn forged_frame(scenario: &Scenario, old: &Recording, random: &mut XorShift) -> 
             hello[nonce..nonce + NONCE_LEN].copy_from_slice(&random.bytes(NONCE_LEN));
             hello
         }
+        Phase::Share => {
+            let mut frame = vec![7, 0, 0, 0, 32];
+            frame.extend(BASE_POINT);
+            frame
+        }
         Phase::Finished => {
-            let kind = old.frame(scenario.direction, 1)[0];
+            let kind = old.frame(scenario.direction, target)[0];
             let mut frame = vec![kind, 0, 0, 0, 32];
             frame.extend(random.bytes(32));
             frame
         }
         _ => {
-            let sequence = (target - 2) as u64;
+            let sequence = scenario.phase.sequence();
             let mut plaintext = vec![if scenario.phase.is_close() { 2 } else { 1 }];
             plaintext.extend(sequence.to_be_bytes());
             if !scenario.phase.is_close() {
@@ -717,7 +896,7 @@ fn run(scenario: &Scenario, expect: &Expect, files: &Files, old: &Recording) -> 
     let y = x.other();
     let clean = expect.is_clean();
     match scenario.phase {
-        Phase::Hello | Phase::Finished => {
+        Phase::Hello | Phase::Share | Phase::Finished => {
             if clean {
                 pair.connected();
                 if !scenario.server_types_early() {
@@ -757,7 +936,10 @@ fn run(scenario: &Scenario, expect: &Expect, files: &Files, old: &Recording) -> 
             pair.say(x, 1);
             // x has sent it before anyone leaves (the proxy may hold it back).
             assert!(
-                proxy.wait_frames(scenario.direction, 4),
+                proxy.wait_frames(
+                    scenario.direction,
+                    Phase::Record.target(scenario.direction) + 1
+                ),
                 "{x:?} never sent its second message"
             );
             if expect.shows(y) == 2 {
@@ -822,7 +1004,7 @@ fn check_wire(scenario: &Scenario, proxy: &Proxy) -> Vec<String> {
         return problems;
     }
     let frames = proxy.frames(scenario.direction);
-    let target = scenario.phase.target();
+    let target = scenario.phase.target(scenario.direction);
     // The attacked frame, or for a held-back record the close it was swapped with.
     let Some(frame) = frames.get(target) else {
         problems.push(format!("frame {} never came", target + 1));
@@ -832,6 +1014,7 @@ fn check_wire(scenario: &Scenario, proxy: &Proxy) -> Vec<String> {
     let (kind, length_ok) = (frame[0], frame.len());
     let fits = match scenario.phase {
         Phase::Hello => kind == if c2s { 1 } else { 2 },
+        Phase::Share => kind == 7,
         Phase::Finished => kind == if c2s { 3 } else { 4 },
         Phase::FirstRecord | Phase::Record => kind == 5 && length_ok > CLOSE_FRAME_LEN,
         Phase::Close | Phase::AnswerClose => kind == 5 && length_ok == CLOSE_FRAME_LEN,
@@ -842,6 +1025,18 @@ fn check_wire(scenario: &Scenario, proxy: &Proxy) -> Vec<String> {
             target + 1,
             scenario.phase.describe()
         ));
+    }
+    if let Some((direction, index, alert)) = scenario.share_alert() {
+        let mut wanted = [0u8; 6];
+        let wanted = alert.write(&mut wanted).expect("an alert fits in 6 bytes");
+        let sent = proxy.frames(direction);
+        if sent.get(index).map(Vec::as_slice) != Some(wanted) {
+            problems.push(format!(
+                "frame {} {direction} is {:02x?}, not the documented {alert:?} alert",
+                index + 1,
+                sent.get(index)
+            ));
+        }
     }
     if scenario.action == Action::Reorder && !proxy.released_late() {
         problems.push("the held-back frame was not sent after its successor".to_owned());
@@ -927,13 +1122,14 @@ fn record_a_session(files: &Files) -> Recording {
         .clone()
         .map(|frames| frames.iter().map(|frame| frame[0]).collect::<Vec<u8>>());
     assert_eq!(kinds, [vec![1, 7, 3, 5, 5, 5], vec![2, 4, 5, 5, 5]]);
-    for frames in &frames {
+    for (direction, frames) in Direction::BOTH.iter().zip(&frames) {
+        let first = Phase::FirstRecord.target(*direction);
         assert_eq!(
-            frames[4].len(),
+            frames[first + 2].len(),
             CLOSE_FRAME_LEN,
             "the last record is a close"
         );
-        assert!(frames[2].len() > CLOSE_FRAME_LEN && frames[3].len() > CLOSE_FRAME_LEN);
+        assert!(frames[first].len() > CLOSE_FRAME_LEN && frames[first + 1].len() > CLOSE_FRAME_LEN);
     }
     Recording { frames }
 }
@@ -1080,8 +1276,9 @@ fn summary(rows: &[Row], elapsed: Duration) -> String {
         elapsed.as_secs_f64(),
     ));
     out.push_str(
-        "frame: the attacked frame's number in its direction (1 hello, 2 finished, 3 and 4 \
-         text records, 5 close); shows: how many of the peer's messages the side prints, \
+        "frame: the attacked frame's number in its direction (client: 1 hello, 2 share, 3 \
+         finished, 4 and 5 text records, 6 close; server: 1 hello with its share, 2 finished, 3 \
+         and 4 text records, 5 close); shows: how many of the peer's messages the side prints, \
          exactly those and in order; an ending is the exit status and the error line.\n",
     );
     out
@@ -1109,7 +1306,6 @@ fn failures(rows: &[Row]) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "protocol2: the attack matrix indexes protocol 1 frames (the client now sends ClientShare before ClientFinished): rewrite, see docs/PROTOCOL2-PROGRESS.md"]
 fn every_attack_in_every_direction_and_phase_ends_safely_with_the_right_message() {
     let (rows, elapsed) = run_matrix();
     publish("mitm-matrix.md", &summary(&rows, elapsed));
@@ -1123,7 +1319,7 @@ fn every_attack_in_every_direction_and_phase_ends_safely_with_the_right_message(
     // The matrix is what docs/SECURITY.md quotes; a row that silently stopped running would
     // weaken it.
     let applicable = rows.iter().filter(|row| row.expect.is_ok()).count();
-    assert_eq!(applicable, 105);
+    assert_eq!(applicable, 121);
     assert!(rows
         .iter()
         .filter(|row| row.expect.is_ok())
@@ -1131,21 +1327,21 @@ fn every_attack_in_every_direction_and_phase_ends_safely_with_the_right_message(
 }
 
 #[test]
-#[ignore = "protocol2: the attack matrix indexes protocol 1 frames (the client now sends ClientShare before ClientFinished): rewrite, see docs/PROTOCOL2-PROGRESS.md"]
 fn a_whole_recorded_client_side_replayed_to_a_new_server_fails_authentication() {
     let files = Files::new("mitm-replay-all");
     let old = record_a_session(&files);
     let (mut server, address) = start_server(&files, &["--once", "--timeout", SERVER_TIMEOUT]);
-    // Everything the client sent last time, at once: hello, key confirmation, two messages
-    // and the close.
+    // Everything the client sent last time, at once: hello, share, key confirmation, two
+    // messages and the close.
     let mut stream = TcpStream::connect(&address).expect("cannot connect to the server");
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     stream.write_all(&old.frames[0].concat()).unwrap();
-    // The server answers with a fresh hello and, when the old key confirmation fails against
-    // it, with alert 1.
+    // The server answers with a fresh hello (a fresh nonce and share) and, when the old key
+    // confirmation fails against it (the old share meets a new scalar and session id: other
+    // keys), with alert 1.
     let mut answer = Vec::new();
     let mut chunk = [0u8; 256];
-    while answer.len() < 62 + 6 {
+    while answer.len() < 90 + 6 {
         match stream.read(&mut chunk) {
             Ok(0) | Err(_) => break,
             Ok(read) => answer.extend_from_slice(&chunk[..read]),
@@ -1154,17 +1350,24 @@ fn a_whole_recorded_client_side_replayed_to_a_new_server_fails_authentication() 
     server.assert_exit(3);
     assert_eq!(
         answer.len(),
-        62 + 6,
+        90 + 6,
         "{answer:02x?}\n{}",
         server.transcript()
     );
-    let (hello, alert) = answer.split_at(62);
-    assert_eq!(hello[..5], [2, 0, 0, 0, 57]);
+    let (hello, alert) = answer.split_at(90);
+    assert_eq!(hello[..5], [2, 0, 0, 0, 85]);
     let nonce = FRAME_HEADER_LEN + 9..FRAME_HEADER_LEN + 9 + NONCE_LEN;
     assert_ne!(
         hello[nonce.clone()],
         old.frames[1][0][nonce],
         "the server's nonce is fresh"
+    );
+    let share =
+        share_at(Direction::ServerToClient)..share_at(Direction::ServerToClient) + SHARE_LEN;
+    assert_ne!(
+        hello[share.clone()],
+        old.frames[1][0][share],
+        "the server's share is fresh"
     );
     assert_eq!(alert, [6, 0, 0, 0, 1, 1]);
     assert_eq!(server.stdout_text(), "");

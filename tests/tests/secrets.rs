@@ -5,17 +5,23 @@
 //! (allowed for a child of the test process), while the processes run: no core dump needed.
 //! Every scan that must find nothing is paired with one that must find something (the secret
 //! the server keeps by design, or the live session key), so a scanner that sees nothing cannot
-//! pass for one that finds nothing. Derived values (PBKDF2 output, HKDF keys, the MAC keys'
-//! keyed SHA-256 states) are computed independently of aeschat, with Python's hashlib and hmac
-//! and a SHA-256 compression function checked against hashlib, from the hellos on the wire.
+//! pass for one that finds nothing. Derived values (the binary's CPace scalar, `K`, the ISK, the
+//! HKDF keys, the MAC keys' keyed SHA-256 states; docs/PROTOCOL-2.md) are computed
+//! independently of aeschat, with the plain-Python CPace of `vectors/sessions/`, Python's
+//! hashlib and hmac and a SHA-256 compression function checked against hashlib, from the
+//! handshake on the wire and the random bytes the binary drew (`random_log`: observed through
+//! a preloaded `getrandom`, not changed), and checked against the binary's share and both
+//! Finished MACs on the wire, so each needle is the value the binary really computed.
 
 use aeschat_tests::chat_support;
 use aeschat_tests::cli_support;
 use aeschat_tests::load_support;
+use aeschat_tests::random_log::RandomLog;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -381,16 +387,23 @@ fn the_client_wipes_a_pre_shared_key_after_the_handshake() {
     end_conversation(&mut server, &mut client);
 }
 
-/// The secrets of one session, computed from its hellos by Python, independently of aeschat
-/// (docs/PROTOCOL.md section 4).
+/// The secrets of one protocol-2 session (docs/PROTOCOL-2.md sections 4 and 5), computed by
+/// Python independently of aeschat: CPace with `vectors/sessions/cpace_ristretto.py` (plain
+/// Python from RFC 9496 and the draft, checked against the draft's vectors), HKDF with hashlib
+/// and hmac. The input is the handshake's frames and the scalar seed the real binary drew (from
+/// its `RandomLog`). Nothing is taken on trust: the script checks that the seed gives the
+/// binary's share on the wire, and that the keys it derives reproduce both Finished MACs on the
+/// wire, so every value below is exactly what the binary computed.
 struct Derived {
     values: Vec<(String, Vec<u8>)>,
 }
 
-impl Derived {
-    fn compute(client_hello: &[u8], server_hello: &[u8], secret: &str) -> Derived {
-        const SCRIPT: &str = r#"
+/// The Python of `Derived` and `binary_scalar`.
+const SCRIPT: &str = r#"
 import hashlib, hmac, sys
+
+sys.path.insert(0, sys.argv[1])
+import cpace_ristretto as cp
 
 # SHA-256's compression function (FIPS 180-4, 6.2.2), constants computed exactly from primes.
 def icbrt(n):
@@ -420,15 +433,6 @@ def compress(state, block):
 empty = b"".join(x.to_bytes(4, "big") for x in compress(IV, b"\x80" + b"\0" * 63))
 assert empty == hashlib.sha256(b"").digest(), "compress() is wrong"
 
-ch, sh, secret = bytes.fromhex(sys.argv[1]), bytes.fromhex(sys.argv[2]), sys.argv[3]
-transcript = hashlib.sha256(ch + sh).digest()
-iterations = int.from_bytes(sh[58:62], "big")
-salt = b"aeschat/1 pbkdf2 salt" + ch[14:46] + sh[14:46]
-master = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, iterations, 32)
-prk = hmac.new(transcript, master, "sha256").digest()
-print("master", master.hex())
-print("prk", prk.hex())
-
 def mac_key(name, key):
     # What an HMAC key becomes: the key XORed into the inner and outer pad blocks (the key's
     # bytes of those blocks are printed), and the SHA-256 states after each block, u32s in
@@ -439,35 +443,122 @@ def mac_key(name, key):
         state = compress(IV, block)
         print(name + "_mac_" + pad_name, b"".join(word.to_bytes(4, "little") for word in state).hex())
 
-assert len(secret.encode()) <= 64, "a longer password is hashed before padding"
-mac_key("password", secret.encode())
+h = bytes.fromhex
+what, args = sys.argv[2], sys.argv[3:]
+ch, sh = h(args[0]), h(args[1])
+# Section 4: sid = the two nonces; CI from the mode byte (ClientHello body offset 8).
+sid = ch[14:46] + sh[14:46]
+ci = cp.lv_cat(b"aeschat/2", ch[13:14], b"server", b"client")
+ya = sh[58:90]
+
+if what == "server-scalar":
+    # A server's scalar from its seed, checked against the share in its ServerHello.
+    prs, seed = args[2].encode(), h(args[3])
+    scalar = cp.sample_scalar(seed)
+    assert cp.share(prs, ci, sid, scalar) == ya, "the logged seed does not give the server's share"
+    print("scalar", scalar.to_bytes(32, "little").hex())
+    sys.exit(0)
+
+assert what == "session"
+cs, cf, sf = h(args[2]), h(args[3]), h(args[4])
+prs, role, seed = args[5].encode(), args[6], h(args[7])
+yb = cs[5:37]
+own, peer = (ya, yb) if role == "server" else (yb, ya)
+scalar = cp.sample_scalar(seed)
+assert cp.share(prs, ci, sid, scalar) == own, "the logged seed does not give the binary's share"
+k = cp.scalar_mult_vfy(scalar, peer)
+assert k is not None
+isk = cp.isk(sid, k, ya, b"", yb, b"")
+# Section 5.
+transcript = hashlib.sha256(ch + sh + cs).digest()
+prk = hmac.new(transcript, isk, "sha256").digest()
+print("seed", seed.hex())
+print("scalar", scalar.to_bytes(32, "little").hex())
+print("k", k.hex())
+print("isk", isk.hex())
+print("prk", prk.hex())
+mac_key("prk", prk)
+keys = {}
 for name in ["client write", "server write", "client confirm", "server confirm"]:
-    label = ("aeschat/1 " + name + " key").encode()
+    label = ("aeschat/2 " + name + " key").encode()
     key = hmac.new(prk, label + b"\x01", "sha256").digest()
+    keys[name] = key
     print(name.replace(" ", "_"), key.hex())
     # The signing half of a write key, the whole of a confirmation key, is an HMAC key.
     mac_key(name.replace(" ", "_"), key[:16] if name.endswith("write") else key)
+# Positive control: these are the keys the binary used, else its Finished would not verify.
+assert hmac.new(keys["client confirm"], transcript, "sha256").digest() == cf[5:], "ClientFinished"
+assert hmac.new(keys["server confirm"], transcript, "sha256").digest() == sf[5:], "ServerFinished"
 "#;
-        let output = Command::new("python3")
-            .args(["-c", SCRIPT])
-            .arg(hex(client_hello))
-            .arg(hex(server_hello))
-            .arg(secret)
-            .output()
-            .expect("python3 is needed to derive session keys independently (CI has it)");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let values = String::from_utf8(output.stdout)
-            .expect("UTF-8")
-            .lines()
-            .map(|line| {
-                let (name, value) = line.split_once(' ').expect("name value");
-                (name.to_owned(), unhex(value))
-            })
-            .collect();
+
+/// Runs `SCRIPT` and reads its `name hex` lines.
+fn python(args: &[String]) -> Vec<(String, Vec<u8>)> {
+    let sessions = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors/sessions");
+    let output = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(sessions)
+        .args(args)
+        .output()
+        .expect("python3 is needed to derive session keys independently (CI has it)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(|line| {
+            let (name, value) = line.split_once(' ').expect("name value");
+            (name.to_owned(), unhex(value))
+        })
+        .collect()
+}
+
+/// A server's CPace scalar for a handshake that went no further than its ServerHello, from the
+/// seed the server drew after the hello's nonce; checked against the share in the hello.
+fn server_scalar(client_hello: &[u8], server_hello: &[u8], log: &RandomLog) -> Vec<u8> {
+    let seed = log.seed_after(&server_hello[14..46]);
+    let values = python(&[
+        "server-scalar".to_owned(),
+        hex(client_hello),
+        hex(server_hello),
+        SECRET.to_owned(),
+        hex(&seed),
+    ]);
+    values.into_iter().next().expect("a scalar").1
+}
+
+/// The three needles of a secret value: whole and each half.
+fn whole_and_halves(name: &str, value: &[u8]) -> [Needle; 3] {
+    let half = value.len() / 2;
+    [
+        needle(name, value),
+        needle(format!("{name} first half"), &value[..half]),
+        needle(format!("{name} second half"), &value[half..]),
+    ]
+}
+
+impl Derived {
+    /// The session of `frames`, as the binary in `binary_role` (which logged its random bytes
+    /// in `log`) computed it, with the password `SECRET`.
+    fn compute(frames: &HandshakeFrames, binary_role: Role, log: &RandomLog) -> Derived {
+        let (role, own_hello) = match binary_role {
+            Role::Server => ("server", &frames.server_hello),
+            Role::Client => ("client", &frames.client_hello),
+        };
+        let seed = log.seed_after(&own_hello[14..46]);
+        let values = python(&[
+            "session".to_owned(),
+            hex(&frames.client_hello),
+            hex(&frames.server_hello),
+            hex(&frames.client_share),
+            hex(&frames.client_finished),
+            hex(&frames.server_finished),
+            SECRET.to_owned(),
+            role.to_owned(),
+            hex(&seed),
+        ]);
         Derived { values }
     }
 
@@ -480,22 +571,25 @@ for name in ["client write", "server write", "client confirm", "server confirm"]
             .1
     }
 
-    /// Whole values and both halves of the ones that must be gone after the handshake; and
-    /// what the HMAC keys of PBKDF2 (the password) and of the key confirmation become: the pad
-    /// blocks with the key in them, and the hash states after them.
+    /// What must be gone once the handshake is over, whole and in halves: the binary's CPace
+    /// scalar seed and scalar (with it and the wire, anyone could test password guesses offline and open the
+    /// recording), the CPace key `K`, the ISK, `prk` and both confirmation keys; and what the
+    /// HMAC keys of HKDF (`prk`) and of the key confirmation become: the pad blocks with the
+    /// key in them, and the hash states after them.
     fn gone_after_handshake(&self) -> Vec<Needle> {
-        let mut needles: Vec<Needle> = ["master", "prk", "client_confirm", "server_confirm"]
-            .iter()
-            .flat_map(|name| {
-                let value = self.get(name);
-                [
-                    needle(*name, value),
-                    needle(format!("{name} first half"), &value[..16]),
-                    needle(format!("{name} second half"), &value[16..]),
-                ]
-            })
-            .collect();
-        needles.extend(self.mac_key_traces(&["password", "client_confirm", "server_confirm"]));
+        let mut needles: Vec<Needle> = [
+            "seed",
+            "scalar",
+            "k",
+            "isk",
+            "prk",
+            "client_confirm",
+            "server_confirm",
+        ]
+        .iter()
+        .flat_map(|name| whole_and_halves(name, self.get(name)))
+        .collect();
+        needles.extend(self.mac_key_traces(&["prk", "client_confirm", "server_confirm"]));
         needles
     }
 
@@ -567,12 +661,19 @@ fn unhex(text: &str) -> Vec<u8> {
 
 /// A real server (password from a file) in conversation with a test-side client, after one
 /// message each way, so both session halves have done their work; and the session's secrets,
-/// computed independently from the hellos.
+/// computed independently from the handshake and the server's random bytes. Before the
+/// conversation, a caller that sent a ClientHello, read the ServerHello and hung up: its
+/// scalar was found in the server's memory while the server waited for the caller's share
+/// (`probe_scalar`), which shows a scan finds a scalar that is there.
 struct ServerInConversation {
     server: Peer,
     pid: u32,
     peer: TestPeer,
     derived: Derived,
+    /// The scalar of the abandoned handshake.
+    probe_scalar: Vec<u8>,
+    /// Kept so that the log outlives the server.
+    _log: RandomLog,
     /// Kept so that the password file outlives the server.
     _files: SecretFiles,
 }
@@ -580,7 +681,9 @@ struct ServerInConversation {
 fn server_in_conversation(label: &str, server_extra: &[&str]) -> ServerInConversation {
     let files = SecretFiles::new(label);
     let args = server_args(&["--password-file", &files.password_file], server_extra);
-    let mut server = Peer::spawn("server", &args, &[]);
+    let log = RandomLog::new(files.files.path(), "server");
+    let mut server = Peer::spawn("server", &args, &log.env());
+    let probe_scalar = scalar_held_while_waiting_for_a_share(&server, pid_of(&args), &log);
     let address = server.listening_address();
     let pid = pid_of(&args);
     let mut peer = TestPeer::connect(&address, Secret::Password(SECRET.as_bytes()), Some(1000))
@@ -592,26 +695,89 @@ fn server_in_conversation(label: &str, server_extra: &[&str]) -> ServerInConvers
         peer.receive().expect("a message"),
         Some(b"from the server".to_vec())
     );
-    let (client_hello, server_hello) = peer.hellos(Role::Client);
-    let derived = Derived::compute(&client_hello, &server_hello, SECRET);
+    let derived = Derived::compute(&peer.handshake_frames(Role::Client), Role::Server, &log);
     ServerInConversation {
         server,
         pid,
         peer,
         derived,
+        probe_scalar,
+        _log: log,
         _files: files,
     }
 }
 
+/// Waits for the ClientHello a client (process `pid`, logging its random bytes in `log`) sent
+/// on `stream`, without taking it, and finds the client's scalar seed in its memory while it
+/// waits for the ServerHello: the seed (its scalar but for the top four bits) is drawn with the
+/// nonce and kept until the ServerHello arrives. This shows a scan finds the scalar's bytes
+/// when they are there; the client computes its scalar, share, `K`, ISK and keys in one step
+/// after the ServerHello, so there is no moment to catch those in between. Returns the seed.
+fn seed_held_while_waiting_for_the_server_hello(
+    stream: &TcpStream,
+    pid: u32,
+    log: &RandomLog,
+) -> [u8; 32] {
+    let mut hello = [0u8; 58];
+    let deadline = Instant::now() + PATIENCE;
+    while stream
+        .peek(&mut hello)
+        .expect("cannot peek at the ClientHello")
+        < hello.len()
+    {
+        assert!(Instant::now() < deadline, "no whole ClientHello came");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let seed = log.seed_after(&hello[14..46]);
+    let held = scan_memory(pid, &whole_and_halves("waiting seed", &seed));
+    eprintln!(
+        "figures: client: copies of its scalar seed while it waits for the ServerHello {}",
+        held.hits.len()
+    );
+    assert!(
+        held.count("waiting seed") >= 1,
+        "the scan did not find the seed of a handshake in progress: {}",
+        held.report()
+    );
+    seed
+}
+
+/// Sends a ClientHello to `server` (process `pid`, logging its random bytes in `log`), reads
+/// the ServerHello, and finds the server's scalar for it in the server's memory while the
+/// server waits for the share; then hangs up and waits until the server has dropped the
+/// caller. Returns the scalar.
+fn scalar_held_while_waiting_for_a_share(server: &Peer, pid: u32, log: &RandomLog) -> Vec<u8> {
+    let mut stream = TcpStream::connect(server.listening_address()).expect("cannot connect");
+    let hello = client_hello();
+    stream.write_all(&hello).expect("cannot send a ClientHello");
+    let server_hello = read_exactly(&mut stream, 90, Instant::now() + PATIENCE);
+    let scalar = server_scalar(&hello, &server_hello, log);
+    let held = scan_memory(pid, &whole_and_halves("probe scalar", &scalar));
+    eprintln!(
+        "figures: server: copies of a waiting handshake's scalar {}",
+        held.hits.len()
+    );
+    assert!(
+        held.count("probe scalar") >= 1,
+        "the scan did not find the scalar of a handshake in progress: {}",
+        held.report()
+    );
+    drop(stream);
+    server.wait_stderr("[!] Dropped");
+    scalar
+}
+
 #[test]
-#[ignore = "protocol2: the memory-scan needles are computed with protocol 1 key schedule: rewrite, see docs/PROTOCOL2-PROGRESS.md"]
 fn the_servers_derived_secrets_are_wiped_after_the_handshake() {
     let mut talk = server_in_conversation("secrets-derived-server", &["--once"]);
     let live = scan_memory(talk.pid, &talk.derived.session_aes_keys());
-    let gone = scan_memory(talk.pid, &talk.derived.gone_after_handshake());
+    let mut traces = talk.derived.gone_after_handshake();
+    traces.extend(whole_and_halves("probe scalar", &talk.probe_scalar));
+    let gone = scan_memory(talk.pid, &traces);
     eprintln!(
-        "figures: server: live session AES keys {} copies; master, prk, confirm keys and the \
-         password's and confirm keys' HMAC pad blocks and states {}",
+        "figures: server: live session AES keys {} copies; its scalar seed and scalar, K, ISK, prk, confirm \
+         keys, HMAC pad blocks and states of prk and the confirm keys, and the abandoned \
+         handshake's scalar {}",
         live.hits.len(),
         gone.hits.len()
     );
@@ -630,13 +796,13 @@ fn the_servers_derived_secrets_are_wiped_after_the_handshake() {
 }
 
 #[test]
-#[ignore = "protocol2: the memory-scan needles are computed with protocol 1 key schedule: rewrite, see docs/PROTOCOL2-PROGRESS.md"]
 fn the_clients_derived_secrets_are_wiped_after_the_handshake() {
     let files = SecretFiles::new("secrets-derived-client");
     let listener = TcpListener::bind("127.0.0.1:0").expect("cannot listen");
     let address = listener.local_addr().expect("an address").to_string();
     let args = client_args(&address, &["--password-file", &files.password_file]);
-    let mut client = Peer::spawn("client", &args, &[]);
+    let log = RandomLog::new(files.files.path(), "client");
+    let mut client = Peer::spawn("client", &args, &log.env());
     let client_pid = pid_of(&args);
     let (accepted, arrived) = mpsc::channel();
     thread::spawn(move || {
@@ -646,6 +812,8 @@ fn the_clients_derived_secrets_are_wiped_after_the_handshake() {
         .recv_timeout(PATIENCE)
         .expect("the client never connected")
         .expect("accept failed");
+    let seed_while_waiting =
+        seed_held_while_waiting_for_the_server_hello(&stream, client_pid, &log);
     let mut peer = TestPeer::establish(
         stream,
         Role::Server,
@@ -661,14 +829,18 @@ fn the_clients_derived_secrets_are_wiped_after_the_handshake() {
     );
     peer.send(b"from the test").expect("send");
     client.wait_stdout_line("[Server]: from the test");
-    let (client_hello, server_hello) = peer.hellos(Role::Server);
-    let derived = Derived::compute(&client_hello, &server_hello, SECRET);
+    let derived = Derived::compute(&peer.handshake_frames(Role::Server), Role::Client, &log);
+    assert_eq!(
+        derived.get("seed"),
+        seed_while_waiting,
+        "the same handshake's seed"
+    );
 
     let live = scan_memory(client_pid, &derived.session_aes_keys());
     let gone = scan_memory(client_pid, &derived.gone_after_handshake());
     eprintln!(
-        "figures: client: live session AES keys {} copies; master, prk, confirm keys and the \
-         password's and confirm keys' HMAC pad blocks and states {}",
+        "figures: client: live session AES keys {} copies; its scalar seed and scalar, K, ISK, prk, confirm \
+         keys, HMAC pad blocks and states of prk and the confirm keys {}",
         live.hits.len(),
         gone.hits.len()
     );
@@ -689,7 +861,6 @@ fn the_clients_derived_secrets_are_wiped_after_the_handshake() {
 }
 
 #[test]
-#[ignore = "protocol2: the memory-scan needles are computed with protocol 1 key schedule: rewrite, see docs/PROTOCOL2-PROGRESS.md"]
 fn a_finished_conversations_keys_are_wiped_from_the_server() {
     let mut talk = server_in_conversation("secrets-after", &[]);
     let keys = talk.derived.session_keys();
