@@ -43,26 +43,37 @@ ssize_t getrandom(void *buf, size_t len, unsigned int flags) {
 }
 "#;
 
-/// The preload library, built once per test process.
+/// The preload library, built once per test process into the build directory beside the test
+/// binaries (so nothing is left behind in the system's temporary directory). Each process
+/// builds under its own name and renames the result into place: the rename is atomic, and
+/// every build is the same library, so concurrent test processes never see half a file.
 fn shim() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("aeschat-random-log-{}", std::process::id()));
+        let test_binary = std::env::current_exe().expect("the test binary's path");
+        let dir = test_binary
+            .parent()
+            .expect("the test binary is in a directory")
+            .join("random-log");
         std::fs::create_dir_all(&dir).expect("cannot make a directory for the preload library");
-        let source = dir.join("random_log.c");
+        let pid = std::process::id();
+        let source = dir.join(format!("random_log.{pid}.c"));
+        let built = dir.join(format!("librandom_log.{pid}.so"));
         let library = dir.join("librandom_log.so");
         std::fs::write(&source, SHIM).expect("cannot write the preload library's source");
         let output = Command::new("cc")
             .args(["-shared", "-fPIC", "-O2", "-o"])
-            .arg(&library)
+            .arg(&built)
             .arg(&source)
             .output()
             .expect("cc is needed to build the random-log preload library");
+        let _ = std::fs::remove_file(&source);
         assert!(
             output.status.success(),
             "cc failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+        std::fs::rename(&built, &library).expect("cannot move the preload library into place");
         library
     })
 }
