@@ -7,9 +7,9 @@
 //!
 //! The handshake is moved by hand between two engines in one thread, and every `poll` and
 //! `derive_keys` call is timed on its own, so the client's and the server's shares of the work
-//! are reported apart (the pump's copies between them are not counted). Engine creation
-//! (nonce, and in protocol 2 the scalar seed from a deterministic generator) counts for the
-//! side that creates it.
+//! are reported apart (the copy of the few bytes a side transmits counts for that side: tens of
+//! nanoseconds). Engine creation (nonce, and in protocol 2 the scalar seed from a deterministic
+//! generator) counts for the side that creates it.
 //!
 //! ```text
 //! cargo run --release --example handshake_ab -- password 1.0         # protocol 2
