@@ -359,7 +359,7 @@ fn a_handshake_costs_the_server_no_key_derivation_until_the_client_has_finished(
 
     // The held handshake still completes (its own derivation, once its Finished has come) and
     // carries a message.
-    while engine.derive_keys(u32::MAX).is_in_progress() {}
+    engine.derive_keys();
     let Step {
         action: Action::Transmit(finished),
         ..
@@ -611,7 +611,7 @@ fn send_and_read(address: &str, bytes: &[u8]) -> Vec<u8> {
 
 /// A test-side client with the shared password, established with the server.
 fn established(address: &str) -> TestPeer {
-    TestPeer::connect(address, Secret::Password(PASSWORD.as_bytes()), Some(1000))
+    TestPeer::connect(address, Secret::Password(PASSWORD.as_bytes()))
         .expect("the test-side client cannot establish a session")
 }
 
@@ -944,8 +944,6 @@ fn long_session(count: u64, source: Source, growth_limit_kib: u64) {
             "--listen",
             "127.0.0.1:0",
             "--once",
-            "--insecure-kdf-iterations",
-            "1000",
         ],
     );
     let address = server.listening_address();
@@ -975,8 +973,6 @@ fn long_session(count: u64, source: Source, growth_limit_kib: u64) {
                     &address,
                     "--password-file",
                     &files.password_file,
-                    "--insecure-kdf-iterations",
-                    "1000",
                 ],
             );
             let mut stdin = client.stdin.take().expect("stdin is piped");

@@ -478,8 +478,7 @@ fn a_short_code_draws_a_warning_and_a_code_can_be_typed_at_the_prompt() {
     assert!(opener.stderr_text().contains("27 bits of entropy"));
 
     // `--code` without a value: the first line of standard input is the code, the rest chat.
-    let mut args = vec!["client", "--relay", relay_address.as_str(), "--code"];
-    args.extend_from_slice(&aeschat_tests::chat_support::FAST);
+    let args = ["client", "--relay", relay_address.as_str(), "--code"];
     let mut joiner = Peer::spawn("joiner", &args, &[]);
     joiner.type_line(&format!("  {}  ", code.to_uppercase().replace('-', " ")));
     joiner.type_line("typed after the code");

@@ -1,9 +1,12 @@
 //! `aeschat passphrase`: a strong random passphrase from the built-in word list.
 //!
-//! Anyone who records a conversation can test password guesses against it offline, as fast as
-//! their hardware runs PBKDF2, so the password must be too strong to guess, not merely hard
-//! to guess by hand. Nine words from 512 give 81 bits: at a billion guesses a second, finding
-//! it would take tens of millions of years.
+//! Written for protocol 1, where anyone who recorded a conversation could test password guesses
+//! against it offline, as fast as their hardware ran PBKDF2: the password had to be too strong
+//! to guess, not merely hard to guess by hand. Nine words from 512 give 81 bits: at a billion
+//! guesses a second, finding it would take tens of millions of years. Protocol 2 (CPace) leaves
+//! recordings nothing to test guesses against; how far to relax these rules, and the help and
+//! warnings that still speak of offline guessing, is still to decide
+//! (docs/PROTOCOL2-PROGRESS.md).
 
 use std::io::Write;
 use std::process::ExitCode;
