@@ -967,7 +967,7 @@ fn expected_alert_error(side: Side, body: &[u8]) -> Error {
         (Side::Client, [1]) => Error::AuthenticationFailed,
         (_, [2]) => Error::VersionRefused,
         (_, [3]) => Error::ModeMismatch,
-        // 4 is reserved (protocol 1's iteration refusal): unknown, like 0 and 6.
+        // 4 is reserved (protocol 1's iteration refusal): PeerAborted from either role, as 0 is.
         (Side::Client, [5]) => Error::PeerBusy,
         (Side::Client, &[7, high, low]) => Error::RetryLater {
             seconds: u16::from_be_bytes([high, low]),
