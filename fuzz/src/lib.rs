@@ -62,16 +62,18 @@ impl Mutation {
     }
 }
 
-/// A frame kind from any byte: every byte names one of the six kinds, so the fuzzer wastes no
-/// inputs on kinds that framing would refuse before the handshake sees them.
+/// A frame kind from any byte: every byte names one of the seven kinds (protocol 2's
+/// ClientShare included), so the fuzzer wastes no inputs on kinds that framing would refuse
+/// before the handshake sees them.
 pub fn kind_from_byte(byte: u8) -> FrameKind {
-    match byte % 6 {
+    match byte % 7 {
         0 => FrameKind::ClientHello,
         1 => FrameKind::ServerHello,
         2 => FrameKind::ClientFinished,
         3 => FrameKind::ServerFinished,
         4 => FrameKind::Record,
-        _ => FrameKind::Alert,
+        5 => FrameKind::Alert,
+        _ => FrameKind::ClientShare,
     }
 }
 
