@@ -114,15 +114,21 @@ pub struct Established {
 /// An engine over a handshake with a fixed nonce and clock, so that a run can be repeated byte
 /// for byte.
 pub fn engine(config: Config<'_>, nonce: [u8; 32], now: Option<u64>) -> Engine<'_> {
-    Engine::from_handshake(Handshake::new(config, nonce, scalar_seed(nonce), now))
+    let seed = scalar_seed(nonce, config.role());
+    Engine::from_handshake(Handshake::new(config, nonce, seed, now))
 }
 
-/// The CPace scalar seed [`engine`] gives a side with `nonce`: fixed, told apart by the nonce,
-/// and never zero (bit 0 of byte 0 set: the scalar's lowest bit), so no nonce makes
-/// `Cpace::new` refuse it.
-pub fn scalar_seed(nonce: [u8; 32]) -> [u8; 32] {
+/// The CPace scalar seed [`engine`] gives a side with `nonce` in `role`: fixed, and told apart
+/// by the nonce and by the role, so that two sides with equal nonces (a fuzzed nonce can be the
+/// genuine peer's) still draw different scalars (else each would see its own share come back,
+/// and refuse it as reflected). Never zero (bit 0 of byte 0 set: the scalar's lowest bit), so
+/// no nonce makes `Cpace::new` refuse it.
+pub fn scalar_seed(nonce: [u8; 32], role: Role) -> [u8; 32] {
     let mut seed = nonce.map(|b| b ^ 0xa5);
     seed[0] |= 1;
+    if role == Role::Server {
+        seed[1] ^= 0xff;
+    }
     seed
 }
 
@@ -152,7 +158,7 @@ pub fn establish(max_message_len: usize) -> Established {
         &frame(&from_server[0]),
         &frame(&from_client[1]),
         &key,
-        scalar_seed([1; 32]),
+        scalar_seed([1; 32], Role::Client),
     );
     let (client, server) = outcome.halves();
     Established {
