@@ -4,9 +4,9 @@
 #
 #  1. cargo bench: tokens (aeschat with a pooled or a per-token getrandom IV, aeschat with a
 #     PreparedKey, the `fernet` crate, the `base64` crate), measured interleaved by our own harness
-#     (bench/benches/tokens.rs) into criterion's result format; PBKDF2, the handshake and session
-#     records between two threads, the in-memory handshake with criterion.
-#  2. peers.py: Python cryptography's Fernet, hashlib's PBKDF2 (OpenSSL), `openssl speed`.
+#     (bench/benches/tokens.rs) into criterion's result format; the key derivation, the handshake
+#     and session records between two threads, the in-memory handshake with criterion.
+#  2. peers.py: Python cryptography's Fernet, `openssl speed`.
 #  3. chat.py: the chat between two aeschat processes over loopback TCP, and between two
 #     processes of legacy_chat.py, the Python stand-in for the project aeschat replaces.
 #  4. The footprint example (RAM per session) and the no_std check linked into its C driver
@@ -37,10 +37,10 @@ step "building (release)"
 (cd "$root/bench" && cargo build --release --benches --example profile) >>"$log" 2>&1
 (cd "$root" && cargo build --release -p aeschat) >>"$log" 2>&1 || echo "the aeschat binary did not build" >>"$log"
 
-step "cargo bench: tokens (interleaved), handshake, PBKDF2, session records"
+step "cargo bench: tokens (interleaved), handshake, key derivation, session records"
 (cd "$root/bench" && cargo bench --bench tokens --bench handshake -- --noplot) >>"$log" 2>&1
 
-step "peers: Python cryptography, hashlib PBKDF2, openssl speed"
+step "peers: Python cryptography, openssl speed"
 python3 "$root/bench/peers.py" "${quick[@]}" >"$out/peers.json" 2>>"$log"
 
 step "chat: aeschat and the Python stand-in, over loopback TCP"

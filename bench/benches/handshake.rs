@@ -1,14 +1,13 @@
 //! The handshake and its key derivation.
 //!
-//! - `handshake/in-memory`: a full handshake between two engines in one thread, moved by the
-//!   shared test pair (`aeschat_testkit::Pair`), at 1 PBKDF2 iteration: the protocol's own cost
-//!   (hellos, HKDF, key confirmation) and nothing else.
-//! - `handshake/threads`: a full handshake between two threads, each running the core's blocking
-//!   driver over an in-memory pipe, at 1 PBKDF2 iteration (the protocol's cost and thread
-//!   start-up) and at the default 600,000.
-//! - `pbkdf2/600000`: the key stretching alone. `aeschat` is [`Engine::derive_keys`] (PBKDF2-
-//!   HMAC-SHA256 and the HKDF after it), reached through the public API; `pbkdf2-crate` calls the
-//!   `pbkdf2` crate directly with the same inputs. OpenSSL's figure comes from `peers.py`.
+//! - `handshake/in-memory`: a full password handshake between two engines in one thread, moved
+//!   by the shared test pair (`aeschat_testkit::Pair`): the protocol's own cost (hellos, both
+//!   sides' CPace, HKDF, key confirmation) and nothing else.
+//! - `handshake/threads`: the same between two threads, each running the core's blocking driver
+//!   over an in-memory pipe (the protocol's cost and thread start-up).
+//! - `derive_keys/client`: one side's key derivation alone, [`Engine::derive_keys`] (CPace's
+//!   second half and HKDF) reached through the public API: what a server's admission gate
+//!   decides about.
 //! - `session/records`: 256-byte messages sealed, sent, received and opened between two threads
 //!   (IVs from an `IvPool`, as the chat draws them).
 
@@ -19,7 +18,7 @@ use aeschat_bench::{connection, now};
 use aeschat_core::fernet::IvPool;
 use aeschat_core::session::{
     handshake, receive, record_frame_len, send_text, Action, Config, Engine, Inbox, Incoming, Role,
-    Secret, DEFAULT_ITERATIONS,
+    Secret,
 };
 use aeschat_testkit::{Pair, Side, TestRng};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -30,11 +29,7 @@ const SMALL: usize = 256;
 
 /// One handshake between two engines in one thread, moved by the shared test pair.
 fn handshake_in_memory(round: u64) -> (Option<i64>, Option<i64>) {
-    let config = |role| {
-        Config::new(role, Secret::Password(PASSWORD))
-            .with_insecure_iterations(1)
-            .with_max_message_len(SMALL)
-    };
+    let config = |role| Config::new(role, Secret::Password(PASSWORD)).with_max_message_len(SMALL);
     let mut pair = Pair::from_configs(config(Role::Client), config(Role::Server), round);
     pair.run();
     assert_eq!(
@@ -60,13 +55,9 @@ fn engine(config: Config<'_>, seed: u64, now: Option<u64>) -> Engine<'_> {
 }
 
 /// One handshake between two threads; returns both sessions' clock offsets to keep them alive.
-fn handshake_pair(iterations: u32, round: u64) -> (Option<i64>, Option<i64>) {
+fn handshake_pair(round: u64) -> (Option<i64>, Option<i64>) {
     let ((client_read, client_write), (server_read, server_write)) = connection();
-    let config = |role| {
-        Config::new(role, Secret::Password(PASSWORD))
-            .with_insecure_iterations(iterations)
-            .with_max_message_len(SMALL)
-    };
+    let config = |role| Config::new(role, Secret::Password(PASSWORD)).with_max_message_len(SMALL);
     std::thread::scope(|scope| {
         let server = scope.spawn(move || {
             let (mut reader, mut writer) = (server_read, server_write);
@@ -89,7 +80,7 @@ fn handshake_pair(iterations: u32, round: u64) -> (Option<i64>, Option<i64>) {
 fn handshakes(c: &mut Criterion) {
     let mut round = 0u64;
     let mut group = c.benchmark_group("handshake/in-memory");
-    group.bench_function("1 iteration", |b| {
+    group.bench_function("password", |b| {
         b.iter(|| {
             round = round.wrapping_add(1);
             handshake_in_memory(round)
@@ -99,16 +90,10 @@ fn handshakes(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("handshake/threads");
     group.sample_size(10);
-    group.bench_function("1 iteration", |b| {
+    group.bench_function("password", |b| {
         b.iter(|| {
             round = round.wrapping_add(1);
-            handshake_pair(1, round)
-        })
-    });
-    group.bench_function("600000 iterations", |b| {
-        b.iter(|| {
-            round = round.wrapping_add(1);
-            handshake_pair(DEFAULT_ITERATIONS, round)
+            handshake_pair(round)
         })
     });
     group.finish();
@@ -140,32 +125,18 @@ fn ready_to_derive(config: Config<'_>) -> Engine<'_> {
     }
 }
 
-fn pbkdf2(c: &mut Criterion) {
-    let mut group = c.benchmark_group("pbkdf2/600000");
-    group.sample_size(10);
+fn derive_keys(c: &mut Criterion) {
+    let mut group = c.benchmark_group("derive_keys");
     let config = Config::new(Role::Client, Secret::Password(PASSWORD));
-    group.bench_function("aeschat", |b| {
+    group.bench_function("client", |b| {
         b.iter_batched(
             || ready_to_derive(config),
             |mut client| {
-                while client.derive_keys(u32::MAX).is_in_progress() {}
-                client
+                client.derive_keys();
+                black_box(client)
             },
-            BatchSize::PerIteration,
+            BatchSize::SmallInput,
         )
-    });
-    let salt = [0x5a; 85]; // as long as the handshake's: a label and two nonces
-    group.bench_function("pbkdf2-crate", |b| {
-        b.iter(|| {
-            let mut out = [0u8; 32];
-            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
-                black_box(PASSWORD),
-                &salt,
-                DEFAULT_ITERATIONS,
-                &mut out,
-            );
-            out
-        })
     });
     group.finish();
 }
@@ -180,11 +151,8 @@ fn records(c: &mut Criterion) {
     group.bench_function("256 B", |b| {
         b.iter_custom(|batches| {
             let ((client_read, client_write), (server_read, server_write)) = connection();
-            let config = |role| {
-                Config::new(role, Secret::Password(PASSWORD))
-                    .with_insecure_iterations(1)
-                    .with_max_message_len(MESSAGE)
-            };
+            let config =
+                |role| Config::new(role, Secret::Password(PASSWORD)).with_max_message_len(MESSAGE);
             let messages = batches * BATCH;
             std::thread::scope(|scope| {
                 let receiver = scope.spawn(move || {
@@ -245,6 +213,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = handshakes, pbkdf2, records
+    targets = handshakes, derive_keys, records
 }
 criterion_main!(benches);

@@ -226,11 +226,8 @@ impl<'a> Node<'a> {
                 log(format_args!("{} -> {} bytes", self.name, bytes.len()));
                 self.tx.load(bytes);
             }
-            // Protocol 2: CPace's second half and HKDF, one call in both modes (the slice
-            // argument is protocol 1's PBKDF2 slicing, ignored now; to be removed with it).
-            Action::DeriveKeys => {
-                self.engine.derive_keys(PBKDF2_ITERATIONS_PER_TICK);
-            }
+            // CPace's second half and HKDF: one call, in both modes.
+            Action::DeriveKeys => self.engine.derive_keys(),
             Action::Established => log(format_args!(
                 "{}: established; the peer accepts messages of up to {} bytes",
                 self.name,
@@ -329,9 +326,6 @@ struct Scenario {
 
 const CLIENT_SAYS: &[&[u8]] = &[b"hello from the client board", b"temp=21.5C rh=40%"];
 const SERVER_SAYS: &[&[u8]] = &[b"hello from the server board", &LONGEST];
-
-/// Protocol 1's PBKDF2 slice per superloop tick; protocol 2 ignores it (no PBKDF2).
-const PBKDF2_ITERATIONS_PER_TICK: u32 = 100;
 
 /// Runs both boards in one superloop until each has ended, and returns the ticks it took.
 fn run(scenario: &Scenario, log: Log) -> u32 {

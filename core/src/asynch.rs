@@ -1,8 +1,8 @@
 //! The async driver: the blocking driver's loops with `.await`, over `embedded-io-async`'s
 //! transport traits, so a session runs on an executor (embassy on a board, any runtime on a
 //! desktop) without blocking it. Every protocol rule is in the [`Engine`], as for the blocking
-//! driver; the key derivation runs in slices with a yield between them, so the executor (and a
-//! watchdog it feeds) keeps running during PBKDF2.
+//! driver. The key derivation is one call (CPace's second scalar multiplication and HKDF, well
+//! under a millisecond on a desktop), so there are no slices to yield between.
 //!
 //! ```
 //! use aeschat_core::asynch;
@@ -34,10 +34,6 @@
 //! # }
 //! ```
 
-use core::future::Future;
-use core::pin::Pin;
-use core::task::{Context, Poll};
-
 /// The `embedded-io-async` release the async transport traits come from.
 pub use embedded_io_async;
 use embedded_io_async::{Read, Write};
@@ -48,10 +44,6 @@ use crate::engine::{Action, Engine};
 use crate::inbox::Inbox;
 use crate::records::{Incoming, Receiver, Sender};
 use crate::session::Error;
-
-/// PBKDF2 iterations between two yields to the executor: about a millisecond on a desktop, a
-/// few tens on a Cortex-M4-class chip.
-pub const ITERATIONS_PER_YIELD: u32 = 1_000;
 
 /// Runs the handshake to completion; see the blocking [`crate::session::handshake`].
 ///
@@ -133,11 +125,7 @@ where
                 writer.flush().await.map_err(SessionError::Transport)?;
             }
             Action::DeriveKeys => match admit() {
-                Ok(()) => {
-                    while engine.derive_keys(ITERATIONS_PER_YIELD).is_in_progress() {
-                        yield_now().await;
-                    }
-                }
+                Ok(()) => engine.derive_keys(),
                 Err(refusal) => engine.refuse(refusal),
             },
             Action::NeedInput => {
@@ -314,21 +302,4 @@ async fn write_all<W: Write>(
         bytes = bytes.get(written..).unwrap_or_default();
     }
     Ok(())
-}
-
-/// Lets the executor run other tasks once (a future that is pending exactly once).
-fn yield_now() -> impl Future<Output = ()> {
-    struct YieldNow(bool);
-    impl Future for YieldNow {
-        type Output = ();
-        fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
-            if self.0 {
-                return Poll::Ready(());
-            }
-            self.0 = true;
-            context.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-    YieldNow(false)
 }

@@ -89,8 +89,9 @@ where
 }
 
 /// [`handshake`], with a say before the expensive step: `admit` is called just before the key
-/// derivation (PBKDF2 in password mode), which on a server comes only once the client has sent
-/// its ClientFinished. A server uses it to ration derivations among callers; an error from
+/// derivation (CPace's second scalar multiplication, HKDF, and on a server the check of the
+/// client's confirmation), which on a server comes only once the client has sent its
+/// ClientShare and ClientFinished. A server uses it to ration derivations among callers; an error from
 /// `admit` ends the handshake with that error, and its alert (for instance
 /// [`Error::RetryLater`]) goes to the peer.
 ///
@@ -136,7 +137,7 @@ where
                 writer.flush().map_err(SessionError::Transport)?;
             }
             Action::DeriveKeys => match admit() {
-                Ok(()) => while engine.derive_keys(u32::MAX).is_in_progress() {},
+                Ok(()) => engine.derive_keys(),
                 Err(refusal) => engine.refuse(refusal),
             },
             Action::NeedInput => {

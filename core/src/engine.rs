@@ -14,8 +14,7 @@ use zeroize::Zeroize;
 
 use crate::frame::{Frame, FrameKind, FRAME_HEADER_LEN};
 use crate::handshake::{
-    Alert, Config, Derivation, Handshake, HandshakeState, HANDSHAKE_FRAME_LEN, NONCE_LEN,
-    SCALAR_SEED_LEN,
+    Alert, Config, Handshake, HandshakeState, HANDSHAKE_FRAME_LEN, NONCE_LEN, SCALAR_SEED_LEN,
 };
 use crate::inbox::Inbox;
 use crate::records::{frame_capacity, Incoming, Receiver, Sender, Session};
@@ -26,8 +25,8 @@ use crate::session::Error;
 pub enum Action<'e, 'b> {
     /// Write these bytes to the peer (all of them, then flush), then poll again.
     Transmit(&'e [u8]),
-    /// Run the key derivation with [`Engine::derive_keys`] (protocol 2: CPace's second half
-    /// and HKDF, well under a millisecond; one call completes), then poll again. A server that
+    /// Run the key derivation with [`Engine::derive_keys`] (CPace's second half and HKDF, well
+    /// under a millisecond on a desktop, in one call), then poll again. A server that
     /// rations attempts decides here, after the client's share and Finished arrived and before
     /// its second scalar multiplication and the guess check, and refuses with
     /// [`Engine::refuse`].
@@ -78,10 +77,9 @@ enum Phase<'a> {
 /// # fn main() {
 ///
 /// let secret = Secret::Password(b"correct horse battery staple");
-/// let fast = |role| Config::new(role, secret).with_insecure_iterations(1_000); // tests only
 /// // `Os` is the operating system's generator (a board hands over its TRNG).
-/// let mut client = Engine::new(fast(Role::Client), &mut Os, None);
-/// let mut server = Engine::new(fast(Role::Server), &mut Os, None);
+/// let mut client = Engine::new(Config::new(Role::Client, secret), &mut Os, None);
+/// let mut server = Engine::new(Config::new(Role::Server, secret), &mut Os, None);
 ///
 /// // Two sides in one loop: what one transmits is the other's input.
 /// let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
@@ -96,7 +94,7 @@ enum Phase<'a> {
 ///     let discard = step.discard;
 ///     match step.action {
 ///         Action::Transmit(bytes) => output.extend_from_slice(bytes),
-///         Action::DeriveKeys => while engine.derive_keys(u32::MAX).is_in_progress() {},
+///         Action::DeriveKeys => engine.derive_keys(),
 ///         Action::Established | Action::NeedInput => {}
 ///         other => panic!("{other:?}"),
 ///     }
@@ -245,21 +243,34 @@ impl<'a> Engine<'a> {
         step.action
     }
 
-    /// Runs the key derivation when [`Action::DeriveKeys`] asked for it. `iterations` is
-    /// protocol 1's PBKDF2 slice, ignored by protocol 2 (one call completes; to be removed with
-    /// the iteration API). A failure (a bad CPace share, or a server finding the client's
+    /// Runs the key derivation when [`Action::DeriveKeys`] asked for it: CPace's second half
+    /// and HKDF, in one call. A failure (a bad CPace share, or a server finding the client's
     /// confirmation wrong) comes from the next [`Engine::poll`], after the alert it sends.
-    pub fn derive_keys(&mut self, iterations: u32) -> Derivation {
+    /// After the handshake it does nothing.
+    ///
+    /// ```
+    /// use aeschat_core::fernet::Key;
+    /// use aeschat_core::session::{Action, Config, Engine, HandshakeState, Role, Secret};
+    /// # include!("doc/established_pair.rs");
+    /// # fn main() {
+    /// let key = Key::from_bytes([7; 32]);
+    /// let mut client = Engine::new(Config::new(Role::Client, Secret::PreSharedKey(&key)), &mut Os, None);
+    /// let mut server = Engine::new(Config::new(Role::Server, Secret::PreSharedKey(&key)), &mut Os, None);
+    /// let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
+    /// pump(&mut client, &mut to_client, &mut to_server); // ClientHello
+    /// pump(&mut server, &mut to_server, &mut to_client); // ServerHello
+    /// assert_eq!(client.poll(&mut to_client).action, Action::DeriveKeys);
+    /// client.derive_keys();
+    /// assert_eq!(client.handshake_state(), Some(HandshakeState::SendFinished));
+    /// # }
+    /// ```
+    pub fn derive_keys(&mut self) {
         let Phase::Handshaking(handshake) = &mut self.phase else {
-            return Derivation::Done;
+            return;
         };
-        match handshake.derive_keys_in_steps(iterations) {
-            Ok(derivation) => derivation,
-            Err(error) => {
-                // A server that finds the client's Finished wrong says so (alert 1).
-                self.fail(error, true);
-                Derivation::Done
-            }
+        if let Err(error) = handshake.derive_keys() {
+            // A server that finds the client's Finished wrong says so (alert 1).
+            self.fail(error, true);
         }
     }
 
@@ -492,18 +503,5 @@ impl core::fmt::Debug for Engine<'_> {
             .field("phase", &phase)
             .field("pending_transmit", &self.outbox_len)
             .finish_non_exhaustive()
-    }
-}
-
-impl Derivation {
-    /// True while PBKDF2 has iterations left.
-    ///
-    /// ```
-    /// use aeschat_core::session::Derivation;
-    /// assert!(Derivation::InProgress { remaining: 5 }.is_in_progress());
-    /// assert!(!Derivation::Done.is_in_progress());
-    /// ```
-    pub const fn is_in_progress(self) -> bool {
-        matches!(self, Derivation::InProgress { .. })
     }
 }

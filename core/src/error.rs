@@ -8,7 +8,7 @@ use crate::fernet::Error as FernetError;
 /// enum. Key and token problems are [`fernet::Error`](crate::fernet::Error) instead: a record
 /// that fails to open is [`Error::RecordRejected`], whatever the token layer found.
 ///
-/// Structural problems (framing, versions, iteration counts, buffer size) are reported
+/// Structural problems (framing, versions, modes, buffer size) are reported
 /// precisely, because they help a caller fix their setup and tell an attacker nothing new. No
 /// variant ever carries key or plaintext bytes.
 ///
@@ -53,20 +53,6 @@ pub enum Error {
     },
     /// One side uses a password and the other a key file.
     ModeMismatch,
-    /// The server announced fewer PBKDF2 iterations than this side's minimum: a downgrade.
-    IterationsTooLow {
-        /// The count the server announced.
-        announced: u32,
-        /// This side's minimum.
-        minimum: u32,
-    },
-    /// The server announced more PBKDF2 iterations than any sane setting: a denial of service.
-    IterationsTooHigh {
-        /// The count the server announced.
-        announced: u32,
-        /// The largest count accepted.
-        maximum: u32,
-    },
     /// Key confirmation failed: the sides hold different secrets, or someone interfered.
     AuthenticationFailed,
     /// The server is already in a conversation and refused this connection.
@@ -79,10 +65,8 @@ pub enum Error {
     },
     /// The peer does not support this side's protocol version.
     VersionRefused,
-    /// The client refused this server's PBKDF2 iteration count.
-    IterationsRefused,
     /// The peer ended the handshake with a generic alert (a malformed or unexpected message on
-    /// its side) or with one this side does not know.
+    /// its side) or with one this side does not know (reserved code 4 included).
     PeerAborted,
     /// A record arrived out of sequence: replayed, reordered, or one before it was lost.
     RecordOutOfOrder {
@@ -138,16 +122,6 @@ impl fmt::Display for Error {
                 "One side uses a password and the other a key file: both must use the same kind \
                  of secret.",
             ),
-            Error::IterationsTooLow { announced, minimum } => write!(
-                f,
-                "The server asked for only {announced} PBKDF2 iterations, below this side's \
-                 minimum of {minimum}: refused as a possible downgrade attack."
-            ),
-            Error::IterationsTooHigh { announced, maximum } => write!(
-                f,
-                "The server asked for {announced} PBKDF2 iterations, above the maximum of \
-                 {maximum}: refused."
-            ),
             Error::AuthenticationFailed => f.write_str(
                 "Authentication failed: the other side used a different password or key, or \
                  someone interfered with the connection. Restart both sides with the same \
@@ -164,10 +138,6 @@ impl fmt::Display for Error {
             Error::VersionRefused => f.write_str(
                 "The peer does not support this side's aeschat protocol version: use the same \
                  aeschat version on both sides.",
-            ),
-            Error::IterationsRefused => f.write_str(
-                "The client refused this server's PBKDF2 iteration count: both sides must use \
-                 the same work factor setting.",
             ),
             Error::PeerAborted => f.write_str("The peer aborted the handshake."),
             Error::RecordOutOfOrder { expected, received } => write!(

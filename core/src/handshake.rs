@@ -22,11 +22,6 @@ use crate::session::Error;
 pub const PROTOCOL_MAGIC: &[u8; 7] = b"AESCHAT";
 /// The one protocol version this implementation speaks. There is no negotiation.
 pub const PROTOCOL_VERSION: u8 = 2;
-/// The default and minimum PBKDF2-HMAC-SHA256 iteration count (OWASP's current figure).
-/// Protocol 2 runs no PBKDF2: kept only so callers of the protocol-1 API still build.
-pub const DEFAULT_ITERATIONS: u32 = 600_000;
-/// The largest iteration count a client accepts: a bound against denial of service.
-pub const MAX_ITERATIONS: u32 = 10_000_000;
 /// The length of each side's random nonce.
 pub const NONCE_LEN: usize = 32;
 
@@ -107,50 +102,28 @@ impl core::fmt::Debug for Secret<'_> {
 /// One side's settings for a handshake.
 ///
 /// ```
-/// use aeschat_core::session::{Config, Role, Secret, DEFAULT_ITERATIONS};
+/// use aeschat_core::session::{Config, Role, Secret, MAX_MESSAGE_LEN};
 ///
 /// let config = Config::new(Role::Client, Secret::Password(b"correct horse battery staple"));
-/// assert_eq!(config.iterations(), DEFAULT_ITERATIONS);
-/// let fast = config.with_insecure_iterations(1_000); // tests and benchmarks only
-/// assert_eq!(fast.iterations(), 1_000);
+/// assert_eq!(config.role(), Role::Client);
+/// assert_eq!(config.max_message_len(), MAX_MESSAGE_LEN);
+/// assert_eq!(config.with_max_message_len(256).max_message_len(), 256);
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Config<'a> {
     role: Role,
     secret: Secret<'a>,
-    iterations: u32,
-    max_iterations: u32,
     max_message_len: usize,
 }
 
 impl<'a> Config<'a> {
-    /// Settings with the default work factor (600,000 iterations, which is also the minimum a
-    /// client accepts) and the default maximum message length.
+    /// Settings with the default maximum message length ([`crate::session::MAX_MESSAGE_LEN`]).
     pub const fn new(role: Role, secret: Secret<'a>) -> Config<'a> {
         Config {
             role,
             secret,
-            iterations: DEFAULT_ITERATIONS,
-            max_iterations: MAX_ITERATIONS,
             max_message_len: MAX_MESSAGE_LEN,
         }
-    }
-
-    /// Sets the work factor a server announces and the minimum a client accepts, below the
-    /// safe default. For tests and benchmarks only: it makes offline password guessing
-    /// cheaper. Only this local call lowers the minimum; nothing received can. PBKDF2 is
-    /// undefined for zero iterations, so 0 counts as 1.
-    pub const fn with_insecure_iterations(mut self, iterations: u32) -> Config<'a> {
-        self.iterations = if iterations == 0 { 1 } else { iterations };
-        self
-    }
-
-    /// Sets the largest work factor a client accepts (default [`MAX_ITERATIONS`]): a board
-    /// where even that many iterations would take hours sets its own, lower ceiling, so a fake
-    /// server cannot keep it busy.
-    pub const fn with_max_iterations(mut self, max_iterations: u32) -> Config<'a> {
-        self.max_iterations = max_iterations;
-        self
     }
 
     /// Sets the longest message this side accepts (announced to the peer, which will not send
@@ -159,11 +132,6 @@ impl<'a> Config<'a> {
     pub const fn with_max_message_len(mut self, max_message_len: usize) -> Config<'a> {
         self.max_message_len = max_message_len;
         self
-    }
-
-    /// The work factor this side announces (server) or requires at least (client).
-    pub const fn iterations(&self) -> u32 {
-        self.iterations
     }
 
     /// This side's role.
@@ -175,19 +143,6 @@ impl<'a> Config<'a> {
     pub const fn max_message_len(&self) -> usize {
         self.max_message_len
     }
-}
-
-/// How far [`Handshake::derive_keys_in_steps`] got.
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Derivation {
-    /// PBKDF2 has this many iterations left: call again.
-    InProgress {
-        /// Iterations still to run.
-        remaining: u32,
-    },
-    /// The keys are derived (and a server has checked the client's Finished).
-    Done,
 }
 
 /// Where a handshake stands: what it needs next.
@@ -218,6 +173,10 @@ pub enum HandshakeState {
 /// The reason one side gives up, sent unauthenticated in an alert frame. An alert can only end
 /// a handshake, never change its parameters, so forging one gains an attacker nothing beyond
 /// cutting the connection, which it can do anyway.
+///
+/// Codes on the wire: 1 to 3 and 5 to 7 as below; 4 is reserved (protocol 1's iteration
+/// refusal) and never sent. A received code this side does not know, 4 included, is only
+/// [`Error::PeerAborted`].
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -228,8 +187,6 @@ pub enum Alert {
     UnsupportedVersion,
     /// One side uses a password, the other a key file (code 3).
     ModeMismatch,
-    /// The client refused the server's work factor (code 4).
-    IterationsRefused,
     /// The server is in another conversation (code 5).
     Busy,
     /// A malformed or unexpected message (code 6).
@@ -259,7 +216,6 @@ impl Alert {
             Alert::AuthenticationFailed => 1,
             Alert::UnsupportedVersion => 2,
             Alert::ModeMismatch => 3,
-            Alert::IterationsRefused => 4,
             Alert::Busy => 5,
             Alert::UnexpectedMessage => 6,
             Alert::RetryLater { .. } => 7,
@@ -279,9 +235,6 @@ impl Alert {
             Error::AuthenticationFailed => Some(Alert::AuthenticationFailed),
             Error::UnsupportedProtocol { .. } => Some(Alert::UnsupportedVersion),
             Error::ModeMismatch => Some(Alert::ModeMismatch),
-            Error::IterationsTooLow { .. } | Error::IterationsTooHigh { .. } => {
-                Some(Alert::IterationsRefused)
-            }
             Error::UnexpectedMessage | Error::NotAeschat | Error::FrameTooLong { .. } => {
                 Some(Alert::UnexpectedMessage)
             }
@@ -303,7 +256,6 @@ impl Alert {
             ([1], Role::Server) => Error::AuthenticationFailed,
             ([2], _) => Error::VersionRefused,
             ([3], _) => Error::ModeMismatch,
-            ([4], Role::Client) => Error::IterationsRefused,
             ([5], Role::Server) => Error::PeerBusy,
             (&[7, high, low], Role::Server) => Error::RetryLater {
                 seconds: u16::from_be_bytes([high, low]),
@@ -520,16 +472,9 @@ impl<'a> Handshake<'a> {
     /// [`Error::UnexpectedMessage`] (not a guess); a wrong password is
     /// [`Error::AuthenticationFailed`]. Either ends the handshake, and the peer should be told
     /// ([`Alert::for_error`]).
-    pub fn derive_keys(&mut self) -> Result<(), Error> {
-        while let Derivation::InProgress { .. } = self.derive_keys_in_steps(u32::MAX)? {}
-        Ok(())
-    }
-
-    /// [`Handshake::derive_keys`], kept from protocol 1's sliced PBKDF2: in protocol 2 the
-    /// first call always completes, and `iterations` is ignored.
     ///
     /// ```
-    /// use aeschat_core::session::{Config, Derivation, Handshake, HandshakeState, Role, Secret};
+    /// use aeschat_core::session::{Config, Error, Handshake, HandshakeState, Role, Secret};
     /// # use aeschat_core::session::{Frame, HANDSHAKE_FRAME_LEN};
     /// # let password = Secret::Password(b"a long random passphrase");
     /// # let mut client = Handshake::new(Config::new(Role::Client, password), [1; 32], [3; 32], None);
@@ -537,12 +482,13 @@ impl<'a> Handshake<'a> {
     /// # let mut wire = [0u8; HANDSHAKE_FRAME_LEN];
     /// # let len = client.write_message(&mut wire)?.len(); server.read_message(Frame::parse(&mut wire[..len], 99)?.unwrap().0)?;
     /// # let len = server.write_message(&mut wire)?.len(); client.read_message(Frame::parse(&mut wire[..len], 99)?.unwrap().0)?;
-    /// assert_eq!(client.derive_keys_in_steps(1)?, Derivation::Done);
+    /// assert_eq!(client.state(), HandshakeState::DeriveKeys); // the ServerHello arrived
+    /// client.derive_keys()?; // one call: there is nothing to resume
     /// assert_eq!(client.state(), HandshakeState::SendFinished);
+    /// assert_eq!(client.derive_keys(), Err(Error::OutOfOrderCall)); // only when asked for
     /// # Ok::<(), aeschat_core::session::Error>(())
     /// ```
-    pub fn derive_keys_in_steps(&mut self, iterations: u32) -> Result<Derivation, Error> {
-        let _ = iterations; // protocol 2 has no PBKDF2: one call always completes
+    pub fn derive_keys(&mut self) -> Result<(), Error> {
         if self.state != HandshakeState::DeriveKeys {
             return Err(Error::OutOfOrderCall);
         }
@@ -553,7 +499,7 @@ impl<'a> Handshake<'a> {
         result
     }
 
-    fn derive_inner(&mut self) -> Result<Derivation, Error> {
+    fn derive_inner(&mut self) -> Result<(), Error> {
         let isk = match self.config.role {
             Role::Server => {
                 // The server's run began at its ServerHello; the client's share is in the
@@ -579,7 +525,7 @@ impl<'a> Handshake<'a> {
             self.check_finished(&self.peer_finished)?;
         }
         self.state = HandshakeState::SendFinished;
-        Ok(Derivation::Done)
+        Ok(())
     }
 
     /// This side's CPace run: PRS the password or key, CI from the mode, sid both nonces.

@@ -1,4 +1,4 @@
-//! HMAC-SHA256, the one MAC of the crate (token tags, HKDF, PBKDF2's PRF, the key confirmation),
+//! HMAC-SHA256, the one MAC of the crate (token tags, HKDF, the key confirmation),
 //! from the `hmac` and `sha2` crates with their `zeroize` features: a keyed state dropped or
 //! cloned away is wiped by the crates themselves (`sha2`'s block-level state and `block-buffer`'s
 //! buffer zeroize on drop).
@@ -26,19 +26,13 @@ const _: () = {
     let _ = wiped_on_drop::<Sha256>;
 };
 
-/// The HMAC-SHA256 types of the crate: they take keys of any length, which [`keyed`] relies on
-/// (a cipher's `KeyInit` refuses a wrong length, and must not get a fallback key).
-pub(crate) trait HmacSha256Kind: KeyInit {}
-impl HmacSha256Kind for HmacSha256 {}
-impl HmacSha256Kind for hmac::HmacReset<Sha256> {}
-
-/// An HMAC-SHA256 (`Hmac` or `HmacReset`) keyed with `key`, of any length: a key longer than a
-/// block is hashed first (RFC 2104, section 2).
-pub(crate) fn keyed<M: HmacSha256Kind>(key: &[u8]) -> M {
+/// An HMAC-SHA256 keyed with `key`, of any length: a key longer than a block is hashed first
+/// (RFC 2104, section 2).
+fn keyed(key: &[u8]) -> HmacSha256 {
     // HMAC takes keys of any length, so `new_from_slice` always succeeds (hmac 0.13 returns `Ok`
     // unconditionally). The fallback, never taken, keeps this function free of a panic path of
     // its own: the core promises not to panic.
-    M::new_from_slice(key).unwrap_or_else(|_| M::new(&Default::default()))
+    HmacSha256::new_from_slice(key).unwrap_or_else(|_| HmacSha256::new(&Default::default()))
 }
 
 /// An HMAC-SHA256 key, as the hash states after its inner and outer pad blocks. Wiped on drop

@@ -28,9 +28,8 @@ pub use crate::engine::{Action, Engine, Step};
 pub use crate::error::Error;
 pub use crate::frame::{write_frame, Frame, FrameKind, FRAME_HEADER_LEN};
 pub use crate::handshake::{
-    Alert, Config, Derivation, Handshake, HandshakeState, Role, Secret, DEFAULT_ITERATIONS,
-    HANDSHAKE_FRAME_LEN, MAX_ITERATIONS, NONCE_LEN, PROTOCOL_MAGIC, PROTOCOL_VERSION,
-    SCALAR_SEED_LEN,
+    Alert, Config, Handshake, HandshakeState, Role, Secret, HANDSHAKE_FRAME_LEN, NONCE_LEN,
+    PROTOCOL_MAGIC, PROTOCOL_VERSION, SCALAR_SEED_LEN,
 };
 pub use crate::inbox::Inbox;
 pub use crate::records::{

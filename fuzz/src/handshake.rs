@@ -11,23 +11,14 @@
 
 use aeschat_core::fernet::Key;
 use aeschat_core::session::{
-    record_frame_len, write_frame, Action, Alert, Config, Derivation, Engine, Error, FrameKind,
-    HandshakeState, Incoming, Role, Secret, HANDSHAKE_FRAME_LEN,
+    record_frame_len, write_frame, Action, Alert, Config, Engine, Error, FrameKind, HandshakeState,
+    Incoming, Role, Secret, HANDSHAKE_FRAME_LEN,
 };
 use aeschat_testkit::TestRng;
 use arbitrary::Arbitrary;
 
 use crate::{engine, first_frame, frames_in, kind_from_byte, other_psk, psk, Mutation};
 use crate::{OTHER_PASSWORD, PASSWORD};
-
-/// Password-mode handshakes stretch with this many PBKDF2 iterations, so an input costs
-/// microseconds; the work factor is a number, not a code path the fuzzer could explore.
-const ITERATIONS: u32 = 1;
-
-/// The ceiling a client target accepts. A fuzzer-chosen server hello may announce up to the
-/// default ceiling of 10 million iterations, and deriving with that many would take seconds per
-/// input for no new coverage; a board lowers its ceiling the same way.
-const CLIENT_MAX_ITERATIONS: u32 = 64;
 
 /// The genuine peer's nonce.
 const PEER_NONCE: [u8; 32] = [0x33; 32];
@@ -68,11 +59,9 @@ pub struct Sides {
 #[derive(Arbitrary, Debug)]
 pub struct Lockstep {
     pub sides: Sides,
-    /// What the target receives in place of each of the peer's transmissions (its hello, its
-    /// finished or an alert), in turn; once they run out, the connection ends.
+    /// What the target receives in place of each of the peer's transmissions (its hello, then
+    /// its finished flight or an alert), in turn; once they run out, the connection ends.
     pub deliveries: [Delivery; 2],
-    /// PBKDF2 iterations per `derive_keys` call of the target (0 counts as all).
-    pub derivation_slice: u8,
 }
 
 /// What the target receives in place of one genuine transmission.
@@ -82,19 +71,71 @@ pub enum Delivery {
     Genuine,
     /// The genuine bytes (header included) changed.
     Mutated(Mutation),
+    /// The genuine transmission frame by frame, each frame substituted on its own: the client's
+    /// flight is two frames (ClientShare, then ClientFinished), so a server target gets a
+    /// changed share with a genuine Finished, or the other way round. Frames beyond the first
+    /// two stay genuine.
+    EachFrame([FrameDelivery; 2]),
     /// A well-formed frame of any kind with an arbitrary body.
     Frame { kind: u8, body: Vec<u8> },
     /// Raw bytes.
     Wire(Vec<u8>),
 }
 
+/// What the target receives in place of one genuine frame of a transmission.
+#[derive(Arbitrary, Debug)]
+pub enum FrameDelivery {
+    /// The genuine frame.
+    Genuine,
+    /// The genuine frame (header included) changed.
+    Mutated(Mutation),
+    /// A ClientShare frame (kind 7) with any 32 bytes as the share: the right length, so
+    /// the share's own checks (canonical encoding, identity, reflection) are what is explored.
+    Share([u8; 32]),
+    /// A well-formed frame of any kind with an arbitrary body.
+    Frame { kind: u8, body: Vec<u8> },
+    /// Nothing in its place.
+    Dropped,
+}
+
+impl FrameDelivery {
+    /// The bytes that arrive in place of `genuine` (one whole frame).
+    fn apply(&self, genuine: &[u8]) -> Vec<u8> {
+        match self {
+            FrameDelivery::Genuine => genuine.to_vec(),
+            FrameDelivery::Mutated(mutation) => mutation.apply(genuine),
+            FrameDelivery::Share(share) => frame(FrameKind::ClientShare, share),
+            FrameDelivery::Frame { kind, body } => frame(kind_from_byte(*kind), body),
+            FrameDelivery::Dropped => Vec::new(),
+        }
+    }
+}
+
+/// A frame of `kind` around `body`.
+fn frame(kind: FrameKind, body: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0u8; body.len() + 5];
+    write_frame(kind, body, &mut frame).expect("fits");
+    frame
+}
+
+/// The genuine `bytes` cut into their whole frames (anything after the last whole frame, which
+/// a genuine peer never sends, as one more piece).
+fn split_frames(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut pieces = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let len = first_frame(rest, usize::MAX).map_or(rest.len(), |(_, body)| body.len() + 5);
+        let (piece, tail) = rest.split_at(len);
+        pieces.push(piece);
+        rest = tail;
+    }
+    pieces
+}
+
 /// The target alone, driven by calls in any order.
 #[derive(Arbitrary, Debug)]
 pub struct Calls {
     pub sides: Sides,
-    /// The work factor the target announces (server) or requires (client): 0 to 3 (0 counts
-    /// as 1).
-    pub iterations: u8,
     pub calls: Vec<Call>,
 }
 
@@ -107,8 +148,8 @@ pub enum Call {
     ReceiveFrame { kind: u8, body: Vec<u8> },
     /// `poll`.
     Poll,
-    /// `derive_keys` with this many iterations (0 counts as all), whether asked for or not.
-    Derive(u8),
+    /// `derive_keys`, whether asked for or not.
+    Derive,
     /// `refuse`: busy, or retry after so many seconds.
     Refuse(Option<u16>),
     /// `end_of_stream`.
@@ -153,12 +194,9 @@ fn confirmed(role: Role, state: Option<HandshakeState>) -> bool {
     }
 }
 
-/// A side's settings; a client never accepts more than [`CLIENT_MAX_ITERATIONS`].
-fn config(role: Role, secret: Secret<'_>, iterations: u32, max_message_len: u32) -> Config<'_> {
-    Config::new(role, secret)
-        .with_insecure_iterations(iterations)
-        .with_max_iterations(CLIENT_MAX_ITERATIONS)
-        .with_max_message_len(max_message_len as usize)
+/// A side's settings.
+fn config(role: Role, secret: Secret<'_>, max_message_len: u32) -> Config<'_> {
+    Config::new(role, secret).with_max_message_len(max_message_len as usize)
 }
 
 fn clock(time: u64) -> Option<u64> {
@@ -202,8 +240,8 @@ enum Stop {
 }
 
 /// Polls `engine` until it needs input, is established or fails, checking each step. Its
-/// transmissions go to `out` (and the record); key derivations run in slices of `slice`.
-fn pump(engine: &mut Engine<'_>, record: &mut Record, slice: u32, out: &mut Vec<u8>) -> Stop {
+/// transmissions go to `out` (and the record).
+fn pump(engine: &mut Engine<'_>, record: &mut Record, out: &mut Vec<u8>) -> Stop {
     for _ in 0..MAX_POLLS {
         let before = record.taken;
         let step = engine.poll(&mut record.input[before..]);
@@ -218,15 +256,7 @@ fn pump(engine: &mut Engine<'_>, record: &mut Record, slice: u32, out: &mut Vec<
                 None
             }
             Action::DeriveKeys => {
-                let mut calls = 0;
-                while let Derivation::InProgress { remaining } = engine.derive_keys(slice) {
-                    assert!(remaining > 0);
-                    calls += 1;
-                    assert!(
-                        calls <= CLIENT_MAX_ITERATIONS.max(ITERATIONS),
-                        "no progress"
-                    );
-                }
+                engine.derive_keys();
                 None
             }
             Action::NeedInput => Some(Stop::NeedInput),
@@ -282,7 +312,7 @@ fn check_failed(engine: &mut Engine<'_>, record: &mut Record, error: Error) {
     let mut junk = [FrameKind::Alert as u8, 0, 0, 0, 1, 1];
     let again = engine.poll(&mut junk);
     assert_eq!((again.discard, again.action), (0, Action::Failed(error)));
-    assert_eq!(engine.derive_keys(u32::MAX), Derivation::Done);
+    engine.derive_keys();
     engine.refuse(Error::PeerBusy);
     assert_eq!(engine.poll(&mut []).action, Action::Failed(error));
     assert!(!engine.is_established());
@@ -296,24 +326,10 @@ fn run_lockstep(role: Role, input: &Lockstep) {
     let (key, other) = (psk(), other_psk());
     let target_secret = secret(sides.target_password, false, &key, &other);
     let peer_secret = secret(sides.peer_password, sides.peer_secret_differs, &key, &other);
-    let target_config = config(
-        role,
-        target_secret,
-        ITERATIONS,
-        sides.target_max_message_len,
-    );
-    let peer_config = config(
-        peer_role(role),
-        peer_secret,
-        ITERATIONS,
-        sides.peer_max_message_len,
-    );
+    let target_config = config(role, target_secret, sides.target_max_message_len);
+    let peer_config = config(peer_role(role), peer_secret, sides.peer_max_message_len);
     let mut target = engine(target_config, sides.target_nonce, clock(sides.target_time));
     let mut peer = engine(peer_config, PEER_NONCE, clock(sides.peer_time));
-    let slice = match input.derivation_slice {
-        0 => u32::MAX,
-        n => u32::from(n),
-    };
 
     // A genuine run of two honest sides with the same secret must succeed; anything else
     // (a substituted message, a wrong secret, another mode) must never pass key confirmation.
@@ -326,7 +342,7 @@ fn run_lockstep(role: Role, input: &Lockstep) {
 
     let target_stop = loop {
         let mut to_peer = Vec::new();
-        let stop = pump(&mut target, &mut target_record, slice, &mut to_peer);
+        let stop = pump(&mut target, &mut target_record, &mut to_peer);
         peer_record.input.extend_from_slice(&to_peer);
         if confirmed(role, target.handshake_state()) || stop == Stop::Established {
             // Key confirmation passed: only for an honest setup that took the genuine frames.
@@ -344,7 +360,7 @@ fn run_lockstep(role: Role, input: &Lockstep) {
         // The genuine peer takes what the target sent and answers, if it has anything to say.
         let mut from_peer = Vec::new();
         if peer_record.failed.is_none() && !peer_record.established {
-            pump(&mut peer, &mut peer_record, u32::MAX, &mut from_peer);
+            pump(&mut peer, &mut peer_record, &mut from_peer);
         }
         genuine_stream.extend_from_slice(&from_peer);
         let Some(delivery) = deliveries.next() else {
@@ -354,11 +370,18 @@ fn run_lockstep(role: Role, input: &Lockstep) {
         let bytes = match delivery {
             Delivery::Genuine => from_peer,
             Delivery::Mutated(mutation) => mutation.apply(&from_peer),
-            Delivery::Frame { kind, body } => {
-                let mut frame = vec![0u8; body.len() + 5];
-                write_frame(kind_from_byte(*kind), body, &mut frame).expect("fits");
-                frame
+            Delivery::EachFrame(substitutes) => {
+                let mut substitutes = substitutes.iter();
+                let mut bytes = Vec::new();
+                for genuine in split_frames(&from_peer) {
+                    match substitutes.next() {
+                        Some(substitute) => bytes.extend(substitute.apply(genuine)),
+                        None => bytes.extend_from_slice(genuine),
+                    }
+                }
+                bytes
             }
+            Delivery::Frame { kind, body } => frame(kind_from_byte(*kind), body),
             Delivery::Wire(bytes) => bytes.clone(),
         };
         if !matches!(delivery, Delivery::Genuine) {
@@ -372,7 +395,7 @@ fn run_lockstep(role: Role, input: &Lockstep) {
             assert!(honest_setup);
             // The peer takes the target's last message and is established too.
             if !peer_record.established {
-                let stop = pump(&mut peer, &mut peer_record, u32::MAX, &mut Vec::new());
+                let stop = pump(&mut peer, &mut peer_record, &mut Vec::new());
                 assert_eq!(stop, Stop::Established, "the genuine peer did not finish");
             }
             check_sessions(sides, &mut target, &mut peer);
@@ -445,12 +468,7 @@ fn run_calls(role: Role, input: &Calls) {
     let sides = &input.sides;
     let (key, other) = (psk(), other_psk());
     let target_secret = secret(sides.target_password, false, &key, &other);
-    let config = config(
-        role,
-        target_secret,
-        u32::from(input.iterations % 4),
-        sides.target_max_message_len,
-    );
+    let config = config(role, target_secret, sides.target_max_message_len);
     let mut target = engine(config, sides.target_nonce, clock(sides.target_time));
     let max_body = target.input_capacity() - 5;
     let mut record = Record::default();
@@ -459,9 +477,9 @@ fn run_calls(role: Role, input: &Calls) {
         match call {
             Call::Receive(bytes) => record.input.extend_from_slice(bytes),
             Call::ReceiveFrame { kind, body } => {
-                let mut frame = vec![0u8; body.len() + 5];
-                write_frame(kind_from_byte(*kind), body, &mut frame).expect("fits");
-                record.input.extend_from_slice(&frame);
+                record
+                    .input
+                    .extend_from_slice(&frame(kind_from_byte(*kind), body));
             }
             Call::Poll => {
                 let before = record.taken;
@@ -499,14 +517,7 @@ fn run_calls(role: Role, input: &Calls) {
                 assert_eq!(at, before + discard, "took other than whole frames");
                 record.taken += discard;
             }
-            Call::Derive(slice) => {
-                let slice = if *slice == 0 {
-                    u32::MAX
-                } else {
-                    u32::from(*slice)
-                };
-                target.derive_keys(slice);
-            }
+            Call::Derive => target.derive_keys(),
             Call::Refuse(seconds) => target.refuse(match seconds {
                 None => Error::PeerBusy,
                 Some(seconds) => Error::RetryLater { seconds: *seconds },

@@ -13,7 +13,7 @@ use aeschat_core::fernet::Key;
 use aeschat_core::session::{
     Config, Engine, Frame, FrameKind, Handshake, Receiver, Role, Secret, Sender,
 };
-use aeschat_testkit::{Pair, Side};
+use aeschat_testkit::{Pair, Replay, Side};
 use arbitrary::Arbitrary;
 use base64ct::Encoding;
 
@@ -62,16 +62,18 @@ impl Mutation {
     }
 }
 
-/// A frame kind from any byte: every byte names one of the six kinds, so the fuzzer wastes no
-/// inputs on kinds that framing would refuse before the handshake sees them.
+/// A frame kind from any byte: every byte names one of the seven kinds (protocol 2's
+/// ClientShare included), so the fuzzer wastes no inputs on kinds that framing would refuse
+/// before the handshake sees them.
 pub fn kind_from_byte(byte: u8) -> FrameKind {
-    match byte % 6 {
+    match byte % 7 {
         0 => FrameKind::ClientHello,
         1 => FrameKind::ServerHello,
         2 => FrameKind::ClientFinished,
         3 => FrameKind::ServerFinished,
         4 => FrameKind::Record,
-        _ => FrameKind::Alert,
+        5 => FrameKind::Alert,
+        _ => FrameKind::ClientShare,
     }
 }
 
@@ -112,11 +114,22 @@ pub struct Established {
 /// An engine over a handshake with a fixed nonce and clock, so that a run can be repeated byte
 /// for byte.
 pub fn engine(config: Config<'_>, nonce: [u8; 32], now: Option<u64>) -> Engine<'_> {
-    // A fixed CPace scalar seed told apart by the nonce, never zero (bit 0 of byte 0 set: the
-    // scalar's lowest bit), so no nonce makes `Cpace::new` refuse it.
+    let seed = scalar_seed(nonce, config.role());
+    Engine::from_handshake(Handshake::new(config, nonce, seed, now))
+}
+
+/// The CPace scalar seed [`engine`] gives a side with `nonce` in `role`: fixed, and told apart
+/// by the nonce and by the role, so that two sides with equal nonces (a fuzzed nonce can be the
+/// genuine peer's) still draw different scalars (else each would see its own share come back,
+/// and refuse it as reflected). Never zero (bit 0 of byte 0 set: the scalar's lowest bit), so
+/// no nonce makes `Cpace::new` refuse it.
+pub fn scalar_seed(nonce: [u8; 32], role: Role) -> [u8; 32] {
     let mut seed = nonce.map(|b| b ^ 0xa5);
     seed[0] |= 1;
-    Engine::from_handshake(Handshake::new(config, nonce, seed, now))
+    if role == Role::Server {
+        seed[1] ^= 0xff;
+    }
+    seed
 }
 
 /// Runs a genuine key-file handshake in memory over the shared test pair (fixed nonces, so it
@@ -130,17 +143,23 @@ pub fn establish(max_message_len: usize) -> Established {
     let server = engine(config(Role::Server), [2; 32], Some(1_700_000_000));
     let outcome = Pair::new(client, server).finish();
     assert_eq!((outcome.client, outcome.server), (Ok(()), Ok(())));
-    let (client_hello, _) = frames_in(&outcome.written_by(Side::Client));
-    let (server_hello, _) = frames_in(&outcome.written_by(Side::Server));
-    let hello = |frames: &[(FrameKind, Vec<u8>)]| {
-        let (kind, body) = &frames[0];
+    let (from_client, _) = frames_in(&outcome.written_by(Side::Client));
+    let (from_server, _) = frames_in(&outcome.written_by(Side::Server));
+    let frame = |(kind, body): &(FrameKind, Vec<u8>)| {
         let mut bytes = vec![*kind as u8];
         bytes.extend_from_slice(&(body.len() as u32).to_be_bytes());
         bytes.extend_from_slice(body);
         bytes
     };
-    let (client_write, server_write) =
-        record_keys(&hello(&client_hello), &hello(&server_hello), &key);
+    // The client writes ClientHello, ClientShare, ClientFinished; the server ServerHello first.
+    assert_eq!(from_client[1].0, FrameKind::ClientShare);
+    let (client_write, server_write) = record_keys(
+        &frame(&from_client[0]),
+        &frame(&from_server[0]),
+        &frame(&from_client[1]),
+        &key,
+        scalar_seed([1; 32], Role::Client),
+    );
     let (client, server) = outcome.halves();
     Established {
         client,
@@ -150,11 +169,20 @@ pub fn establish(max_message_len: usize) -> Established {
     }
 }
 
-/// The two record keys of a key-file session, computed here from the hello frames as
-/// docs/PROTOCOL.md section 4 specifies (HKDF-SHA256 over the transcript hash and the
-/// pre-shared key), so that a target can seal records with contents the genuine sender never
-/// writes.
-pub fn record_keys(client_hello: &[u8], server_hello: &[u8], psk: &Key) -> (Key, Key) {
+/// The two record keys of a key-file session, computed here as docs/PROTOCOL-2.md §5 specifies
+/// (HKDF-SHA256 over the transcript hash of ClientHello, ServerHello and ClientShare, and
+/// CPace's ISK), so that a target can seal records with contents the genuine sender never
+/// writes. The transcript and HKDF are this crate's own (the previous RustCrypto generation);
+/// the ISK comes from the core's CPace, run again as the client with its scalar seed
+/// (`client_seed`), the key's 32 bytes as PRS and the nonces from the hellos.
+pub fn record_keys(
+    client_hello: &[u8],
+    server_hello: &[u8],
+    client_share: &[u8],
+    psk: &Key,
+    client_seed: [u8; 32],
+) -> (Key, Key) {
+    use aeschat_core::cpace::{self, lv_cat, Cpace};
     use hmac::{Hmac, Mac};
     use sha2::{Digest, Sha256};
     let hmac = |key: &[u8], parts: &[&[u8]]| -> [u8; 32] {
@@ -164,15 +192,40 @@ pub fn record_keys(client_hello: &[u8], server_hello: &[u8], psk: &Key) -> (Key,
         }
         mac.finalize().into_bytes().into()
     };
+    let psk_bytes = base64ct::Base64Url::decode_vec(psk.to_text().as_str()).expect("a key");
+    // Hello frames: a 5-byte header, then magic (7), version, mode, the 32-byte nonce; a
+    // ServerHello ends with the server's 32-byte share.
+    let nonce = |hello: &[u8]| hello[14..46].to_vec();
+    let sid = [nonce(client_hello), nonce(server_hello)].concat();
+    let server_share: [u8; 32] = server_hello[server_hello.len() - 32..].try_into().unwrap();
+    // CI = lv_cat("aeschat/2", mode, "server", "client"); key-file mode is 2.
+    let mut ci = [0u8; 64];
+    let ci = lv_cat(&[b"aeschat/2", &[2], b"server", b"client"], &mut ci).expect("fits");
+    let client = Cpace::new(
+        cpace::Role::Responder,
+        &psk_bytes,
+        ci,
+        &sid,
+        &mut Replay::new(client_seed),
+    )
+    .expect("a valid seed");
+    assert_eq!(
+        &client.share()[..],
+        &client_share[5..],
+        "the recorded ClientShare"
+    );
+    let isk = client
+        .finish(b"", &server_share, b"")
+        .expect("the genuine share");
     let transcript: [u8; 32] = Sha256::new()
         .chain_update(client_hello)
         .chain_update(server_hello)
+        .chain_update(client_share)
         .finalize()
         .into();
-    let psk_bytes = base64ct::Base64Url::decode_vec(psk.to_text().as_str()).expect("a key");
-    let prk = hmac(&transcript, &[&psk_bytes]);
+    let prk = hmac(&transcript, &[isk.as_bytes()]);
     // One HKDF-Expand block: T(1) = HMAC(PRK, info || 0x01).
-    let client_write = hmac(&prk, &[b"aeschat/1 client write key", &[1]]);
-    let server_write = hmac(&prk, &[b"aeschat/1 server write key", &[1]]);
+    let client_write = hmac(&prk, &[b"aeschat/2 client write key", &[1]]);
+    let server_write = hmac(&prk, &[b"aeschat/2 server write key", &[1]]);
     (Key::from_bytes(client_write), Key::from_bytes(server_write))
 }

@@ -26,7 +26,7 @@ use aeschat_core::fernet::{
 use aeschat_core::rand_core::{CryptoRng, Infallible, TryCryptoRng, TryRng};
 use aeschat_core::session;
 use aeschat_core::session::{
-    frame_capacity, record_frame_len, Action, Config, Derivation, Engine, Inbox, Incoming, Role,
+    frame_capacity, record_frame_len, Action, Config, Engine, Inbox, Incoming, Role,
     Secret,
 };
 use core::fmt::Write;
@@ -324,8 +324,8 @@ fn deliver(bytes: &[u8], to: &mut Inbox<[u8; SESSION_FRAME]>, step: i32) -> Resu
 }
 
 /// One poll of `engine` on its inbox, as a superloop runs it: transmitted bytes go to the
-/// peer's inbox, the key derivation runs in slices of one iteration (a board feeds its watchdog
-/// between them). Returns true once this side is established.
+/// peer's inbox, the key derivation runs in one call. Returns true once this side is
+/// established.
 fn pump(
     engine: &mut Engine<'_>,
     inbox: &mut Inbox<[u8; SESSION_FRAME]>,
@@ -334,7 +334,7 @@ fn pump(
 ) -> Result<bool, i32> {
     match engine.poll_inbox(inbox) {
         Action::Transmit(bytes) => deliver(bytes, peer, step)?,
-        Action::DeriveKeys => while let Derivation::InProgress { .. } = engine.derive_keys(1) {},
+        Action::DeriveKeys => engine.derive_keys(),
         Action::NeedInput => {}
         Action::Established => return Ok(true),
         Action::Text(_) | Action::Closed | Action::Failed(_) => return Err(step),
@@ -350,9 +350,7 @@ fn session<R: CryptoRng>(rng: &mut R, seed: u8, password: bool) -> Result<(), i3
         Secret::PreSharedKey(&key)
     };
     let config = |role| {
-        Config::new(role, secret)
-            .with_insecure_iterations(2)
-            .with_max_message_len(SESSION_MESSAGE)
+        Config::new(role, secret).with_max_message_len(SESSION_MESSAGE)
     };
     let mut client = Engine::new(config(Role::Client), rng, None);
     let mut server = Engine::new(config(Role::Server), rng, Some(1_700_000_000));

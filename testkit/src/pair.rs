@@ -124,9 +124,9 @@ impl<'a> End<'a> {
 /// use aeschat_core::session::{Config, Engine, Error, Role, Secret};
 /// use aeschat_testkit::{Got, Pair, Side, TestRng};
 ///
-/// let fast = |role| Config::new(role, Secret::Password(b"hunter2")).with_insecure_iterations(1_000);
-/// let client = Engine::new(fast(Role::Client), &mut TestRng::new(1), None);
-/// let server = Engine::new(fast(Role::Server), &mut TestRng::new(2), None);
+/// let config = |role| Config::new(role, Secret::Password(b"hunter2"));
+/// let client = Engine::new(config(Role::Client), &mut TestRng::new(1), None);
+/// let server = Engine::new(config(Role::Server), &mut TestRng::new(2), None);
 ///
 /// // A clean handshake, then texts both ways.
 /// let mut pair = Pair::new(client, server);
@@ -139,8 +139,8 @@ impl<'a> End<'a> {
 /// assert_eq!(pair.take_received(Side::Client), [Got::Closed]);
 ///
 /// // A man in the middle who flips a bit of the ServerHello, delivered one byte at a time.
-/// let client = Engine::new(fast(Role::Client), &mut TestRng::new(1), None);
-/// let server = Engine::new(fast(Role::Server), &mut TestRng::new(2), None);
+/// let client = Engine::new(config(Role::Client), &mut TestRng::new(1), None);
+/// let server = Engine::new(config(Role::Server), &mut TestRng::new(2), None);
 /// let outcome = Pair::new(client, server)
 ///     .with_fragments(1)
 ///     .with_middle(|from, bytes| if from == Side::Server && bytes[0] == 2 { bytes[20] ^= 1 })
@@ -158,7 +158,6 @@ pub struct Pair<'a, M = NoMiddle, A = AdmitAll> {
     middle: M,
     admission: A,
     fragment: usize,
-    derivation_slice: u32,
     now: Option<u64>,
 }
 
@@ -172,7 +171,6 @@ impl<'a> Pair<'a> {
             middle: no_middle,
             admission: admit_all,
             fragment: usize::MAX,
-            derivation_slice: u32::MAX,
             now: None,
         }
     }
@@ -201,7 +199,6 @@ where
             middle,
             admission: self.admission,
             fragment: self.fragment,
-            derivation_slice: self.derivation_slice,
             now: self.now,
         }
     }
@@ -210,12 +207,6 @@ where
     /// [`Action::NeedInput`], as a slow transport would.
     pub fn with_fragments(mut self, n: usize) -> Self {
         self.fragment = n.max(1);
-        self
-    }
-
-    /// Runs each key derivation in slices of `iterations` PBKDF2 iterations (default: whole).
-    pub fn with_derivation_slice(mut self, iterations: u32) -> Self {
-        self.derivation_slice = iterations.max(1);
         self
     }
 
@@ -228,7 +219,6 @@ where
             middle: self.middle,
             admission: admit,
             fragment: self.fragment,
-            derivation_slice: self.derivation_slice,
             now: self.now,
         }
     }
@@ -272,7 +262,7 @@ where
     /// Polls `side` once (delivering one piece of input if it needs some); returns whether
     /// anything happened.
     pub fn step(&mut self, side: Side) -> bool {
-        let (derivation_slice, fragment) = (self.derivation_slice, self.fragment);
+        let fragment = self.fragment;
         let end = self.end_mut(side);
         if end.is_done() {
             return false;
@@ -325,9 +315,7 @@ where
             match (self.admission)(side) {
                 Ok(()) => {
                     let end = self.end_mut(side);
-                    while end.engine.derive_keys(derivation_slice).is_in_progress() {
-                        end.note_state();
-                    }
+                    end.engine.derive_keys();
                     end.derivations = end.derivations.saturating_add(1);
                 }
                 Err(refusal) => self.end_mut(side).engine.refuse(refusal),

@@ -16,9 +16,6 @@ use crate::cli_support::{aeschat_binary, ScratchDir};
 /// The password the tests share. Long enough not to draw the weak-password warning.
 pub const PASSWORD: &str = "otter pizza violet kettle brave dune";
 
-/// A work factor that makes each handshake take microseconds instead of a tenth of a second.
-pub const FAST: [&str; 2] = ["--insecure-kdf-iterations", "1000"];
-
 /// How long any one expected thing may take to happen. Generous: the machine may be busy
 /// building or running other tests.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -430,8 +427,7 @@ impl Files {
     }
 }
 
-/// `server --listen 127.0.0.1:0` with the shared password and a fast work factor, plus
-/// `extra` arguments; returns it once it listens, with the address it listens on.
+/// `server --listen 127.0.0.1:0` with the shared password, plus `extra` arguments; returns it once it listens, with the address it listens on.
 pub fn start_server(files: &Files, extra: &[&str]) -> (Peer, String) {
     start_server_with(files, &["--listen", "127.0.0.1:0"], extra)
 }
@@ -440,14 +436,13 @@ pub fn start_server(files: &Files, extra: &[&str]) -> (Peer, String) {
 pub fn start_server_with(files: &Files, listen: &[&str], extra: &[&str]) -> (Peer, String) {
     let mut args = vec!["server", "--password-file", files.password_file.as_str()];
     args.extend_from_slice(listen);
-    args.extend_from_slice(&FAST);
     args.extend_from_slice(extra);
     let server = Peer::spawn("server", &args, &[]);
     let address = server.listening_address();
     (server, address)
 }
 
-/// `client --connect ADDRESS` with the password file given and a fast work factor.
+/// `client --connect ADDRESS` with the password file given, plus `extra` arguments.
 pub fn start_client_with(name: &str, address: &str, password_file: &str, extra: &[&str]) -> Peer {
     let mut args = vec![
         "client",
@@ -456,7 +451,6 @@ pub fn start_client_with(name: &str, address: &str, password_file: &str, extra: 
         "--password-file",
         password_file,
     ];
-    args.extend_from_slice(&FAST);
     args.extend_from_slice(extra);
     Peer::spawn(name, &args, &[])
 }

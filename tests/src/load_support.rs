@@ -281,12 +281,11 @@ pub struct TestPeer {
 }
 
 impl TestPeer {
-    /// Runs the handshake on `stream` in `role`. `iterations` lowers the work factor.
+    /// Runs the handshake on `stream` in `role`.
     pub fn establish(
         stream: TcpStream,
         role: Role,
         secret: Secret<'_>,
-        iterations: Option<u32>,
     ) -> Result<TestPeer, SessionError<io::Error>> {
         stream
             .set_read_timeout(Some(PATIENCE))
@@ -302,10 +301,7 @@ impl TestPeer {
             stream: clone()?,
             log: Vec::new(),
         };
-        let mut config = Config::new(role, secret);
-        if let Some(iterations) = iterations {
-            config = config.with_insecure_iterations(iterations);
-        }
+        let config = Config::new(role, secret);
         let mut frames = Inbox::new(vec![0u8; DEFAULT_FRAME_CAPACITY].into_boxed_slice());
         let mut engine = Engine::new(config, &mut OsRng, Some(unix_now()));
         session::handshake(&mut reader, &mut writer, &mut frames, &mut engine)?;
@@ -322,13 +318,9 @@ impl TestPeer {
     }
 
     /// Connects to `address` as a client.
-    pub fn connect(
-        address: &str,
-        secret: Secret<'_>,
-        iterations: Option<u32>,
-    ) -> Result<TestPeer, SessionError<io::Error>> {
+    pub fn connect(address: &str, secret: Secret<'_>) -> Result<TestPeer, SessionError<io::Error>> {
         let stream = TcpStream::connect(address).map_err(SessionError::Transport)?;
-        TestPeer::establish(stream, Role::Client, secret, iterations)
+        TestPeer::establish(stream, Role::Client, secret)
     }
 
     pub fn send(&mut self, text: &[u8]) -> Result<(), SessionError<io::Error>> {

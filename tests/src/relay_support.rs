@@ -10,7 +10,7 @@ use std::time::Duration;
 use aeschat_core::relay::{Answer, Hello, RELAY_MESSAGE_LEN};
 use socket2::{Domain, Socket, Type};
 
-use crate::chat_support::{Peer, FAST, PATIENCE};
+use crate::chat_support::{Peer, PATIENCE};
 
 /// `aeschat relay --listen 127.0.0.1:0` plus `extra`; returns it once it listens, with its
 /// address.
@@ -28,18 +28,16 @@ pub fn start_relay(extra: &[&str]) -> (Peer, String) {
     (relay, address)
 }
 
-/// `aeschat client --relay ADDRESS` (opens a room) with a fast work factor, plus `extra`.
+/// `aeschat client --relay ADDRESS` (opens a room), plus `extra`.
 pub fn start_opener(name: &str, relay: &str, extra: &[&str]) -> Peer {
     let mut args = vec!["client", "--relay", relay];
-    args.extend_from_slice(&FAST);
     args.extend_from_slice(extra);
     Peer::spawn(name, &args, &[])
 }
 
-/// `aeschat client --relay ADDRESS --code CODE` with a fast work factor.
+/// `aeschat client --relay ADDRESS --code CODE`.
 pub fn start_joiner(name: &str, relay: &str, code: &str) -> Peer {
-    let mut args = vec!["client", "--relay", relay, "--code", code];
-    args.extend_from_slice(&FAST);
+    let args = ["client", "--relay", relay, "--code", code];
     Peer::spawn(name, &args, &[])
 }
 

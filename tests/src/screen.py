@@ -24,7 +24,6 @@ import pyte
 
 BINARY, SCRATCH, SCENARIO = sys.argv[1], sys.argv[2], sys.argv[3]
 PASSWORD = "otter pizza violet kettle brave dune"
-FAST = ["--insecure-kdf-iterations", "1000"]
 PATIENCE = 30.0
 ESC = "\x1b"
 PASTE_START, PASTE_END = b"\x1b[200~", b"\x1b[201~"
@@ -275,20 +274,20 @@ def expect(condition, why):
 
 def piped_server(extra=()):
     server = Piped(["server", "--password-file", password_file(), "--listen", "127.0.0.1:0"]
-                   + FAST + list(extra))
+                   + list(extra))
     return server, server.listening_address()
 
 
 def terminal_client(address, env=None, extra=(), **size):
     client = Term(["client", "--connect", address, "--password-file", password_file()]
-                  + FAST + list(extra), env=env, **size)
+                  + list(extra), env=env, **size)
     client.wait_for("to Server>")
     return client
 
 
 def terminal_server(env=None, extra=()):
     server = Term(["server", "--password-file", password_file(), "--listen", "127.0.0.1:0"]
-                  + FAST + list(extra), env=env)
+                  + list(extra), env=env)
     server.wait_for("listening on ")
     address = re.search(r"listening on (\S+)", server.text()).group(1)
     # Keys go in once the line editor shows its prompt, as a person types: before that the
@@ -408,7 +407,7 @@ def ctrl_c_leaves_the_client_cleanly():
 
 def ctrl_c_leaves_the_server_cleanly():
     server, address = terminal_server()
-    client = Piped(["client", "--connect", address, "--password-file", password_file()] + FAST)
+    client = Piped(["client", "--connect", address, "--password-file", password_file()])
     server.wait_for("[+] Client connected")
     server.type("\x03")
     client.wait_stderr("[-] Server left")
@@ -438,7 +437,7 @@ def ctrl_c_while_waiting_exits_quietly():
     expect(server.wait_exit() == 130, "Ctrl-C while waiting gave status %r" % server.status)
     expect(not errors(server), "Ctrl-C while waiting printed an error")
     # At the password prompt, too, and the terminal's echo is back afterwards.
-    client = Term(["client", "--connect", "127.0.0.1:9"] + FAST)
+    client = Term(["client", "--connect", "127.0.0.1:9"])
     client.wait_for("Enter shared password:")
     while termios.tcgetattr(client.fd)[3] & termios.ECHO:
         client.pump(0.01)
@@ -454,11 +453,11 @@ def a_client_started_first_counts_the_wait_then_connects():
     address = "127.0.0.1:%d" % probe.getsockname()[1]
     probe.close()
     client = Term(["client", "--connect", address, "--password-file", password_file(),
-                   "--wait", "60"] + FAST)
+                   "--wait", "60"])
     client.wait_for("[*] No server at %s yet: waiting up to 60 s" % address)
     client.wait_for("[*] Still waiting: 2 s of 60 s")
     server = Piped(["server", "--password-file", password_file(), "--listen", address,
-                    "--once"] + FAST)
+                    "--once"])
     client.wait_for("to Server>")
     lines = client.lines()
     counter = [index for index, line in enumerate(lines) if line.startswith("[*] Still waiting")]
@@ -479,7 +478,7 @@ def text_typed_with_nobody_connected_is_not_sent_later():
     server, address = terminal_server()
     server.type("anyone there?\r")
     server.wait_for("Not sent: nobody is connected")
-    client = Piped(["client", "--connect", address, "--password-file", password_file()] + FAST)
+    client = Piped(["client", "--connect", address, "--password-file", password_file()])
     server.wait_for("[+] Client connected")
     server.type("now you are here\r")
     client.wait_stdout("[Server]: now you are here\n")

@@ -22,8 +22,6 @@ pub use aeschat_testkit::{Got, Outcome, Pair, Replay, Side, TestRng};
 
 /// The password both sides share in most tests.
 pub const PASSWORD: &[u8] = b"correct horse battery staple";
-/// A work factor low enough for hundreds of handshakes per test.
-pub const FAST: u32 = 1000;
 pub const CLIENT_NONCE: [u8; 32] = [0xC1; 32];
 pub const SERVER_NONCE: [u8; 32] = [0x5E; 32];
 pub const CLIENT_TIME: u64 = 1_700_000_000;
@@ -42,14 +40,14 @@ pub const SERVER_TIME: u64 = 1_700_000_003;
 pub static PSK: Key = Key::from_bytes([0x42; 32]);
 pub static OTHER_PSK: Key = Key::from_bytes([0x43; 32]);
 
-/// A client with the test work factor as its minimum.
+/// A client's settings.
 pub fn client_config(secret: Secret<'_>) -> Config<'_> {
-    Config::new(Role::Client, secret).with_insecure_iterations(FAST)
+    Config::new(Role::Client, secret)
 }
 
-/// A server announcing the test work factor.
+/// A server's settings.
 pub fn server_config(secret: Secret<'_>) -> Config<'_> {
-    Config::new(Role::Server, secret).with_insecure_iterations(FAST)
+    Config::new(Role::Server, secret)
 }
 
 /// A client handshake with the fixed nonce and time (for message-level tests; pumps wrap it

@@ -1,7 +1,7 @@
 //! The async driver (`aeschat-core`'s `async` feature) on a host executor: a client and a
 //! server as two tasks of one thread, over an in-memory connection whose reads are pending
 //! until the other task writes. A whole session runs (password handshake, texts both ways,
-//! close), and the key derivation yields to the executor between slices instead of blocking it.
+//! close).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -85,9 +85,6 @@ impl Drop for PipeWriter {
 }
 
 const PASSWORD: &[u8] = b"async tasks share a thread";
-/// Enough PBKDF2 iterations that the derivation takes many slices: far more yields than the
-/// handful of reads that wait for the other task, so the test tells the two apart.
-const ITERATIONS: u32 = 50 * asynch::ITERATIONS_PER_YIELD;
 
 /// What one side saw: its texts, whether the peer closed, and the first failure.
 #[derive(Debug, PartialEq)]
@@ -105,7 +102,7 @@ async fn side(
     say: &[&[u8]],
     expect: usize,
 ) -> Result<Seen, Error> {
-    let config = Config::new(role, Secret::Password(PASSWORD)).with_insecure_iterations(ITERATIONS);
+    let config = Config::new(role, Secret::Password(PASSWORD));
     let mut rng = UnwrapErr(IvPool::<16>::new());
     let mut engine = Engine::new(config, &mut rng, None);
     let mut inbox = Inbox::new(vec![0u8; DEFAULT_FRAME_CAPACITY]);
@@ -191,48 +188,5 @@ fn a_whole_session_runs_as_two_tasks_on_one_thread() {
             texts: vec![b"hello from a task".to_vec()],
             closed: true
         })
-    );
-}
-
-/// The derivation gives the executor back between slices: a third task that only counts its
-/// turns runs many times while the two sides derive, instead of once after they are done.
-#[test]
-#[ignore = "protocol 2 has no PBKDF2 to slice (docs/PROTOCOL2-PROGRESS.md)"]
-fn the_key_derivation_yields_to_the_executor_between_slices() {
-    let (to_server, server_in) = pipe();
-    let (to_client, client_in) = pipe();
-    let turns = Rc::new(RefCell::new(0u32));
-    let done = Rc::new(RefCell::new(false));
-    let counter = {
-        let (turns, done) = (turns.clone(), done.clone());
-        poll_fn(move |context| {
-            if *done.borrow() {
-                return Poll::Ready(());
-            }
-            *turns.borrow_mut() += 1;
-            context.waker().wake_by_ref();
-            Poll::Pending
-        })
-    };
-    let sides = futures_util::future::join(
-        side(Role::Client, client_in, to_server, &[b"x"], 1),
-        side(Role::Server, server_in, to_client, &[b"y"], 1),
-    );
-    let sides = async {
-        let result = sides.await;
-        *done.borrow_mut() = true;
-        result
-    };
-    let ((client, server), ()) =
-        futures_executor::block_on(futures_util::future::join(sides, counter));
-    assert!(client.is_ok() && server.is_ok(), "{client:?} {server:?}");
-    // Each side derives in ITERATIONS / ITERATIONS_PER_YIELD slices, with a yield after each
-    // but the last; the counter gets a turn at every yield.
-    let slices = ITERATIONS / asynch::ITERATIONS_PER_YIELD;
-    assert!(
-        *turns.borrow() >= 2 * (slices - 1),
-        "the counter ran {} times during {} slices per side",
-        turns.borrow(),
-        slices
     );
 }

@@ -82,14 +82,10 @@ fn real_client_is_served(server: &mut Peer, client_args: &[&str], address: &str)
     client.assert_exit(0);
 }
 
-/// The real client (the shared password, the tests' work factor) is served, then the server's
+/// The real client (the shared password) is served, then the server's
 /// input ends and it stops cleanly.
 fn serve_the_real_client_then_stop(server: &mut Peer, files: &Files, address: &str) {
-    real_client_is_served(
-        server,
-        &["--password-file", &files.password_file, FAST[0], FAST[1]],
-        address,
-    );
+    real_client_is_served(server, &["--password-file", &files.password_file], address);
     server.close_stdin();
     server.assert_exit(0);
 }
@@ -100,12 +96,7 @@ fn junk_alerts_and_replayed_hellos_neither_stop_the_server_nor_keep_the_client_o
     let key = files
         .dir
         .write("key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
-    let password = [
-        "--password-file",
-        files.password_file.as_str(),
-        FAST[0],
-        FAST[1],
-    ];
+    let password = ["--password-file", files.password_file.as_str()];
     let key_file = ["--key-file", key.as_str()];
     for (mode, secret, extra) in [
         ("password", &password[..], &[][..]),
@@ -136,7 +127,8 @@ fn junk_alerts_and_replayed_hellos_neither_stop_the_server_nor_keep_the_client_o
 fn a_flood_of_hellos_that_hang_up_costs_no_key_derivation_and_the_client_gets_in() {
     let _exclusive = exclusive();
     let files = Files::new("avail-flood");
-    // The real work factor: every derivation the flood caused would cost about 0.1 s of CPU.
+    // Every hello costs the server one CPace share for its ServerHello (a hash-to-curve and a
+    // scalar multiplication, ~0.15 ms); a derivation comes only after a ClientFinished.
     let mut server = Peer::spawn(
         "server",
         &[
@@ -195,9 +187,10 @@ fn a_flood_of_hellos_that_hang_up_costs_no_key_derivation_and_the_client_gets_in
         callers >= 100,
         "the flood was too small to mean anything: {callers}"
     );
-    // Before, every hello that hung up cost one PBKDF2 (about 65 ms of CPU at the default
-    // work factor); now a caller costs what accepting it costs, and only the few callers that
-    // sent a (wrong) ClientFinished before their source had to wait got a derivation.
+    // In protocol 1 every hello that hung up cost one PBKDF2 (about 65 ms of CPU at the
+    // default work factor); now a caller costs what accepting it and one CPace share cost, and
+    // only the few callers that sent a (wrong) ClientFinished before their source had to wait
+    // got a derivation.
     assert!(
         per_caller < Duration::from_millis(2),
         "each flooding caller cost the server {per_caller:?} of CPU\n{}",
@@ -327,7 +320,6 @@ fn all_sources_together_get_twenty_failed_authentications_then_everyone_waits() 
             stream,
             Role::Client,
             Secret::Password(b"not the password at all, sorry"),
-            Some(1000),
         );
         assert!(
             matches!(

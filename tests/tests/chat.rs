@@ -125,7 +125,7 @@ fn quit_closes_the_conversation_and_the_server_says_the_client_left() {
         let problems = peer
             .stderr_text()
             .lines()
-            .filter(|line| line.starts_with("aeschat: ") && !line.contains("--insecure-kdf"))
+            .filter(|line| line.starts_with("aeschat: "))
             .count();
         assert_eq!(
             problems,
@@ -303,8 +303,7 @@ fn a_pre_shared_key_file_works_and_a_mode_mismatch_is_refused() {
 fn the_password_can_come_from_the_environment() {
     let files = Files::new("chat-environment");
     let (mut server, address) = start_server(&files, &["--once"]);
-    let mut args = vec!["client", "--connect", address.as_str()];
-    args.extend(FAST);
+    let args = ["client", "--connect", address.as_str()];
     let mut client = Peer::spawn("client", &args, &[("AESCHAT_PASSWORD", PASSWORD)]);
     client.type_line("from the environment");
     server.wait_stdout_line("[Client]: from the environment");
@@ -327,8 +326,6 @@ fn a_weak_password_draws_a_warning_but_works() {
             "--once",
             "--password-file",
             &weak,
-            FAST[0],
-            FAST[1],
         ],
         &[],
     );

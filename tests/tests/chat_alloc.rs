@@ -108,7 +108,6 @@ impl Process {
     fn spawn(name: &'static str, binary: &Path, args: &[&str]) -> Process {
         let mut child = Command::new(binary)
             .args(args)
-            .args(["--insecure-kdf-iterations", "1000"])
             .env("AESCHAT_PASSWORD", PASSWORD)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

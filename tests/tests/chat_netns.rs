@@ -102,7 +102,6 @@ fn a_conversation_crosses_a_real_network_path_between_namespaces() {
         ("IPv6", Some("[fd77::1]:0"), "[fd77::1]"),
     ] {
         let mut args = vec!["server", "--once", "--password-file", &files.password_file];
-        args.extend(FAST);
         let listen_args = match listen {
             Some(address) => vec!["--listen", address],
             None => vec!["--listen", "0"],
@@ -118,7 +117,6 @@ fn a_conversation_crosses_a_real_network_path_between_namespaces() {
         let address = format!("{server_host}:{port}");
         let mut args = vec!["client", "--connect", &address, "--password-file"];
         args.push(&files.password_file);
-        args.extend(FAST);
         let mut client = network.aeschat("client", &network.client_ns, &args);
 
         client.type_line(&format!("hello over {family}"));

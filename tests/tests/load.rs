@@ -678,7 +678,7 @@ fn send_and_read(address: &str, bytes: &[u8]) -> Vec<u8> {
 
 /// A test-side client with the shared password, established with the server.
 fn established(address: &str) -> TestPeer {
-    TestPeer::connect(address, Secret::Password(PASSWORD.as_bytes()), Some(1000))
+    TestPeer::connect(address, Secret::Password(PASSWORD.as_bytes()))
         .expect("the test-side client cannot establish a session")
 }
 
@@ -1011,8 +1011,6 @@ fn long_session(count: u64, source: Source, growth_limit_kib: u64) {
             "--listen",
             "127.0.0.1:0",
             "--once",
-            "--insecure-kdf-iterations",
-            "1000",
         ],
     );
     let address = server.listening_address();
@@ -1042,8 +1040,6 @@ fn long_session(count: u64, source: Source, growth_limit_kib: u64) {
                     &address,
                     "--password-file",
                     &files.password_file,
-                    "--insecure-kdf-iterations",
-                    "1000",
                 ],
             );
             let mut stdin = client.stdin.take().expect("stdin is piped");

@@ -475,8 +475,7 @@ fn a_new_code_is_three_words_without_a_warning_and_can_be_typed_at_the_prompt() 
     assert!(advice.contains("gets one try"), "{advice}");
 
     // `--code` without a value: the first line of standard input is the code, the rest chat.
-    let mut args = vec!["client", "--relay", relay_address.as_str(), "--code"];
-    args.extend_from_slice(&aeschat_tests::chat_support::FAST);
+    let args = ["client", "--relay", relay_address.as_str(), "--code"];
     let mut joiner = Peer::spawn("joiner", &args, &[]);
     joiner.type_line(&format!("  {}  ", code.to_uppercase().replace('-', " ")));
     joiner.type_line("typed after the code");

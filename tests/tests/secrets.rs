@@ -258,7 +258,6 @@ impl SecretFiles {
 fn server_args<'a>(secret_args: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["server", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(secret_args);
-    args.extend_from_slice(&FAST);
     args.extend_from_slice(extra);
     args
 }
@@ -266,7 +265,6 @@ fn server_args<'a>(secret_args: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
 fn client_args<'a>(address: &'a str, secret_args: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["client", "--connect", address];
     args.extend_from_slice(secret_args);
-    args.extend_from_slice(&FAST);
     args
 }
 
@@ -686,7 +684,7 @@ fn server_in_conversation(label: &str, server_extra: &[&str]) -> ServerInConvers
     let probe_scalar = scalar_held_while_waiting_for_a_share(&server, pid_of(&args), &log);
     let address = server.listening_address();
     let pid = pid_of(&args);
-    let mut peer = TestPeer::connect(&address, Secret::Password(SECRET.as_bytes()), Some(1000))
+    let mut peer = TestPeer::connect(&address, Secret::Password(SECRET.as_bytes()))
         .expect("cannot establish a session");
     peer.send(b"from the test").expect("send");
     server.wait_stdout_line("[Client]: from the test");
@@ -814,13 +812,8 @@ fn the_clients_derived_secrets_are_wiped_after_the_handshake() {
         .expect("accept failed");
     let seed_while_waiting =
         seed_held_while_waiting_for_the_server_hello(&stream, client_pid, &log);
-    let mut peer = TestPeer::establish(
-        stream,
-        Role::Server,
-        Secret::Password(SECRET.as_bytes()),
-        Some(1000),
-    )
-    .expect("cannot establish a session");
+    let mut peer = TestPeer::establish(stream, Role::Server, Secret::Password(SECRET.as_bytes()))
+        .expect("cannot establish a session");
     client.wait_stderr("[+] Connected to the server");
     client.type_line("from the client");
     assert_eq!(
@@ -905,8 +898,7 @@ import os, pty, select, sys, termios, time
 binary, address, password = sys.argv[1], sys.argv[2], sys.argv[3].encode()
 pid, fd = pty.fork()
 if pid == 0:
-    os.execv(binary, [binary, "client", "--connect", address,
-                      "--insecure-kdf-iterations", "1000"])
+    os.execv(binary, [binary, "client", "--connect", address])
 shown = b""
 deadline = time.time() + 30
 

@@ -1,17 +1,16 @@
 //! The aeschat session working as intended: the order of handshake states and messages, whole
 //! conversations over the blocking driver on two threads in both modes, fresh keys for every
-//! session, the work factor rules a client applies, message length limits, transactional buffer
-//! errors, the end of a session, and property tests that the way bytes are cut into reads
-//! changes nothing.
+//! session, message length limits, transactional buffer errors, the end of a session, and
+//! property tests that the way bytes are cut into reads changes nothing.
 
 use aeschat_tests::session_support;
 
 use std::sync::OnceLock;
 
 use aeschat_core::session::{
-    frame_capacity, record_frame_len, send_close, send_text, Config, Error, FrameKind, Handshake,
-    HandshakeState, Role, Secret, SessionError, DEFAULT_FRAME_CAPACITY, HANDSHAKE_FRAME_LEN,
-    MAX_ITERATIONS, MAX_MESSAGE_LEN,
+    frame_capacity, record_frame_len, send_close, send_text, Error, FrameKind, Handshake,
+    HandshakeState, Secret, SessionError, DEFAULT_FRAME_CAPACITY, HANDSHAKE_FRAME_LEN,
+    MAX_MESSAGE_LEN,
 };
 use proptest::prelude::*;
 use session_support::*;
@@ -485,185 +484,6 @@ fn key_confirmations_differ_between_sessions_with_different_nonces() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The work factor.
-
-#[test]
-#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
-fn a_client_with_a_lower_local_minimum_accepts_a_server_that_asks_for_more() {
-    let secret = Secret::Password(PASSWORD);
-    let client = Handshake::new(
-        Config::new(Role::Client, secret).with_insecure_iterations(500),
-        CLIENT_NONCE,
-        scalar_seed(CLIENT_NONCE),
-        Some(CLIENT_TIME),
-    );
-    let server = Handshake::new(
-        Config::new(Role::Server, secret).with_insecure_iterations(2_000),
-        SERVER_NONCE,
-        scalar_seed(SERVER_NONCE),
-        Some(SERVER_TIME),
-    );
-    let outcome = connect(client, server);
-    assert_eq!(
-        frame_of(&outcome.wire[1].1).body[53..],
-        2_000u32.to_be_bytes()
-    );
-    let (client, server) = outcome.sessions();
-    let (mut tx, _) = client.split();
-    let (_, mut rx) = server.split();
-    assert_eq!(
-        open(&mut rx, &seal(&mut tx, b"ok", 1)),
-        Ok(Got::Text(b"ok".to_vec()))
-    );
-}
-
-#[test]
-#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
-fn the_default_client_accepts_the_default_work_factor_and_nothing_less() {
-    let secret = Secret::Password(PASSWORD);
-    assert_eq!(
-        Config::new(Role::Client, secret).iterations(),
-        aeschat_core::session::DEFAULT_ITERATIONS
-    );
-    for (announced, accepted) in [
-        (aeschat_core::session::DEFAULT_ITERATIONS, true),
-        (aeschat_core::session::DEFAULT_ITERATIONS - 1, false),
-    ] {
-        let mut client = Handshake::new(
-            Config::new(Role::Client, secret),
-            CLIENT_NONCE,
-            scalar_seed(CLIENT_NONCE),
-            None,
-        );
-        let mut server = Handshake::new(
-            Config::new(Role::Server, secret).with_insecure_iterations(announced),
-            SERVER_NONCE,
-            scalar_seed(SERVER_NONCE),
-            None,
-        );
-        read_message(&mut server, &write_message(&mut client)).unwrap();
-        let result = read_message(&mut client, &write_message(&mut server));
-        if accepted {
-            assert_eq!(result, Ok(()));
-            assert_eq!(client.state(), HandshakeState::DeriveKeys);
-        } else {
-            assert_eq!(
-                result,
-                Err(Error::IterationsTooLow {
-                    announced,
-                    minimum: aeschat_core::session::DEFAULT_ITERATIONS
-                })
-            );
-        }
-    }
-}
-
-#[test]
-#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
-fn a_server_asking_for_more_than_the_maximum_work_factor_is_refused_as_denial_of_service() {
-    let secret = Secret::Password(PASSWORD);
-    for (announced, expected) in [
-        (MAX_ITERATIONS, Ok(())),
-        (
-            MAX_ITERATIONS + 1,
-            Err(Error::IterationsTooHigh {
-                announced: MAX_ITERATIONS + 1,
-                maximum: MAX_ITERATIONS,
-            }),
-        ),
-        (
-            u32::MAX,
-            Err(Error::IterationsTooHigh {
-                announced: u32::MAX,
-                maximum: MAX_ITERATIONS,
-            }),
-        ),
-    ] {
-        let mut client = client(secret);
-        let mut server = Handshake::new(
-            Config::new(Role::Server, secret).with_insecure_iterations(announced),
-            SERVER_NONCE,
-            scalar_seed(SERVER_NONCE),
-            Some(SERVER_TIME),
-        );
-        read_message(&mut server, &write_message(&mut client)).unwrap();
-        assert_eq!(
-            read_message(&mut client, &write_message(&mut server)),
-            expected,
-            "{announced} iterations"
-        );
-        if expected.is_err() {
-            assert_eq!(client.state(), HandshakeState::Failed);
-            assert_eq!(
-                client.derive_keys(),
-                Err(Error::OutOfOrderCall),
-                "nothing is derived after the refusal"
-            );
-        }
-    }
-}
-
-#[test]
-#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
-fn a_client_with_a_lower_ceiling_refuses_a_server_above_it() {
-    let secret = Secret::Password(PASSWORD);
-    for (announced, expected) in [
-        (5_000, Ok(())),
-        (
-            5_001,
-            Err(Error::IterationsTooHigh {
-                announced: 5_001,
-                maximum: 5_000,
-            }),
-        ),
-    ] {
-        let mut client = Handshake::new(
-            client_config(secret).with_max_iterations(5_000),
-            CLIENT_NONCE,
-            scalar_seed(CLIENT_NONCE),
-            Some(CLIENT_TIME),
-        );
-        let mut server = Handshake::new(
-            Config::new(Role::Server, secret).with_insecure_iterations(announced),
-            SERVER_NONCE,
-            scalar_seed(SERVER_NONCE),
-            Some(SERVER_TIME),
-        );
-        read_message(&mut server, &write_message(&mut client)).unwrap();
-        assert_eq!(
-            read_message(&mut client, &write_message(&mut server)),
-            expected,
-            "{announced} iterations"
-        );
-    }
-}
-
-#[test]
-#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
-fn zero_iterations_are_never_accepted_even_by_a_client_that_asks_for_zero() {
-    let secret = Secret::Password(PASSWORD);
-    let config = client_config(secret).with_insecure_iterations(0);
-    assert_eq!(config.iterations(), 1, "zero counts as one");
-    let mut client = Handshake::new(
-        config,
-        CLIENT_NONCE,
-        scalar_seed(CLIENT_NONCE),
-        Some(CLIENT_TIME),
-    );
-    let mut server = server(secret);
-    read_message(&mut server, &write_message(&mut client)).unwrap();
-    let mut hello = write_message(&mut server);
-    hello[58..62].copy_from_slice(&0u32.to_be_bytes());
-    assert_eq!(
-        read_message(&mut client, &hello),
-        Err(Error::IterationsTooLow {
-            announced: 0,
-            minimum: 1
-        })
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
 // Message lengths and buffers.
 
 #[test]
@@ -1104,51 +924,5 @@ proptest! {
         let (wrote, received) = replay_through_driver(side, schedule);
         prop_assert_eq!(wrote, written_by(side));
         prop_assert_eq!(received, expected_received(side));
-    }
-}
-
-/// Both sides' handshakes with each side's PBKDF2 run in slices of `slice` iterations (`None`:
-/// in one call); returns the records each side then seals with fixed inputs, which differ if
-/// any key does.
-fn records_after_a_derivation_in_slices(slice: Option<u32>) -> (Vec<u8>, Vec<u8>, usize) {
-    let secret = Secret::Password(PASSWORD);
-    let mut client = client(secret);
-    let mut server = server(secret);
-    let mut slices = 0;
-    let mut derive = |side: &mut Handshake<'_>| match slice {
-        None => side.derive_keys().unwrap(),
-        Some(slice) => loop {
-            match side.derive_keys_in_steps(slice).unwrap() {
-                aeschat_core::session::Derivation::Done => break,
-                aeschat_core::session::Derivation::InProgress { .. } => slices += 1,
-            }
-        },
-    };
-    read_message(&mut server, &write_message(&mut client)).unwrap();
-    read_message(&mut client, &write_message(&mut server)).unwrap();
-    derive(&mut client);
-    read_message(&mut server, &write_message(&mut client)).unwrap();
-    derive(&mut server);
-    read_message(&mut client, &write_message(&mut server)).unwrap();
-    let (mut client_tx, _) = client.into_session().unwrap().split();
-    let (mut server_tx, _) = server.into_session().unwrap().split();
-    (
-        seal(&mut client_tx, b"same keys?", 7),
-        seal(&mut server_tx, b"same keys?", 7),
-        slices,
-    )
-}
-
-#[test]
-#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
-fn a_derivation_in_slices_gives_the_same_keys_as_one_call() {
-    let (client_whole, server_whole, _) = records_after_a_derivation_in_slices(None);
-    for slice in [0, 1, 7, 100, 999, 1000, u32::MAX] {
-        let (client, server, slices) = records_after_a_derivation_in_slices(Some(slice));
-        assert_eq!(client, client_whole, "slices of {slice}");
-        assert_eq!(server, server_whole, "slices of {slice}");
-        // The test's work factor (session_support's configs) in slices of at least one.
-        let expected = 2 * (FAST - 1).div_ceil(slice.max(1)).saturating_sub(1);
-        assert_eq!(slices as u32, expected, "slices of {slice}");
     }
 }

@@ -1,7 +1,7 @@
-//! The session under attack and against the wrong peer: wrong secrets, a downgraded work
-//! factor, records reflected, replayed, reordered, dropped, moved between sessions or altered,
-//! over-long frames, cut connections, version and mode mismatches, peers of the old raw-token
-//! chat and strangers, alerts, and random garbage in every state. Each test names the attack or
+//! The session under attack and against the wrong peer: wrong secrets, records reflected,
+//! replayed, reordered, dropped, moved between sessions or altered, over-long frames, cut
+//! connections, version and mode mismatches, peers of the old raw-token chat and strangers,
+//! alerts, and random garbage in every state. Each test names the attack or
 //! fault and asserts what each side reports and, where it matters, the exact bytes it wrote.
 
 use aeschat_tests::session_support;
@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use aeschat_core::fernet::{encrypt, token_len, Iv, Key};
 use aeschat_core::session::{
     frame_capacity, Action, Alert, Engine, Error, Frame, FrameKind, Handshake, HandshakeState,
-    Inbox, Receiver, Secret, SessionError, DEFAULT_FRAME_CAPACITY, MAX_ITERATIONS,
+    Inbox, Receiver, Secret, SessionError, DEFAULT_FRAME_CAPACITY,
 };
 use proptest::prelude::*;
 use session_support::*;
@@ -57,11 +57,10 @@ fn server_hello(secret: Secret<'_>) -> Vec<u8> {
     write_message(&mut server)
 }
 
-/// Offsets in a hello frame: header, magic, version, mode, nonce, time, max length, iterations.
+/// Offsets in a hello frame: header, magic, version, mode (then nonce, time, max length).
 const MAGIC: std::ops::Range<usize> = 5..12;
 const VERSION: usize = 12;
 const MODE: usize = 13;
-const ITERATIONS: std::ops::Range<usize> = 58..62;
 /// Protocol 2: the server's CPace share in a ServerHello frame.
 const SHARE: std::ops::Range<usize> = 58..90;
 
@@ -207,112 +206,6 @@ fn wrong_key_file_fails_authentication_on_both_sides() {
         .frames_by(Side::Server)
         .iter()
         .any(|f| f.kind == FrameKind::ServerFinished));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Downgrade of the work factor.
-
-#[test]
-#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
-fn iteration_downgrade_makes_the_client_send_nothing_but_its_hello_and_an_alert() {
-    let secret = Secret::Password(PASSWORD);
-    let client_config = client_config(secret).with_insecure_iterations(2 * FAST);
-    let expected_hello = write_message(&mut Handshake::new(
-        client_config,
-        CLIENT_NONCE,
-        scalar_seed(CLIENT_NONCE),
-        Some(CLIENT_TIME),
-    ));
-    let ((client_result, client_wrote), (server_result, _)) = on_two_threads(
-        |mut end| {
-            let mut frames = new_frames();
-            let handshake = Handshake::new(
-                client_config,
-                CLIENT_NONCE,
-                scalar_seed(CLIENT_NONCE),
-                Some(CLIENT_TIME),
-            );
-            handshake_over(&mut end.reader, &mut end.writer, &mut frames, handshake).map(drop)
-        },
-        |mut end| {
-            let mut frames = new_frames();
-            handshake_over(
-                &mut end.reader,
-                &mut end.writer,
-                &mut frames,
-                server(secret),
-            )
-            .map(drop)
-        },
-    );
-    assert_eq!(
-        client_result,
-        Err(SessionError::Protocol(Error::IterationsTooLow {
-            announced: FAST,
-            minimum: 2 * FAST
-        }))
-    );
-    assert_eq!(
-        server_result,
-        Err(SessionError::Protocol(Error::IterationsRefused))
-    );
-    // Exactly the hello, then the alert "iterations refused": nothing derived from the password.
-    assert_eq!(
-        client_wrote,
-        [expected_hello, vec![6, 0, 0, 0, 1, 4]].concat()
-    );
-}
-
-#[test]
-#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
-fn iteration_downgrade_is_refused_before_reading_anything_after_the_server_hello() {
-    let secret = Secret::Password(PASSWORD);
-    let mut hello = server_hello(secret);
-    hello[ITERATIONS].copy_from_slice(&1u32.to_be_bytes());
-    // A man in the middle sends the downgraded hello and more bytes straight after it.
-    let mut input = hello.clone();
-    input.extend_from_slice(&frame_bytes(4, &[0; 32]));
-    // The driver reads whatever the transport has ready into its inbox (it no longer stops
-    // at frame boundaries), so the reader hands out the hello alone: one more read would show.
-    let (result, wrote, consumed) = drive_chunked(client(secret), input, vec![hello.len()]);
-    assert_eq!(
-        protocol_error(&result),
-        Some(Error::IterationsTooLow {
-            announced: 1,
-            minimum: FAST
-        })
-    );
-    assert_eq!(consumed, hello.len(), "nothing after the hello was read");
-    assert_eq!(wrote, [client_hello(secret), alert_bytes(4)].concat());
-}
-
-#[test]
-#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
-fn a_server_asking_for_too_many_iterations_gets_an_alert_and_nothing_else() {
-    let secret = Secret::Password(PASSWORD);
-    let mut hello = server_hello(secret);
-    hello[ITERATIONS].copy_from_slice(&(MAX_ITERATIONS + 1).to_be_bytes());
-    let (result, wrote, _) = drive(client(secret), hello);
-    assert_eq!(
-        protocol_error(&result),
-        Some(Error::IterationsTooHigh {
-            announced: MAX_ITERATIONS + 1,
-            maximum: MAX_ITERATIONS
-        })
-    );
-    assert_eq!(wrote, [client_hello(secret), alert_bytes(4)].concat());
-}
-
-#[test]
-#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
-fn a_key_file_client_refuses_a_server_hello_that_announces_iterations() {
-    let secret = Secret::PreSharedKey(&PSK);
-    let mut hello = server_hello(secret);
-    assert_eq!(hello[ITERATIONS], [0, 0, 0, 0]);
-    hello[ITERATIONS].copy_from_slice(&FAST.to_be_bytes());
-    let (result, wrote, _) = drive(client(secret), hello);
-    assert_eq!(protocol_error(&result), Some(Error::UnexpectedMessage));
-    assert_eq!(wrote, [client_hello(secret), alert_bytes(6)].concat());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -666,57 +559,6 @@ fn every_flipped_bit_in_either_hello_body_stops_the_handshake_with_the_right_rea
                     "{case}: the server confirmed"
                 );
             }
-        }
-    }
-}
-
-#[test]
-#[ignore = "protocol 1 only (PBKDF2 iteration count): drop or rewrite for protocol 2, see docs/PROTOCOL2-PROGRESS.md"]
-fn flipped_bits_in_a_password_server_hello_are_refused_or_fail_authentication() {
-    let secret = Secret::Password(PASSWORD);
-    // Iteration bits that make the count cheap enough to derive, or refused outright; a nonce
-    // bit; and a time bit.
-    let mut cases: Vec<(usize, u32)> = (0..=12u32)
-        .map(|bit| (61 - bit as usize / 8, bit))
-        .collect();
-    cases.extend([(58, 31), (58, 25), (20, 3), (50, 0)]);
-    for (offset, bit) in cases {
-        let outcome = run_handshake(client(secret), server(secret), |side, bytes| {
-            if side == Side::Server && bytes[0] == FrameKind::ServerHello as u8 {
-                bytes[offset] ^= 1 << (bit % 8);
-            }
-        });
-        let case = format!("offset {offset} bit {bit}");
-        if ITERATIONS.contains(&offset) {
-            let announced = FAST ^ (1 << bit);
-            let (client_error, server_error) = if announced < FAST {
-                let minimum = FAST;
-                (
-                    Error::IterationsTooLow { announced, minimum },
-                    Error::IterationsRefused,
-                )
-            } else if announced > MAX_ITERATIONS {
-                let maximum = MAX_ITERATIONS;
-                (
-                    Error::IterationsTooHigh { announced, maximum },
-                    Error::IterationsRefused,
-                )
-            } else {
-                (Error::AuthenticationFailed, Error::AuthenticationFailed)
-            };
-            assert_eq!(outcome.client_error(), Some(client_error), "{case}");
-            assert_eq!(outcome.server_error(), Some(server_error), "{case}");
-        } else {
-            assert_eq!(
-                outcome.client_error(),
-                Some(Error::AuthenticationFailed),
-                "{case}"
-            );
-            assert_eq!(
-                outcome.server_error(),
-                Some(Error::AuthenticationFailed),
-                "{case}"
-            );
         }
     }
 }
@@ -1125,7 +967,7 @@ fn expected_alert_error(side: Side, body: &[u8]) -> Error {
         (Side::Client, [1]) => Error::AuthenticationFailed,
         (_, [2]) => Error::VersionRefused,
         (_, [3]) => Error::ModeMismatch,
-        (Side::Server, [4]) => Error::IterationsRefused,
+        // 4 is reserved (protocol 1's iteration refusal): PeerAborted from either role, as 0 is.
         (Side::Client, [5]) => Error::PeerBusy,
         (Side::Client, &[7, high, low]) => Error::RetryLater {
             seconds: u16::from_be_bytes([high, low]),
@@ -1134,8 +976,8 @@ fn expected_alert_error(side: Side, body: &[u8]) -> Error {
     }
 }
 
-/// Alert bodies both layers are tried with: every code, a retry wait of two lengths, and
-/// malformed ones (no code 0, a retry without its seconds, a code with a stray byte).
+/// Alert bodies both layers are tried with: every code (reserved 4 included), a retry wait of
+/// two lengths, and malformed ones (no code 0, a retry without its seconds, a code with a stray byte).
 const ALERT_BODIES: [&[u8]; 11] = [
     &[0],
     &[1],
@@ -1198,7 +1040,7 @@ fn engine_awaiting(side: Side, state: HandshakeState, secret: Secret<'static>) -
         let (discard, needs_input) = (step.discard, step.action == Action::NeedInput);
         match step.action {
             Action::Transmit(_) | Action::Established | Action::NeedInput => {}
-            Action::DeriveKeys => while engine.derive_keys(u32::MAX).is_in_progress() {},
+            Action::DeriveKeys => engine.derive_keys(),
             other => panic!("{} before {state:?}: {other:?}", side.name()),
         }
         input.drain(..discard);
@@ -1357,20 +1199,6 @@ fn alerts_are_sent_for_exactly_the_errors_the_peer_should_hear_of() {
         (Error::AuthenticationFailed, Some(1)),
         (Error::UnsupportedProtocol { version: 9 }, Some(2)),
         (Error::ModeMismatch, Some(3)),
-        (
-            Error::IterationsTooLow {
-                announced: 1,
-                minimum: 2,
-            },
-            Some(4),
-        ),
-        (
-            Error::IterationsTooHigh {
-                announced: 3,
-                maximum: 2,
-            },
-            Some(4),
-        ),
         (Error::UnexpectedMessage, Some(6)),
         (Error::NotAeschat, Some(6)),
         (Error::FrameTooLong { max: 10 }, Some(6)),
@@ -1380,7 +1208,6 @@ fn alerts_are_sent_for_exactly_the_errors_the_peer_should_hear_of() {
         (Error::PeerAborted, None),
         // A server's own refusals, which a gate before its key derivation returns.
         (Error::PeerBusy, Some(5)),
-        (Error::IterationsRefused, None),
         (Error::HandshakeInterrupted, None),
         (Error::Truncated, None),
         (Error::RecordRejected, None),

@@ -41,9 +41,6 @@ struct Golden {
     /// The key as a 44-character Fernet key text, in pre-shared key mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     key: Option<String>,
-    /// In password mode, the count the server announces and the client's minimum.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    iterations: Option<u32>,
     client: Endpoint,
     server: Endpoint,
     frames: Vec<GoldenFrame>,
@@ -127,7 +124,6 @@ struct Spec {
     description: &'static str,
     password: Option<&'static str>,
     key: Option<[u8; 32]>,
-    iterations: Option<u32>,
     client: (u8, u64, u32),
     server: (u8, u64, u32),
     /// (from, text or None for the close, time, IV byte)
@@ -164,7 +160,6 @@ fn specs() -> Vec<Spec> {
                           texts each way, then each side's close.",
             password: Some("correct horse battery staple"),
             key: None,
-            iterations: None,
             client: (0x11, 1_700_000_000, 1000),
             server: (0x22, 1_700_000_003, 65_536),
             messages: conversation(1_700_000_000),
@@ -176,7 +171,6 @@ fn specs() -> Vec<Spec> {
                           close.",
             password: None,
             key: Some(key),
-            iterations: None,
             client: (0x11, 1_700_000_000, 1000),
             server: (0x22, 1_700_000_003, 65_536),
             messages: conversation(1_700_000_000),
@@ -189,7 +183,6 @@ fn specs() -> Vec<Spec> {
                           spanning several AES blocks.",
             password: Some("p\u{e4}ssw\u{f6}rd \u{1f511} \u{65e5}\u{672c}"),
             key: None,
-            iterations: None,
             client: (0xA5, 0, 65_536),
             server: (0x5A, 0, 64),
             messages: vec![
@@ -247,7 +240,6 @@ fn inputs_of(spec: &Spec) -> Golden {
         key: spec
             .key
             .map(|bytes| Key::from_bytes(bytes).to_text().as_str().to_owned()),
-        iterations: spec.iterations,
         client: endpoint(spec.client),
         server: endpoint(spec.server),
         frames,
@@ -287,11 +279,7 @@ fn handshake_for<'a>(golden: &Golden, secret: Secret<'a>, side: Side) -> Handsha
         Side::Client => (Role::Client, &golden.client),
         Side::Server => (Role::Server, &golden.server),
     };
-    let mut config =
-        Config::new(role, secret).with_max_message_len(endpoint.max_message_len as usize);
-    if let Some(iterations) = golden.iterations {
-        config = config.with_insecure_iterations(iterations);
-    }
+    let config = Config::new(role, secret).with_max_message_len(endpoint.max_message_len as usize);
     Handshake::new(
         config,
         nonce(&endpoint.nonce_hex),
@@ -501,7 +489,7 @@ fn pump(engine: &mut Engine<'_>, input: &mut Vec<u8>, pumped: &mut Pumped, case:
         match step.action {
             // Frame by frame: protocol 2's client flight is two frames in one transmission.
             Action::Transmit(bytes) => pumped.transmitted.extend(split_frames(bytes)),
-            Action::DeriveKeys => while engine.derive_keys(u32::MAX).is_in_progress() {},
+            Action::DeriveKeys => engine.derive_keys(),
             Action::NeedInput => {
                 // A step that took a frame may still ask for more (protocol 2's server after
                 // the ClientShare): its discard counts too.

@@ -8,7 +8,7 @@ use aeschat_core::session::{Receiver, Role, Sender};
 
 use super::conversation::{self, Ending, Inbox};
 use super::events::Events;
-use super::handshake::{establish, warn_about_iterations};
+use super::handshake::establish;
 use super::interrupt::Conversing;
 use super::net::{self, Endpoint, TcpReader, TcpWriter};
 use super::{secret, stack, terminal, ClientArgs, Failure};
@@ -90,7 +90,6 @@ struct Connected {
 fn connect(args: &ClientArgs) -> Result<Connected, Failure> {
     let common = &args.common;
     let secret = secret::obtain(common.key_file.as_deref(), common.password_file.as_deref())?;
-    warn_about_iterations(common.insecure_kdf_iterations, &secret);
 
     let endpoint = args
         .connect
@@ -108,7 +107,6 @@ fn connect(args: &ClientArgs) -> Result<Connected, Failure> {
     let halves = establish(
         Role::Client,
         &secret,
-        common.insecure_kdf_iterations,
         &mut reader,
         &mut writer,
         &mut inbox,

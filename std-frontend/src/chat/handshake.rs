@@ -5,9 +5,7 @@ use std::io::{Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aeschat_core::fernet::IvPool;
-use aeschat_core::session::{
-    Action, Config, Engine, Error, Receiver, Role, Sender, SessionError, DEFAULT_ITERATIONS,
-};
+use aeschat_core::session::{Action, Config, Engine, Error, Receiver, Role, Sender, SessionError};
 
 use super::allocations;
 use super::conversation::Inbox;
@@ -20,9 +18,9 @@ use super::{terminal, Failure};
 const CLOCK_WARNING_SECS: u64 = 60;
 
 /// Runs the handshake on a connection whose halves are `reader` and `writer`, then lifts the
-/// handshake's deadline, and returns the session's two halves. `iterations` lowers the PBKDF2
-/// work factor (tests only). `admit` is asked just before the key derivation, which a server
-/// reaches only once the caller has sent its ClientFinished.
+/// handshake's deadline, and returns the session's two halves. `admit` is asked just before the
+/// key derivation, which a server reaches only once the caller has sent its ClientShare and
+/// ClientFinished.
 ///
 /// The loop only moves bytes between the connection and the core's protocol engine, which
 /// holds every rule (alerts included); it adds the connection's deadlines, and tells the
@@ -30,16 +28,12 @@ const CLOCK_WARNING_SECS: u64 = 60;
 pub(super) fn establish(
     role: Role,
     secret: &SharedSecret,
-    iterations: Option<u32>,
     reader: &mut TcpReader,
     writer: &mut TcpWriter,
     inbox: &mut Inbox,
     mut admit: impl FnMut() -> Result<(), Error>,
 ) -> Result<(Sender, Receiver), Failure> {
-    let mut config = Config::new(role, secret.as_core());
-    if let Some(iterations) = iterations {
-        config = config.with_insecure_iterations(iterations);
-    }
+    let config = Config::new(role, secret.as_core());
     let mut os = IvPool::<0>::new();
     let mut engine =
         Engine::try_new(config, &mut os, unix_now()).map_err(SessionError::Protocol)?;
@@ -59,7 +53,7 @@ pub(super) fn establish(
                     .map_err(SessionError::Transport)?
             }
             Action::DeriveKeys => match admit() {
-                Ok(()) => while engine.derive_keys(u32::MAX).is_in_progress() {},
+                Ok(()) => engine.derive_keys(),
                 Err(refusal) => engine.refuse(refusal),
             },
             Action::NeedInput => {
@@ -92,20 +86,6 @@ pub(super) fn establish(
     let halves = engine.split().map_err(SessionError::Protocol)?;
     allocations::handshake_done();
     Ok(halves)
-}
-
-/// Warns that `--insecure-kdf-iterations` weakens the password, if it does.
-pub(super) fn warn_about_iterations(iterations: Option<u32>, secret: &SharedSecret) {
-    match (iterations, secret) {
-        (Some(iterations), SharedSecret::Password(_)) if iterations < DEFAULT_ITERATIONS => {
-            terminal::warning(&format!(
-                "--insecure-kdf-iterations {iterations} makes password guessing \
-                 {}x cheaper than the default {DEFAULT_ITERATIONS}: for tests and benchmarks only",
-                DEFAULT_ITERATIONS / iterations
-            ));
-        }
-        _ => {}
-    }
 }
 
 /// The system clock in Unix seconds, or `None` ("no clock") if it is set before 1970.

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use aeschat_core::session::{Error, SessionError, MAX_ITERATIONS};
+use aeschat_core::session::{Error, SessionError};
 
 use net::Endpoint;
 pub use passphrase::{passphrase, PassphraseArgs};
@@ -98,15 +98,6 @@ pub struct CommonArgs {
     /// Time limit in seconds for connecting and for the whole handshake.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_timeout)]
     timeout: Duration,
-    /// Lower the PBKDF2 work factor from 600000: FOR TESTS AND BENCHMARKS ONLY, it makes
-    /// password guessing cheaper. A server announces this count; a client accepts counts down
-    /// to it.
-    #[arg(
-        long,
-        value_name = "N",
-        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_ITERATIONS)),
-    )]
-    insecure_kdf_iterations: Option<u32>,
 }
 
 /// Arguments of `aeschat server`.
@@ -296,7 +287,7 @@ impl From<SessionError<io::Error>> for Failure {
     fn from(error: SessionError<io::Error>) -> Failure {
         match error {
             // Only a failed key confirmation means "wrong secret or interference"; a mode
-            // mismatch or a refused work factor is a setup problem, said as such.
+            // mismatch or a refused protocol version is a setup problem, said as such.
             SessionError::Protocol(Error::AuthenticationFailed) => {
                 Failure::authentication(error.to_string())
             }

@@ -14,7 +14,7 @@ use aeschat_core::session::Role;
 use super::client::{converse, Connection};
 use super::code::{self, BITS_PER_WORD};
 use super::conversation;
-use super::handshake::{establish, warn_about_iterations};
+use super::handshake::establish;
 use super::net::{self, Endpoint};
 use super::secret::{SecretBytes, SharedSecret};
 use super::{stack, terminal, ClientArgs, Failure};
@@ -104,22 +104,15 @@ fn meet(args: &ClientArgs) -> Result<Connection, Failure> {
         }
     };
     let secret = SharedSecret::Password(password);
-    warn_about_iterations(common.insecure_kdf_iterations, &secret);
     let (mut reader, mut writer) = net::halves(&stream, common.timeout)
         .map_err(|err| Failure::other(format!("the connection failed: {err}")))?;
     if role == Role::Client {
         reader.expect_answer_within(FIRST_ANSWER.min(common.timeout));
     }
     let mut inbox = conversation::new_inbox();
-    let halves = establish(
-        role,
-        &secret,
-        common.insecure_kdf_iterations,
-        &mut reader,
-        &mut writer,
-        &mut inbox,
-        || Ok(()),
-    )
+    let halves = establish(role, &secret, &mut reader, &mut writer, &mut inbox, || {
+        Ok(())
+    })
     .map_err(|failure| match failure.is_authentication() {
         // The core's words speak of passwords and restarting both sides; here the code is
         // the password, and the room cannot be used again.

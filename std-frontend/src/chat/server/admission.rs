@@ -4,8 +4,12 @@
 //! - **Connections** are bounded: a handful of handshakes at once, at most two per source, so
 //!   callers that connect and say nothing cannot fill the server (the caller of this module
 //!   also drops the oldest silent one when all places are taken).
-//! - **Key derivations** (PBKDF2, the server's one expensive step) happen only once a caller has
-//!   sent its ClientFinished, one at a time, and never while a conversation is in progress.
+//! - **Key derivations** (CPace's second scalar multiplication, HKDF and the check of the
+//!   caller's confirmation: the step that tests a password guess) happen only once a caller has
+//!   sent its ClientShare and ClientFinished, one at a time, and never while a conversation is
+//!   in progress. The server's other CPace work per caller, one hash-to-curve and one scalar
+//!   multiplication for its ServerHello (about 0.15 ms), comes before any of these rules and
+//!   is bounded by the connection limits above.
 //! - **Guesses** are only failed authentications: the server itself checked a ClientFinished
 //!   and found it wrong. Each one makes its source wait (doubling, capped), and all sources
 //!   together get a fixed number per window. An alert, junk, a hang-up or a timeout is no guess.

@@ -44,7 +44,6 @@ struct Pending {
 /// What the accept thread and the handshake threads share.
 pub(super) struct Callers {
     secret: SharedSecret,
-    iterations: Option<u32>,
     timeout: Duration,
     admission: Mutex<Admission>,
     /// Held from the start of a key derivation until its outcome is recorded.
@@ -58,7 +57,6 @@ pub(super) struct Callers {
 impl Callers {
     pub(super) fn new(
         secret: SharedSecret,
-        iterations: Option<u32>,
         timeout: Duration,
         fail_delay: Duration,
         handover: Handover,
@@ -66,7 +64,6 @@ impl Callers {
         let throttle_guesses = matches!(secret, SharedSecret::Password(_));
         Callers {
             secret,
-            iterations,
             timeout,
             admission: Mutex::new(Admission::new(Rules {
                 fail_delay,
@@ -190,7 +187,6 @@ impl Callers {
         let result = establish(
             Role::Server,
             &self.secret,
-            self.iterations,
             &mut reader,
             &mut writer,
             &mut inbox,

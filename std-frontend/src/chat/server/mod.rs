@@ -18,7 +18,6 @@ use aeschat_core::session::{Error, Receiver, Sender};
 
 use super::conversation::{self, Ending, Inbox};
 use super::events::Events;
-use super::handshake::warn_about_iterations;
 use super::net::{self, TcpReader, TcpWriter};
 use super::secret;
 use super::{stack, terminal, Failure, ServerArgs};
@@ -48,7 +47,6 @@ pub(super) fn run(args: ServerArgs) -> Result<(), Failure> {
     terminal::status("=== AES Encrypted Chat Server ===");
     let common = &args.common;
     let secret = secret::obtain(common.key_file.as_deref(), common.password_file.as_deref())?;
-    warn_about_iterations(common.insecure_kdf_iterations, &secret);
     let listener = net::listen(args.listen.as_ref())?;
     let local = listener
         .local_addr()
@@ -57,7 +55,6 @@ pub(super) fn run(args: ServerArgs) -> Result<(), Failure> {
     let mut events = Events::start("Client")?;
     let callers = Arc::new(callers::Callers::new(
         secret,
-        common.insecure_kdf_iterations,
         common.timeout,
         args.fail_delay,
         events.handover(),
