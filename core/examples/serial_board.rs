@@ -408,7 +408,7 @@ fn scenarios() -> [Scenario; 5] {
             client_outcome: Ok(()),
             server_outcome: Ok(()),
         },
-        // Password mode: the password is CPace's PRS, unstretched (PROTOCOL-2.md §4.2).
+        // Password mode: the password is CPace's PRS, unstretched (PROTOCOL.md §4.5).
         Scenario {
             title: "password",
             client: password(Role::Client),

@@ -2,7 +2,7 @@
 //! shared password (or pre-shared key) and two random nonces, and proves both sides hold the
 //! same secret before any chat text moves. `docs/PROTOCOL.md` specifies it byte by byte.
 //!
-//! Protocol 2 (`docs/PROTOCOL-2.md`): a CPace PAKE (CPACE-RISTR255-SHA512, [`crate::cpace`])
+//! Protocol 2 (`docs/PROTOCOL.md`): a CPace PAKE (CPACE-RISTR255-SHA512, [`crate::cpace`])
 //! with the password (or the pre-shared key) as its PRS; the server is CPace's initiator, the
 //! client its responder. Messages, in order: ClientHello → ServerHello (with the server's share)
 //! → ClientShare and ClientFinished (one flight) → ServerFinished.
@@ -48,7 +48,7 @@ const SERVER_WRITE_LABEL: &[u8] = b"aeschat/2 server write key";
 const CLIENT_CONFIRM_LABEL: &[u8] = b"aeschat/2 client confirm key";
 const SERVER_CONFIRM_LABEL: &[u8] = b"aeschat/2 server confirm key";
 
-/// CPace's channel identifier parts (PROTOCOL-2.md §3): protocol, then (after the mode byte)
+/// CPace's channel identifier parts (PROTOCOL.md §4.2): protocol, then (after the mode byte)
 /// the initiator's role and the responder's.
 const CI_PROTOCOL: &[u8] = b"aeschat/2";
 const CI_INITIATOR: &[u8] = b"server";

@@ -169,7 +169,7 @@ pub fn establish(max_message_len: usize) -> Established {
     }
 }
 
-/// The two record keys of a key-file session, computed here as docs/PROTOCOL-2.md §5 specifies
+/// The two record keys of a key-file session, computed here as docs/PROTOCOL.md §4.1 and §4.3 specifies
 /// (HKDF-SHA256 over the transcript hash of ClientHello, ServerHello and ClientShare, and
 /// CPace's ISK), so that a target can seal records with contents the genuine sender never
 /// writes. The transcript and HKDF are this crate's own (the previous RustCrypto generation);

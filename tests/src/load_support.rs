@@ -360,7 +360,7 @@ impl TestPeer {
         }
     }
 
-    /// The handshake's frames as they travelled (docs/PROTOCOL-2.md section 2), from the logs
+    /// The handshake's frames as they travelled (docs/PROTOCOL.md sections 2 and 3), from the logs
     /// of what this peer, in `role`, sent and received.
     pub fn handshake_frames(&self, role: Role) -> HandshakeFrames {
         let (client, server) = match role {

@@ -2,7 +2,7 @@
 //! observed without changing it: a tiny `LD_PRELOAD` library whose `getrandom` makes the real
 //! system call and appends the bytes it returned to a file. With it a test knows a binary's
 //! ephemeral secrets (its CPace scalar is the 32 bytes it draws right after its nonce, which
-//! travels in its hello: docs/PROTOCOL-2.md section 4, `Engine::try_new`), and can look for
+//! travels in its hello: docs/PROTOCOL.md section 4.2, `Engine::try_new`), and can look for
 //! them in the process's memory.
 //!
 //! The binary's `getrandom` crate finds the function with `dlsym(RTLD_DEFAULT, "getrandom")`,

@@ -208,7 +208,7 @@ fn wait_cpu_quiet(pid: u32, quiet: Duration) -> Usage {
 
 /// Server CPU allowed per stranger, on average, in the two tests below. Protocol 2 makes a
 /// server spend, per caller that says hello, one hash-to-curve and one scalar multiplication
-/// (about 0.15 ms; docs/PROTOCOL-2.md section 4.3) plus a thread, a few frames and a log line;
+/// (about 0.15 ms; docs/PROTOCOL.md section 9) plus a thread, a few frames and a log line;
 /// a refused caller costs less still. A protocol-1 PBKDF2 at the default work factor cost the
 /// server about 100 ms (10 ticks). The bound sits between the two, a factor of about 20 from
 /// each: averaged over hundreds or thousands of callers (so the 10 ms tick of `/proc` does not
@@ -225,7 +225,7 @@ fn ticks_as_time(ticks: u64) -> Duration {
 
 /// A burst of callers while the server holds a conversation must cost it no key work: a
 /// flood of strangers must not be able to make the server work for it (docs/SECURITY.md,
-/// "Availability"; docs/PROTOCOL-2.md 4.3). Protocol 2's key work is too cheap to see in CPU
+/// "Availability"; docs/PROTOCOL.md section 9). Protocol 2's key work is too cheap to see in CPU
 /// ticks one derivation at a time, so the test counts instead: a server starts a CPace run only
 /// with a scalar seed freshly drawn from the operating system (32 bytes right after the
 /// handshake's nonce, `Engine::try_new`), and the server's draws are observed through
@@ -349,7 +349,7 @@ fn take_frame(handshake: &mut Handshake<'_>, bytes: &mut [u8]) -> Result<(), Err
 /// A stranger can make the server do its key derivation (CPace's second scalar multiplication,
 /// the ISK, HKDF and the ClientFinished check: the step `Engine::refuse` can still refuse, and
 /// the only one whose failure counts as a password guess) only by sending a ClientShare and a
-/// ClientFinished (docs/PROTOCOL-2.md 4.3); saying hello costs the server only its share.
+/// ClientFinished (docs/PROTOCOL.md section 9); saying hello costs the server only its share.
 ///
 /// A held handshake has its ServerHello and waits. Then `STRANGERS` callers, one after the
 /// other, each send a ClientHello, get a ServerHello and hang up. What they cost the server is

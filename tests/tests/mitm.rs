@@ -5,7 +5,7 @@
 //! the target, in either direction and in every phase (each hello, the client's ClientShare,
 //! each key confirmation, the first chat record, a later chat record, the closing side's close,
 //! the answering close). On the frames that carry a CPace share (the ServerHello and the
-//! ClientShare, docs/PROTOCOL-2.md 3.2 and 3.3) it also replaces the share with the identity,
+//! ClientShare, docs/PROTOCOL.md 3.2 and 3.3) it also replaces the share with the identity,
 //! with bytes that are no canonical encoding, with the server's own share reflected back
 //! (client to server only: the client's share does not exist yet when the ServerHello
 //! travels), or with the same side's share from an earlier session; and the share and the
@@ -88,7 +88,7 @@ enum Action {
     InjectAlert,
     Replay,
     /// The share (the ServerHello's `Ya` or the ClientShare's `Yb`) replaced by the identity
-    /// element, which would make `K` independent of the password (docs/PROTOCOL-2.md 4.4).
+    /// element, which would make `K` independent of the password (docs/PROTOCOL.md 4.4).
     ShareIdentity,
     /// The share replaced by bytes that are no canonical ristretto255 encoding (4.4).
     ShareNonCanonical,
@@ -152,7 +152,7 @@ enum Phase {
     /// CPace share).
     Hello,
     /// The client's second frame, ClientShare (kind 7, its CPace share), written in one piece
-    /// with its ClientFinished (docs/PROTOCOL-2.md 3.3). The server has no such frame.
+    /// with its ClientFinished (docs/PROTOCOL.md 3.3). The server has no such frame.
     Share,
     /// ClientFinished or ServerFinished.
     Finished,
@@ -395,8 +395,8 @@ impl Scenario {
     }
 
     /// For an attack on a share, the alert the side that checks it must send, as (direction,
-    /// frame number from 0, alert): alert 6 for a share CPace refuses (docs/PROTOCOL-2.md
-    /// 4.4), alert 1 from the server for a valid share of another session (3.4).
+    /// frame number from 0, alert): alert 6 for a share CPace refuses (docs/PROTOCOL.md
+    /// 4.4), alert 1 from the server for a valid share of another session (3.3).
     fn share_alert(&self) -> Option<(Direction, usize, Alert)> {
         use Action::*;
         let c2s = self.direction == Direction::ClientToServer;
@@ -455,7 +455,7 @@ impl Scenario {
         let c2s = self.direction == Direction::ClientToServer;
         let (client, server) = match (self.phase, c2s, self.action) {
             (_, _, Delay) => (Clean, Clean),
-            // CPace's share checks (docs/PROTOCOL-2.md 4.4): the side that checks the share
+            // CPace's share checks (docs/PROTOCOL.md 4.4): the side that checks the share
             // refuses it as malformed (alert 6, no guess counted), and its peer, told by the
             // alert, reports that it aborted.
             (Hello, false, ShareIdentity | ShareNonCanonical) => (Unexpected, PeerAborted),
@@ -630,7 +630,7 @@ impl Recording {
 }
 
 /// Where the share is in the frame a share attack targets: the ServerHello's body offset 53
-/// (docs/PROTOCOL-2.md 3.2), or the whole body of a ClientShare (3.3).
+/// (docs/PROTOCOL.md 3.2), or the whole body of a ClientShare (3.3).
 fn share_at(direction: Direction) -> usize {
     match direction {
         Direction::ServerToClient => FRAME_HEADER_LEN + 53,

@@ -1,4 +1,4 @@
-//! Protocol 2 (docs/PROTOCOL-2.md) over the shared engine pair: both modes complete; a wrong
+//! Protocol 2 (docs/PROTOCOL.md) over the shared engine pair: both modes complete; a wrong
 //! password fails once, on both sides; reflected, swapped, identity and invalid shares fail; a
 //! version-1 hello is refused on both sides; and the recording property: from the wire and the
 //! password, the keys come back only with an ephemeral scalar (an independent recomputation from
@@ -281,7 +281,7 @@ fn a_version_1_hello_is_refused_on_both_sides() {
     assert!(message.contains("version"), "{message}");
 }
 
-// ---- The recording property, by an independent recomputation from PROTOCOL-2.md ----
+// ---- The recording property, by an independent recomputation from PROTOCOL.md ----
 
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let mut block = [0u8; 64];
@@ -373,7 +373,7 @@ fn keys_come_back_from_a_recording_only_with_a_scalar() {
     let rec = Recording::of(&pair);
 
     // Positive control (the document is complete): with the client's scalar seed, CPace as
-    // specified and the key schedule of PROTOCOL-2.md §5 reproduce the recorded ClientFinished.
+    // specified and the key schedule of PROTOCOL.md §4.1 and §4.3 reproduce the recorded ClientFinished.
     let run = Cpace::new(
         cpace::Role::Responder,
         PASSWORD,

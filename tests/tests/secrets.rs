@@ -6,7 +6,7 @@
 //! Every scan that must find nothing is paired with one that must find something (the secret
 //! the server keeps by design, or the live session key), so a scanner that sees nothing cannot
 //! pass for one that finds nothing. Derived values (the binary's CPace scalar, `K`, the ISK, the
-//! HKDF keys, the MAC keys' keyed SHA-256 states; docs/PROTOCOL-2.md) are computed
+//! HKDF keys, the MAC keys' keyed SHA-256 states; docs/PROTOCOL.md) are computed
 //! independently of aeschat, with the plain-Python CPace of `vectors/sessions/`, Python's
 //! hashlib and hmac and a SHA-256 compression function checked against hashlib, from the
 //! handshake on the wire and the random bytes the binary drew (`random_log`: observed through
@@ -385,7 +385,7 @@ fn the_client_wipes_a_pre_shared_key_after_the_handshake() {
     end_conversation(&mut server, &mut client);
 }
 
-/// The secrets of one protocol-2 session (docs/PROTOCOL-2.md sections 4 and 5), computed by
+/// The secrets of one protocol-2 session (docs/PROTOCOL.md section 4), computed by
 /// Python independently of aeschat: CPace with `vectors/sessions/cpace_ristretto.py` (plain
 /// Python from RFC 9496 and the draft, checked against the draft's vectors), HKDF with hashlib
 /// and hmac. The input is the handshake's frames and the scalar seed the real binary drew (from

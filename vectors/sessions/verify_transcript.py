@@ -6,9 +6,9 @@ Usage (from anywhere):
     python3 vectors/sessions/verify_transcript.py FILE...       check each transcript
     python3 vectors/sessions/verify_transcript.py --forge FILE  print forged records as JSON
 
-Protocol 2 (docs/PROTOCOL-2.md). From the inputs a transcript file states (the secret, both
+Protocol 2 (docs/PROTOCOL.md). From the inputs a transcript file states (the secret, both
 nonces, CPace scalar seeds, times and message limits, and each record's type, text, time and
-IV) this script rebuilds every byte of the session by the rules of docs/PROTOCOL-2.md, and
+IV) this script rebuilds every byte of the session by the rules of docs/PROTOCOL.md, and
 requires each recorded frame to be exactly the rebuilt one:
 
 - the hellos: magic "AESCHAT", version 2, mode, nonce, time, max_message_len, and in the
