@@ -561,3 +561,70 @@ fn a_half_hello_times_out_and_a_room_whose_opener_left_is_gone() {
     let (_, answer) = say_hello(&relay_address, Hello::Join { room });
     assert_eq!(answer, Some(Answer::NoSuchRoom));
 }
+
+/// A relay that plays the other person itself: it answers the opener as a relay would, then
+/// runs the handshake as the joiner with `guess` as the code. What a hostile relay operator
+/// can do with a room; returns the opener and the relay's own handshake result.
+fn relay_posing_as_the_joiner(
+    guess: impl FnOnce(&str) -> String,
+) -> (Peer, Result<(), aeschat_core::session::Error>) {
+    use aeschat_core::session::{Role, Secret, SessionError};
+    use aeschat_tests::load_support::TestPeer;
+    use std::net::TcpListener;
+
+    let hostile = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = hostile.local_addr().unwrap().to_string();
+    let opener = start_opener("opener", &address, &[]);
+    let (mut stream, _) = hostile.accept().unwrap();
+    let mut hello = [0u8; RELAY_MESSAGE_LEN];
+    stream.read_exact(&mut hello).unwrap();
+    assert_eq!(Hello::parse(&hello), Ok(Hello::Open));
+    stream
+        .write_all(&Answer::Waiting { room: 417 }.to_bytes())
+        .unwrap();
+    let code = printed_code(&opener);
+    stream
+        .write_all(&Answer::PairedAsServer { room: 417 }.to_bytes())
+        .unwrap();
+    let guess = guess(&code);
+    let result = match TestPeer::establish(stream, Role::Client, Secret::Password(guess.as_bytes()))
+    {
+        Ok(_) => Ok(()),
+        Err(SessionError::Protocol(error)) => Err(error),
+        Err(other) => panic!("the relay's handshake ended with {other:?}"),
+    };
+    (opener, result)
+}
+
+#[test]
+fn a_relay_posing_as_the_other_person_gets_one_guess_which_fails_visibly() {
+    // The right room and one word wrong: the best guess a relay has short of the code.
+    let (mut opener, result) = relay_posing_as_the_joiner(|code| {
+        let mut words: Vec<&str> = code.split('-').collect();
+        words[1] = if words[1] == "apple" {
+            "amber"
+        } else {
+            "apple"
+        };
+        words.join("-")
+    });
+    assert_eq!(
+        result,
+        Err(aeschat_core::session::Error::AuthenticationFailed)
+    );
+    assert_eq!(opener.wait_exit(), 3, "{}", opener.transcript());
+    let error = opener.wait_error_line();
+    assert!(error.contains("the code did not match"), "{error}");
+    assert!(error.contains("The room is used up"), "{error}");
+}
+
+#[test]
+fn a_relay_that_knew_the_code_could_pose_as_the_other_person() {
+    // The positive control of the test above: the same hostile relay with the code itself gets
+    // through, so the failure there is the code's doing, not the harness's. (This is why the
+    // code is a secret between the two people, and never goes to the relay.)
+    let (mut opener, result) = relay_posing_as_the_joiner(str::to_owned);
+    assert_eq!(result, Ok(()));
+    opener.wait_stderr("[+] Connected to the other person through the relay");
+    opener.kill();
+}
