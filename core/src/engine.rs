@@ -151,10 +151,13 @@ impl<'a> Engine<'a> {
         rng.try_fill_bytes(&mut nonce)
             .map_err(|_| Error::Randomness)?;
         let mut seed = [0u8; SCALAR_SEED_LEN];
-        let drawn = rng.try_fill_bytes(&mut seed);
+        if rng.try_fill_bytes(&mut seed).is_err() {
+            // Whatever part of the seed was drawn is secret too.
+            seed.zeroize();
+            return Err(Error::Randomness);
+        }
         let engine = Engine::from_handshake(Handshake::new(config, nonce, seed, now));
         seed.zeroize();
-        drawn.map_err(|_| Error::Randomness)?;
         Ok(engine)
     }
 

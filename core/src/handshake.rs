@@ -63,9 +63,9 @@ pub const SCALAR_SEED_LEN: usize = 32;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// The side that connects; it sends the first message and checks the work factor.
+    /// The side that connects; it sends the first message and is CPace's responder.
     Client,
-    /// The side that listens; it announces the work factor.
+    /// The side that listens; it is CPace's initiator (its share goes in the ServerHello).
     Server,
 }
 

@@ -26,8 +26,7 @@ use aeschat_core::fernet::{
 use aeschat_core::rand_core::{CryptoRng, Infallible, TryCryptoRng, TryRng};
 use aeschat_core::session;
 use aeschat_core::session::{
-    frame_capacity, record_frame_len, Action, Config, Engine, Inbox, Incoming, Role,
-    Secret,
+    frame_capacity, record_frame_len, Action, Config, Engine, Inbox, Incoming, Role, Secret,
 };
 use core::fmt::Write;
 
@@ -67,10 +66,10 @@ pub extern "C" fn aeschat_nostd_keyring(seed: u8, now: u64) -> i32 {
 }
 
 /// The session protocol: two protocol engines, a client and a server, pumped in one thread
-/// through caller-owned inboxes as a board's superloop would (the handshake, its key derivation
-/// in slices, text records both ways, one side split into halves, the authenticated close), and
-/// a stranger told off with an alert. `password` selects a password (at a low work factor)
-/// rather than a pre-shared key; nonces and IVs come from a TRNG-like generator seeded with
+/// through caller-owned inboxes as a board's superloop would (the handshake and its key
+/// derivation, text records both ways, one side split into halves, the authenticated close),
+/// and a stranger told off with an alert. `password` selects a password rather than a
+/// pre-shared key; nonces and IVs come from a TRNG-like generator seeded with
 /// `seed`.
 #[allow(unsafe_code)]
 #[no_mangle]
@@ -349,9 +348,7 @@ fn session<R: CryptoRng>(rng: &mut R, seed: u8, password: bool) -> Result<(), i3
     } else {
         Secret::PreSharedKey(&key)
     };
-    let config = |role| {
-        Config::new(role, secret).with_max_message_len(SESSION_MESSAGE)
-    };
+    let config = |role| Config::new(role, secret).with_max_message_len(SESSION_MESSAGE);
     let mut client = Engine::new(config(Role::Client), rng, None);
     let mut server = Engine::new(config(Role::Server), rng, Some(1_700_000_000));
     ensure(client.input_capacity() == SESSION_FRAME, 1)?;
