@@ -13,6 +13,8 @@ use aeschat_tests::load_support;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,20 +25,23 @@ use socket2::{Domain, Socket, Type};
 
 /// A TCP connection to `server` from the loopback address 127.0.0.`last`.
 fn connect_from(last: u8, server: &str) -> TcpStream {
+    try_connect_from(last, server).expect("cannot connect to the server")
+}
+
+/// [`connect_from`], with the connection's failure returned.
+fn try_connect_from(last: u8, server: &str) -> std::io::Result<TcpStream> {
     let server: SocketAddr = server.parse().expect("a loopback address");
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("cannot make a socket");
     let source = SocketAddr::from((Ipv4Addr::new(127, 0, 0, last), 0));
     socket
         .bind(&source.into())
         .expect("cannot bind a loopback source address");
-    socket
-        .connect_timeout(&server.into(), PATIENCE)
-        .expect("cannot connect to the server");
+    socket.connect_timeout(&server.into(), PATIENCE)?;
     let stream: TcpStream = socket.into();
     stream
         .set_read_timeout(Some(PATIENCE))
         .expect("cannot set a read timeout");
-    stream
+    Ok(stream)
 }
 
 /// An alert 1 ("authentication failed") sent as the very first frame: before this change, five
@@ -223,6 +228,128 @@ fn silent_callers_cannot_keep_the_real_client_out() {
     client.type_line("/quit");
     client.assert_exit(0);
     drop(silent);
+    server.close_stdin();
+    server.assert_exit(0);
+}
+
+/// Callers from `sources` loopback addresses (127.0.0.2 and up), two each, that send a valid
+/// ClientHello, read the ServerHello and then say nothing, each place taken again as soon as the
+/// server frees it, until `stop` is set; `holding` counts the places they hold. Each returns how
+/// many ServerHellos it got.
+fn hold_places_after_the_hello(
+    address: &str,
+    sources: u8,
+    stop: &Arc<AtomicBool>,
+    holding: &Arc<AtomicUsize>,
+) -> Vec<thread::JoinHandle<usize>> {
+    (0..sources)
+        .flat_map(|n| [2 + n, 2 + n])
+        .map(|last| {
+            let address = address.to_owned();
+            let stop = Arc::clone(stop);
+            let holding = Arc::clone(holding);
+            thread::spawn(move || {
+                let mut hellos = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok(mut stream) = try_connect_from(last, &address) else {
+                        thread::sleep(Duration::from_millis(20));
+                        continue;
+                    };
+                    let _ = stream.write_all(&client_hello());
+                    // The ServerHello's first byte (kind 2), or an alert (kind 6): refused.
+                    let mut kind = [0u8; 1];
+                    if stream.read_exact(&mut kind).is_ok() && kind == [2] {
+                        hellos += 1;
+                    } else {
+                        thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    // Silence, until the server closes the connection or the attack ends.
+                    holding.fetch_add(1, Ordering::SeqCst);
+                    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+                    let mut sink = [0u8; 512];
+                    while !stop.load(Ordering::SeqCst) {
+                        match stream.read(&mut sink) {
+                            Ok(0) => break,
+                            Ok(_) => {}
+                            Err(err)
+                                if matches!(
+                                    err.kind(),
+                                    std::io::ErrorKind::WouldBlock
+                                        | std::io::ErrorKind::TimedOut
+                                        | std::io::ErrorKind::Interrupted
+                                ) => {}
+                            Err(_) => break,
+                        }
+                    }
+                    holding.fetch_sub(1, Ordering::SeqCst);
+                }
+                hellos
+            })
+        })
+        .collect()
+}
+
+/// The attack on the rule that only *silent* callers make room: callers that send a valid
+/// ClientHello are talking, so before the fix they were never dropped to make room; each got
+/// its ServerHello and then held its place until `--timeout` (30 s) in silence, and eight
+/// addresses with two places each took all sixteen, refilled as soon as one was freed. The real
+/// client was refused as busy ("try again in 1 s") for as long as the attack went on. Now a
+/// caller that has waited longer than a short grace for its next frame gives up its place to a
+/// newcomer, and one that has not answered the ServerHello within a few seconds is dropped: the
+/// real client, retrying as it is told, gets in within seconds, not after `--timeout`.
+#[test]
+fn callers_that_stall_after_the_hello_cannot_keep_the_real_client_out() {
+    let _exclusive = exclusive();
+    let files = Files::new("avail-stalled");
+    let (mut server, address) = start_server(&files, &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let holding = Arc::new(AtomicUsize::new(0));
+    let attackers = hold_places_after_the_hello(&address, 8, &stop, &holding);
+    // Every place is held before the real client tries.
+    let deadline = Instant::now() + PATIENCE;
+    while holding.load(Ordering::SeqCst) < 16 {
+        assert!(Instant::now() < deadline, "{}", server.transcript());
+        thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    let mut attempts = 0;
+    let mut refusals = Vec::new();
+    let connected = loop {
+        attempts += 1;
+        let mut client = start_client(&files, &address);
+        match client.wait_exit_or_line("[+] Connected to the server") {
+            Err(_) => break Some(client),
+            Ok(_) => refusals.push(client.wait_error_line()),
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            break None;
+        }
+        // As a person told "try again in 1 s" would.
+        thread::sleep(Duration::from_secs(1));
+    };
+    let waited = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let hellos: usize = attackers
+        .into_iter()
+        .map(|attacker| attacker.join().expect("an attacker panicked"))
+        .sum();
+    println!(
+        "figures: the real client got in: {}, after {waited:?} and {attempts} attempt(s), past \
+         16 callers stalled after the hello from 8 addresses ({hellos} ServerHellos sent)",
+        connected.is_some()
+    );
+    let Some(mut client) = connected else {
+        panic!(
+            "the real client was kept out for {waited:?}: {refusals:#?}\n{}",
+            server.transcript()
+        );
+    };
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    client.type_line("I am the one you wait for");
+    server.wait_stdout_line("[Client]: I am the one you wait for");
+    client.type_line("/quit");
+    client.assert_exit(0);
     server.close_stdin();
     server.assert_exit(0);
 }
