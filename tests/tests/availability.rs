@@ -373,6 +373,30 @@ fn a_silent_caller_is_dropped_after_a_few_seconds_not_the_whole_timeout() {
 }
 
 #[test]
+fn a_caller_silent_after_its_hello_is_dropped_after_a_few_seconds_not_the_whole_timeout() {
+    let files = Files::new("avail-next-frame");
+    let (server, address) = start_server(&files, &["--timeout", "60"]);
+    let mut stalled = connect_from(2, &address);
+    stalled
+        .write_all(&client_hello())
+        .expect("cannot send a hello");
+    let mut kind = [0u8; 1];
+    stalled
+        .read_exact(&mut kind)
+        .expect("no answer to the hello");
+    assert_eq!(kind, [2], "no ServerHello");
+    let started = Instant::now();
+    let (_, ended) = read_to_end(&mut stalled, Instant::now() + PATIENCE);
+    let waited = started.elapsed();
+    assert!(ended, "never dropped");
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(10),
+        "dropped after {waited:?}"
+    );
+    server.wait_stderr("the caller did not go on with its handshake within 5 s");
+}
+
+#[test]
 fn a_retry_right_after_a_wrong_password_is_told_to_wait_not_that_the_server_is_busy() {
     let files = Files::new("avail-retry");
     let (mut server, address) = start_server(&files, &["--fail-delay", "3"]);

@@ -24,7 +24,7 @@ const CLOCK_WARNING_SECS: u64 = 60;
 ///
 /// The loop only moves bytes between the connection and the core's protocol engine, which
 /// holds every rule (alerts included); it adds the connection's deadlines, and tells the
-/// reader when the peer's first frame has been taken.
+/// reader when the server answers a frame of the peer's and when the peer's last is whole.
 pub(super) fn establish(
     role: Role,
     secret: &SharedSecret,
@@ -40,22 +40,27 @@ pub(super) fn establish(
     loop {
         match engine.poll_inbox(inbox) {
             Action::Transmit(bytes) => {
-                // A server transmits only in answer to a frame of the caller's, so by now the
-                // first one has been taken. Said before the write, so that the caller counts as
-                // having spoken from the moment it can see the answer (else a flood of new
-                // callers could evict it as silent in between).
+                // A server transmits only in answer to a frame of the caller's, which has been
+                // taken: the caller's next one is due from now. Said before the write, so that
+                // the caller's wait is counted from before it can see the answer (else a flood
+                // of new callers could evict it as silent in between).
                 if role == Role::Server {
-                    reader.first_frame_arrived();
+                    reader.frame_answered();
                 }
                 writer
                     .write_all(bytes)
                     .and_then(|()| writer.flush())
                     .map_err(SessionError::Transport)?
             }
-            Action::DeriveKeys => match admit() {
-                Ok(()) => engine.derive_keys(),
-                Err(refusal) => engine.refuse(refusal),
-            },
+            Action::DeriveKeys => {
+                // The caller's last frame is whole: from here on it is never dropped to make
+                // room, however long it waits for its turn to be checked.
+                reader.frames_whole();
+                match admit() {
+                    Ok(()) => engine.derive_keys(),
+                    Err(refusal) => engine.refuse(refusal),
+                }
+            }
             Action::NeedInput => {
                 let space = inbox.unfilled().map_err(SessionError::Protocol)?;
                 match reader.read(space).map_err(SessionError::Transport)? {

@@ -8,8 +8,7 @@ use std::net::{
     IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs,
 };
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Failure;
@@ -181,8 +180,9 @@ pub(super) fn seconds(duration: Duration) -> String {
 pub(super) struct TcpReader {
     stream: TcpStream,
     deadline: Option<(Instant, Duration)>,
-    /// A server's shorter deadline for the caller's first frame, until it is whole.
-    first_frame: Option<FirstFrame>,
+    /// A server's shorter deadlines for each of the caller's handshake frames, until its last
+    /// is whole.
+    frames: Option<CallerFrames>,
     /// A client's shorter deadline for the server's first byte (see
     /// [`TcpReader::expect_answer_within`]).
     answer: Option<(Instant, Duration)>,
@@ -204,7 +204,7 @@ pub(super) fn halves(stream: &TcpStream, limit: Duration) -> io::Result<(TcpRead
     let reader = TcpReader {
         stream: stream.try_clone()?,
         deadline: Some((Instant::now() + limit, limit)),
-        first_frame: None,
+        frames: None,
         answer: None,
     };
     let writer = TcpWriter {
@@ -214,13 +214,40 @@ pub(super) fn halves(stream: &TcpStream, limit: Duration) -> io::Result<(TcpRead
     Ok((reader, writer))
 }
 
-/// A caller that says nothing is dropped after a few seconds rather than after the whole
+/// Which of a caller's handshake frames the server waits for, as the thread that accepts
+/// callers sees it (to choose whom to drop when all places are taken).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Awaiting {
+    /// Its first frame (the ClientHello): it has sent nothing whole yet.
+    FirstFrame,
+    /// Its next frame (the ClientShare and ClientFinished), since this instant, when the
+    /// server sent its answer to the last one (the ServerHello).
+    NextFrame(Instant),
+    /// Nothing more: its last frame is whole (its ClientFinished is being checked) or the
+    /// handshake is over. Never goes back.
+    Nothing,
+}
+
+/// A caller that stops talking is dropped after a few seconds rather than after the whole
 /// handshake's time limit: its connection holds one of the server's few handshake places.
-struct FirstFrame {
-    deadline: Instant,
-    wait: Duration,
-    /// Set once the first frame is whole.
-    arrived: Arc<AtomicBool>,
+struct CallerFrames {
+    /// For each frame after the first, from when the server answered the last.
+    next_wait: Duration,
+    /// When the frame waited for must be whole, and what to say if it is not.
+    deadline: Option<(Instant, String)>,
+    awaiting: Arc<Mutex<Awaiting>>,
+}
+
+impl CallerFrames {
+    fn set(&mut self, awaiting: Awaiting) {
+        let mut shared = self
+            .awaiting
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if *shared != Awaiting::Nothing {
+            *shared = awaiting;
+        }
+    }
 }
 
 impl TcpReader {
@@ -234,33 +261,60 @@ impl TcpReader {
     /// Lifts the handshake deadline: an established conversation may be quiet for hours.
     pub(super) fn end_deadline(&mut self) -> io::Result<()> {
         self.deadline = None;
-        self.first_frame = None;
+        self.frames_whole();
         self.answer = None;
         self.stream.set_read_timeout(None)
     }
 
-    /// Requires the peer's first frame to be whole within `wait` (if that is sooner than the
-    /// handshake's deadline); `arrived` is set when [`TcpReader::first_frame_arrived`] says so.
-    pub(super) fn first_frame_within(&mut self, wait: Duration, arrived: Arc<AtomicBool>) {
+    /// Requires each of the peer's handshake frames to be whole in time (if that is sooner than
+    /// the handshake's deadline): the first within `first_wait` from now, each next one within
+    /// `next_wait` from when [`TcpReader::frame_answered`] says the last was answered.
+    /// `awaiting` tells the accept thread which one the server waits for.
+    pub(super) fn frames_within(
+        &mut self,
+        first_wait: Duration,
+        next_wait: Duration,
+        awaiting: Arc<Mutex<Awaiting>>,
+    ) {
+        let mut frames = CallerFrames {
+            next_wait,
+            deadline: None,
+            awaiting,
+        };
+        frames.set(Awaiting::FirstFrame);
+        self.frames = Some(frames);
+        self.wait_for_frame(first_wait, "the caller sent no aeschat hello");
+    }
+
+    /// The server answers the peer's last frame: the next one is due within its wait from now.
+    pub(super) fn frame_answered(&mut self) {
+        let Some(frames) = self.frames.as_mut() else {
+            return;
+        };
+        frames.set(Awaiting::NextFrame(Instant::now()));
+        let wait = frames.next_wait;
+        self.wait_for_frame(wait, "the caller did not go on with its handshake");
+    }
+
+    /// The peer's last handshake frame is whole: only the handshake's deadline is left.
+    pub(super) fn frames_whole(&mut self) {
+        if let Some(mut frames) = self.frames.take() {
+            frames.set(Awaiting::Nothing);
+        }
+    }
+
+    fn wait_for_frame(&mut self, wait: Duration, why: &str) {
+        let Some(frames) = self.frames.as_mut() else {
+            return;
+        };
         let mut deadline = Instant::now() + wait;
         let mut wait = wait;
         if let Some((whole, limit)) = self.deadline {
-            // Never later than the whole handshake's: then it is the first frame that is late.
+            // Never later than the whole handshake's: then it is this frame that is late.
             deadline = deadline.min(whole);
             wait = wait.min(limit);
         }
-        self.first_frame = Some(FirstFrame {
-            deadline,
-            wait,
-            arrived,
-        });
-    }
-
-    /// The protocol engine has taken the peer's first frame: its shorter deadline is lifted.
-    pub(super) fn first_frame_arrived(&mut self) {
-        if let Some(first) = self.first_frame.take() {
-            first.arrived.store(true, Ordering::SeqCst);
-        }
+        frames.deadline = Some((deadline, format!("{why} within {}", seconds(wait))));
     }
 
     /// The deadline the next read must meet, and what to say when it passes.
@@ -272,14 +326,12 @@ impl TcpReader {
             );
             (deadline, why)
         });
-        match (&self.first_frame, self.answer, whole) {
-            (Some(first), _, Some((deadline, _))) if first.deadline <= deadline => Some((
-                first.deadline,
-                format!(
-                    "the caller sent no aeschat hello within {}",
-                    seconds(first.wait)
-                ),
-            )),
+        let frame = self
+            .frames
+            .as_ref()
+            .and_then(|frames| frames.deadline.clone());
+        match (frame, self.answer, whole) {
+            (Some(frame), _, Some((deadline, _))) if frame.0 <= deadline => Some(frame),
             (_, Some((first, limit)), Some((deadline, _))) if first < deadline => Some((
                 first,
                 format!(

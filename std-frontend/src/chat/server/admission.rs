@@ -3,7 +3,8 @@
 //!
 //! - **Connections** are bounded: a handful of handshakes at once, at most two per source, so
 //!   callers that connect and say nothing cannot fill the server (the caller of this module
-//!   also drops the oldest silent one when all places are taken).
+//!   also drops the oldest silent one, or one stalled after its hello, when all places are
+//!   taken).
 //! - **Key derivations** (CPace's second scalar multiplication, HKDF and the check of the
 //!   caller's confirmation: the step that tests a password guess) happen only once a caller has
 //!   sent its ClientShare and ClientFinished, one at a time, and never while a conversation is
@@ -167,9 +168,9 @@ impl Admission {
         Ok(())
     }
 
-    /// A place for `source` although all are taken, because the caller is closing a silent
+    /// A place for `source` although all are taken, because the caller is closing a stalled
     /// connection to make room (its place is given back when its handshake ends).
-    pub(super) fn connect_in_place_of_silent(&mut self, source: Source) {
+    pub(super) fn connect_in_place_of_stalled(&mut self, source: Source) {
         self.take_place(source);
     }
 

@@ -8,7 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use aeschat_core::session::{Alert, Error, Role};
 use super::super::conversation;
 use super::super::events::Handover;
 use super::super::handshake::establish;
-use super::super::net;
+use super::super::net::{self, Awaiting};
 use super::super::secret::SharedSecret;
 use super::super::{stack, terminal, Failure};
 use super::admission::{Admission, Refusal, Rules, Source};
@@ -29,6 +29,22 @@ use super::{Arrival, Established};
 /// that is sooner than `--timeout`: a silent connection holds one of the few handshake places.
 const FIRST_FRAME_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a caller has to send its next frame (its ClientShare and ClientFinished) once the
+/// server has answered its hello, when that is sooner than `--timeout`. It stops callers that
+/// send a valid hello and then fall silent from holding places for the whole `--timeout`. An
+/// honest client sends that flight one round trip after the hello, plus about a millisecond of
+/// CPace: 5 s is many round trips even over satellite or a congested mobile link.
+const SILENCE_AFTER_HELLO_WAIT: Duration = Duration::from_secs(5);
+
+/// When all places are taken and no caller is silent, a newcomer takes the place of the caller
+/// that has waited longest for its next frame after the server's answer, if that is longer
+/// than this. Without it, callers from a few addresses that send a hello and then fall silent
+/// hold every place, refilled as each is dropped, and the real client is refused as busy for as
+/// long as they keep it up. An honest client waits one round trip there (well under a second
+/// almost everywhere), so it is dropped for a newcomer only after two seconds without a word,
+/// and only while every place is taken.
+const SILENCE_AFTER_HELLO_GRACE: Duration = Duration::from_secs(2);
+
 /// How long a refused connection is given to read its alert.
 const REFUSAL_GRACE: Duration = Duration::from_millis(250);
 
@@ -37,8 +53,8 @@ struct Pending {
     id: u64,
     source: Source,
     stream: TcpStream,
-    /// Set once the caller's first frame is whole: it is talking, not holding a place.
-    spoke: Arc<AtomicBool>,
+    /// Which of the caller's frames its handshake waits for, and since when.
+    awaiting: Arc<Mutex<Awaiting>>,
 }
 
 /// What the accept thread and the handshake threads share.
@@ -95,12 +111,12 @@ impl Callers {
         let verdict = {
             let mut admission = self.admission();
             match admission.connect(source, Instant::now()) {
-                Err(Refusal::TooManyAtOnce) if self.drop_a_silent_caller(None) => {
-                    admission.connect_in_place_of_silent(source);
+                Err(Refusal::TooManyAtOnce) if self.drop_a_stalled_caller(None) => {
+                    admission.connect_in_place_of_stalled(source);
                     Ok(())
                 }
-                Err(Refusal::TooManyFromSource) if self.drop_a_silent_caller(Some(source)) => {
-                    admission.connect_in_place_of_silent(source);
+                Err(Refusal::TooManyFromSource) if self.drop_a_stalled_caller(Some(source)) => {
+                    admission.connect_in_place_of_stalled(source);
                     Ok(())
                 }
                 verdict => verdict,
@@ -113,20 +129,20 @@ impl Callers {
             return;
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) as u64;
-        let spoke = Arc::new(AtomicBool::new(false));
+        let awaiting = Arc::new(Mutex::new(Awaiting::FirstFrame));
         if let Ok(clone) = stream.try_clone() {
             self.pending().push(Pending {
                 id,
                 source,
                 stream: clone,
-                spoke: Arc::clone(&spoke),
+                awaiting: Arc::clone(&awaiting),
             });
         }
         let callers = Arc::clone(self);
         let spawned = thread::Builder::new()
             .name("handshake".to_owned())
             .spawn(move || {
-                callers.handshake(&stream, peer, source, spoke);
+                callers.handshake(&stream, peer, source, awaiting);
                 callers.admission().handshake_ended(source);
                 callers.pending().retain(|pending| pending.id != id);
                 // Thread stacks are kept for the next thread, with what the handshake left
@@ -145,21 +161,48 @@ impl Callers {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Makes room by closing the oldest connection (from `source`, if given) that has not yet
-    /// sent its first frame, if there is one: callers who connect and say nothing cannot keep
-    /// out one who talks, from anywhere or from the same address.
-    fn drop_a_silent_caller(&self, source: Option<Source>) -> bool {
+    /// Makes room by closing a stalled connection (from `source`, if given), if there is one:
+    /// the oldest that has not yet sent its first frame, else the one that has waited longest
+    /// for its next frame after the server's answer, if longer than
+    /// [`SILENCE_AFTER_HELLO_GRACE`]. Callers that say nothing, or say hello and then nothing,
+    /// cannot keep out one who talks, from anywhere or from the same address. A caller whose
+    /// last frame is whole (its ClientFinished is being checked) is never closed.
+    fn drop_a_stalled_caller(&self, source: Option<Source>) -> bool {
+        let now = Instant::now();
         let mut pending = self.pending();
-        let silent = pending.iter().position(|pending| {
-            !pending.spoke.load(Ordering::SeqCst) && source.is_none_or(|s| s == pending.source)
-        });
-        match silent {
-            Some(index) => {
-                let _ = pending.remove(index).stream.shutdown(Shutdown::Both);
-                true
-            }
-            None => false,
+        let awaiting = |pending: &Pending| {
+            *pending
+                .awaiting
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+        };
+        let from_source = |pending: &&Pending| source.is_none_or(|s| s == pending.source);
+        let silent = pending
+            .iter()
+            .filter(from_source)
+            .find(|pending| awaiting(pending) == Awaiting::FirstFrame);
+        let stalled = || {
+            pending
+                .iter()
+                .filter(from_source)
+                .filter_map(|pending| match awaiting(pending) {
+                    Awaiting::NextFrame(since)
+                        if now.saturating_duration_since(since) > SILENCE_AFTER_HELLO_GRACE =>
+                    {
+                        Some((since, pending))
+                    }
+                    _ => None,
+                })
+                .min_by_key(|(since, _)| *since)
+                .map(|(_, pending)| pending)
+        };
+        let Some(id) = silent.or_else(stalled).map(|pending| pending.id) else {
+            return false;
+        };
+        if let Some(index) = pending.iter().position(|pending| pending.id == id) {
+            let _ = pending.remove(index).stream.shutdown(Shutdown::Both);
         }
+        true
     }
 
     /// One caller's handshake, to its outcome.
@@ -169,7 +212,7 @@ impl Callers {
         stream: &TcpStream,
         peer: SocketAddr,
         source: Source,
-        spoke: Arc<AtomicBool>,
+        awaiting: Arc<Mutex<Awaiting>>,
     ) {
         let (mut reader, mut writer) = match net::halves(stream, self.timeout) {
             Ok(halves) => halves,
@@ -179,7 +222,7 @@ impl Callers {
                 return;
             }
         };
-        reader.first_frame_within(FIRST_FRAME_WAIT.min(self.timeout), spoke);
+        reader.frames_within(FIRST_FRAME_WAIT, SILENCE_AFTER_HELLO_WAIT, awaiting);
         let mut inbox = conversation::new_inbox();
         // Taken just before the derivation and held until its outcome is recorded below.
         let mut deriving: Option<MutexGuard<'_, ()>> = None;
