@@ -1,9 +1,10 @@
 //! The server stays available to the person it waits for. Each attack of the availability issue
 //! runs against the real binary over loopback, the attackers on loopback addresses of their own
 //! (127.0.0.2 and up) so that per-source rules are exercised, the real client from 127.0.0.1:
-//! junk alerts and replayed hellos, floods of hellos that hang up, silent callers, a retry after
-//! a wrong password, real password guessing (still slowed), floods of refused callers (log
-//! lines stay few), and hundreds of garbage connections (memory and threads stay flat).
+//! junk alerts and replayed hellos, floods of hellos that hang up, silent callers, callers
+//! silent after their hello, a retry after a wrong password, real password guessing (still
+//! slowed), floods of refused callers (log lines stay few), and hundreds of garbage connections
+//! (memory and threads stay flat).
 //!
 //! `docs/SECURITY.md` records the figures of one run.
 
