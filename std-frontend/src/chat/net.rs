@@ -294,6 +294,12 @@ impl TcpReader {
         frames.set(Awaiting::NextFrame(Instant::now()));
         let wait = frames.next_wait;
         self.wait_for_frame(wait, "the caller did not go on with its handshake");
+        // When the whole handshake's deadline is no later, it is the one that is reported.
+        if let (Some(frames), Some((whole, _))) = (self.frames.as_mut(), self.deadline) {
+            if frames.deadline.as_ref().is_some_and(|(at, _)| *at >= whole) {
+                frames.deadline = None;
+            }
+        }
     }
 
     /// The peer's last handshake frame is whole: only the handshake's deadline is left.
