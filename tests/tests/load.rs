@@ -208,8 +208,8 @@ fn wait_cpu_quiet(pid: u32, quiet: Duration) -> Usage {
 
 /// Server CPU allowed per stranger, on average, in the two tests below. Protocol 2 makes a
 /// server spend, per caller that says hello, one hash-to-curve and one scalar multiplication
-/// (about 50 µs, docs/PERFORMANCE.md; docs/PROTOCOL.md section 9) plus a thread, a few frames and a log line;
-/// a refused caller costs less still. A protocol-1 PBKDF2 at the default work factor cost the
+/// (about 50 µs, docs/PERFORMANCE.md; docs/PROTOCOL.md section 9) plus a thread, a few frames
+/// and a log line; a refused caller costs less still. A protocol-1 PBKDF2 at the default work factor cost the
 /// server about 100 ms (10 ticks). The bound sits between the two, a factor of about 20 from
 /// each: averaged over hundreds or thousands of callers (so the 10 ms tick of `/proc` does not
 /// matter) and measured in CPU time, not wall time (so a busy machine does not inflate it), it
