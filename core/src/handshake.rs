@@ -600,7 +600,7 @@ impl<'a> Handshake<'a> {
                 // Once only: a retry after `BufferTooSmall` reuses the run (the seed is spent).
                 if role == Role::Server && self.cpace.is_none() {
                     // The server's only public-key work before the caller proves anything: one
-                    // hash-to-curve and one scalar multiplication (~0.15 ms on a desktop).
+                    // hash-to-curve and one scalar multiplication (~50 µs on a desktop).
                     self.cpace = Some(self.start_cpace(cpace::Role::Initiator)?);
                 }
                 let len = self.hello_body(role, &mut body);

@@ -375,15 +375,9 @@ impl fmt::Display for KeyFileError {
     }
 }
 
-impl std::error::Error for KeyFileError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.problem {
-            KeyFileProblem::Unreadable(err) => Some(err),
-            KeyFileProblem::NotAKey(err) => Some(err),
-            _ => None,
-        }
-    }
-}
+/// No `source()`: the message already ends with the cause (the I/O error or the key's problem),
+/// and an error reporter that also walked the source chain would print it twice.
+impl std::error::Error for KeyFileError {}
 
 /// Secret bytes (a plaintext) that are wiped when dropped. Every byte of the allocation is
 /// initialised, and growing copies into a new allocation and wipes the old one, so no copy is

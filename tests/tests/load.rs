@@ -208,13 +208,13 @@ fn wait_cpu_quiet(pid: u32, quiet: Duration) -> Usage {
 
 /// Server CPU allowed per stranger, on average, in the two tests below. Protocol 2 makes a
 /// server spend, per caller that says hello, one hash-to-curve and one scalar multiplication
-/// (about 0.15 ms; docs/PROTOCOL.md section 9) plus a thread, a few frames and a log line;
-/// a refused caller costs less still. A protocol-1 PBKDF2 at the default work factor cost the
+/// (about 50 µs, docs/PERFORMANCE.md; docs/PROTOCOL.md section 9) plus a thread, a few frames
+/// and a log line; a refused caller costs less still. A protocol-1 PBKDF2 at the default work factor cost the
 /// server about 100 ms (10 ticks). The bound sits between the two, a factor of about 20 from
 /// each: averaged over hundreds or thousands of callers (so the 10 ms tick of `/proc` does not
 /// matter) and measured in CPU time, not wall time (so a busy machine does not inflate it), it
 /// fails only if the server does work of a password-stretching KDF's order per stranger. It
-/// cannot see one protocol-2 derivation (about 0.07 ms); the counts in the tests do that.
+/// cannot see one protocol-2 derivation (about 50 µs); the counts in the tests do that.
 const CPU_PER_STRANGER: Duration = Duration::from_millis(5);
 
 /// CPU ticks of `/proc/<pid>/stat` as time.
