@@ -8,7 +8,7 @@ of the CFRG draft, not aeschat). Slow and not constant-time: a test peer, never 
 
     protocol_peer.py --role client|server --mode password|key --secret-file F
                      (--connect HOST:PORT | --listen HOST:PORT)
-                     [--send TEXT ...] [--expect TEXT ...] [--linger] [--max-message-len N]
+                     [--send TEXT ...] [--expect TEXT ...] [--linger] [--max-message-len N] [--no-clock]
 
 Sends each --send text, prints each received text as a line on stdout, then closes (§5.4): at
 once once every --expect text has arrived, or with --linger only after the peer's close. Exit 0
@@ -30,6 +30,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "vectors" / "sessions"))
 import cpace_ristretto as cpace  # noqa: E402  (the draft's primitives, by path)
 
@@ -108,9 +109,16 @@ def alert_failure(body, accepted):
 
 # ---- §3: handshake messages ----------------------------------------------------------------
 
+NO_CLOCK = False  # --no-clock: time 0 in the hello and in every token (§3.1, §5.2, §10)
+
+
+def now():
+    return 0 if NO_CLOCK else int(time.time())
+
+
 def hello_body(mode, nonce, max_message_len):
     # §3.1: magic, version, mode, nonce, time (u64 Unix seconds), max_message_len (u32).
-    return MAGIC + bytes([VERSION, mode]) + nonce + struct.pack(">QI", int(time.time()), max_message_len)
+    return MAGIC + bytes([VERSION, mode]) + nonce + struct.pack(">QI", now(), max_message_len)
 
 
 def check_hello(kind, body, expected_kind, own_mode, accepted_alerts):
@@ -230,7 +238,7 @@ def seal(write_key, plaintext):
     padder = padding.PKCS7(128).padder()
     padded = padder.update(plaintext) + padder.finalize()
     encryptor = Cipher(algorithms.AES(encryption_key), modes.CBC(iv)).encryptor()
-    raw = b"\x80" + struct.pack(">Q", int(time.time())) + iv + encryptor.update(padded) + encryptor.finalize()
+    raw = b"\x80" + struct.pack(">Q", now()) + iv + encryptor.update(padded) + encryptor.finalize()
     return base64.urlsafe_b64encode(raw + hmac.digest(signing_key, raw, "sha256"))
 
 
@@ -373,8 +381,11 @@ def main():
     parser.add_argument("--expect", action="append", default=[], metavar="TEXT")
     parser.add_argument("--linger", action="store_true", help="close only after the peer's close")
     parser.add_argument("--max-message-len", type=int, default=65536)
+    parser.add_argument("--no-clock", action="store_true", help="send time 0, as a board without a clock")
     parser.add_argument("--timeout", type=float, default=60)
     args = parser.parse_args()
+    global NO_CLOCK
+    NO_CLOCK = args.no_clock
     try:
         chat(args)
     except Failure as failure:

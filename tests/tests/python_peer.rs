@@ -378,3 +378,53 @@ fn a_python_server_with_a_key_refuses_an_aeschat_client_with_a_password_by_alert
         python.transcript()
     );
 }
+
+#[test]
+fn a_python_client_without_a_clock_sends_an_empty_text_and_the_aeschat_server_closes_first() {
+    if !python_ready() {
+        return;
+    }
+    let files = Files::new("pypeer-no-clock");
+    let (mut server, address) = start_server(&files, &["--once"]);
+    // Time 0 in the hello and in every token (sections 3.1, 5.2 and 10), an empty text
+    // (section 5.1), and the binary's close first, answered by the lingering Python side.
+    let mut python = python_peer(
+        "python client",
+        &[
+            "--role",
+            "client",
+            "--mode",
+            "password",
+            "--secret-file",
+            &files.password_file,
+            "--connect",
+            &address,
+            "--no-clock",
+            "--linger",
+            "--send",
+            "",
+            "--send",
+            "after an empty text",
+            "--expect",
+            "seen",
+        ],
+    );
+    server.wait_stdout_line("[Client]: after an empty text");
+    server.type_line("seen");
+    server.close_stdin();
+    server.assert_exit(0);
+    python.assert_exit(0);
+    assert_eq!(
+        server.stdout_text(),
+        "[Client]: \n[Client]: after an empty text\n",
+        "{}",
+        server.transcript()
+    );
+    assert_eq!(received_lines(&python), ["seen"], "{}", python.transcript());
+    // With no clock on one side there is no offset to warn about.
+    assert!(
+        !server.stderr_text().contains("clock"),
+        "{}",
+        server.transcript()
+    );
+}
