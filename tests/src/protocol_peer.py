@@ -309,12 +309,14 @@ class Session:
 # ---- the program ---------------------------------------------------------------------------
 
 def read_secret(mode, path):
-    """§4.2: a password file's first line without its ending; a key file's 44-character key."""
-    first_line = Path(path).read_bytes().split(b"\n")[0].removesuffix(b"\r")
+    """§4.2: a password file's first line without its ending; a key file's 44-character key and
+    at most one line ending, PRS being the 32 bytes it decodes to."""
+    data = Path(path).read_bytes()
     if mode == "password":
-        return first_line
-    key = base64.urlsafe_b64decode(first_line)
-    if len(first_line) != 44 or len(key) != 32:
+        return data.split(b"\n")[0].removesuffix(b"\r")
+    text = data.removesuffix(b"\n").removesuffix(b"\r") if data.endswith(b"\n") else data
+    key = base64.urlsafe_b64decode(text) if len(text) == 44 else b""
+    if len(key) != 32:
         raise SystemExit("protocol_peer: the key file does not hold a 44-character Fernet key")
     return key
 
