@@ -247,13 +247,17 @@ impl Alert {
     }
 
     /// The error a handshake reports when it receives an alert body from a peer in the role
-    /// `from`. An alert that role never sends is a stranger's or a forger's, and is only
-    /// [`Error::PeerAborted`]: above all, no alert reaching a server before it has checked a
-    /// ClientFinished can pass for a failed password (a server that counted failures would
-    /// otherwise be stopped by anyone able to reach it).
-    pub(crate) fn received(body: &[u8], from: Role) -> Error {
+    /// `from`; `proof_sent` says whether this side has already sent its key confirmation (the
+    /// client's flight). An alert that role never sends at this point is a stranger's or a
+    /// forger's, and is only [`Error::PeerAborted`]: no alert reaching a server before it has
+    /// checked a ClientFinished can pass for a failed password (a server that counted failures
+    /// would otherwise be stopped by anyone able to reach it), and no alert 1 reaching a client
+    /// before it has sent its ClientFinished can pass for a wrong password either (nothing
+    /// derived from it had been sent, so nothing was tested: a forger, or a relay, would
+    /// otherwise make a person believe their password or code was wrong).
+    pub(crate) fn received(body: &[u8], from: Role, proof_sent: bool) -> Error {
         match (body, from) {
-            ([1], Role::Server) => Error::AuthenticationFailed,
+            ([1], Role::Server) if proof_sent => Error::AuthenticationFailed,
             ([2], _) => Error::VersionRefused,
             ([3], _) => Error::ModeMismatch,
             ([5], Role::Server) => Error::PeerBusy,
@@ -664,7 +668,10 @@ impl<'a> Handshake<'a> {
                 Role::Client => Role::Server,
                 Role::Server => Role::Client,
             };
-            return Err(Alert::received(frame.body, from));
+            // A client awaiting the ServerFinished has sent its ClientFinished (for a server the
+            // flag does not matter: no alert from a client counts as a failed password).
+            let proof_sent = self.state == HandshakeState::AwaitFinished;
+            return Err(Alert::received(frame.body, from, proof_sent));
         }
         if frame.kind != expected {
             return Err(Error::UnexpectedMessage);

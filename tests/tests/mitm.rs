@@ -504,7 +504,9 @@ impl Scenario {
             // The client confirms the forged hello's keys, which the server refuses; the real
             // hello then reaches the client where ServerFinished should be.
             (Hello, false, Inject) => (Unexpected, AuthFailed),
-            (Hello, false, InjectAlert) => (AuthFailed, Interrupted),
+            // Alert 1 before the ServerHello: the client has sent nothing derived from the
+            // password, so it is no failed password either, only an abort.
+            (Hello, false, InjectAlert) => (PeerAborted, Interrupted),
             // The server's first record arrives where ServerFinished should.
             (Finished, false, Drop) => (Unexpected, Unexpected),
             (Finished, false, Duplicate) => (Unexpected, Truncated),

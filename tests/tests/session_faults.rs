@@ -960,11 +960,14 @@ fn a_handshake_message_inside_the_session_is_unexpected() {
 // ---------------------------------------------------------------------------------------------
 // Alerts.
 
-/// What a handshake on `side` reports for an alert with `body`: an alert is believed only from
-/// the role that sends it (docs/PROTOCOL.md 7.1); anything else is the peer aborting.
-fn expected_alert_error(side: Side, body: &[u8]) -> Error {
+/// What a handshake on `side`, waiting in `state`, reports for an alert with `body`: an alert is
+/// believed only from the role that sends it, and alert 1 only once the client has sent its
+/// ClientFinished (docs/PROTOCOL.md 7.1); anything else is the peer aborting.
+fn expected_alert_error(side: Side, state: HandshakeState, body: &[u8]) -> Error {
     match (side, body) {
-        (Side::Client, [1]) => Error::AuthenticationFailed,
+        (Side::Client, [1]) if state == HandshakeState::AwaitFinished => {
+            Error::AuthenticationFailed
+        }
         (_, [2]) => Error::VersionRefused,
         (_, [3]) => Error::ModeMismatch,
         // 4 is reserved (protocol 1's iteration refusal): PeerAborted from either role, as 0 is.
@@ -1000,7 +1003,7 @@ fn each_alert_is_believed_only_from_the_role_that_sends_it_in_every_waiting_stat
             let mut handshake = advanced_to(side, state, secret);
             assert_eq!(
                 read_message(&mut handshake, &frame_bytes(6, body)),
-                Err(expected_alert_error(side, body)),
+                Err(expected_alert_error(side, state, body)),
                 "alert {body:?} to {} in {state:?}",
                 side.name()
             );
@@ -1065,12 +1068,12 @@ fn the_engine_believes_each_alert_only_from_the_role_that_sends_it_and_never_ans
             // Failed at once: no alert (nor anything else) is transmitted in answer.
             assert_eq!(
                 step.action,
-                Action::Failed(expected_alert_error(side, body)),
+                Action::Failed(expected_alert_error(side, state, body)),
                 "{case}"
             );
             assert_eq!(
                 engine.poll(&mut []).action,
-                Action::Failed(expected_alert_error(side, body)),
+                Action::Failed(expected_alert_error(side, state, body)),
                 "{case}: the failure stays the answer"
             );
             assert!(!engine.is_established(), "{case}");
