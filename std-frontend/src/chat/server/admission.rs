@@ -9,7 +9,7 @@
 //!   caller's confirmation: the step that tests a password guess) happen only once a caller has
 //!   sent its ClientShare and ClientFinished, one at a time, and never while a conversation is
 //!   in progress. The server's other CPace work per caller, one hash-to-curve and one scalar
-//!   multiplication for its ServerHello (about 0.15 ms), comes before any of these rules and
+//!   multiplication for its ServerHello (about 50 µs), comes before any of these rules and
 //!   is bounded by the connection limits above.
 //! - **Guesses** are only failed authentications: the server itself checked a ClientFinished
 //!   and found it wrong. Each one makes its source wait (doubling, capped), and all sources
