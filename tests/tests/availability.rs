@@ -415,7 +415,6 @@ fn renew_places_with_fresh_hellos(
 /// of the eight addresses is made to wait once it has abandoned more handshakes than an honest
 /// client ever does, and the real client, retrying as it is told, gets in within seconds.
 #[test]
-#[ignore = "the open weakness of docs/SECURITY.md: places renewed faster than the grace keep the real client out"]
 fn callers_that_renew_their_hello_faster_than_the_grace_cannot_keep_the_real_client_out() {
     let _exclusive = exclusive();
     let files = Files::new("avail-renewing");

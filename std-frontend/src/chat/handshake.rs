@@ -5,7 +5,9 @@ use std::io::{Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aeschat_core::fernet::IvPool;
-use aeschat_core::session::{Action, Config, Engine, Error, Receiver, Role, Sender, SessionError};
+use aeschat_core::session::{
+    Action, Config, Engine, Error, FrameKind, Receiver, Role, Sender, SessionError,
+};
 
 use super::allocations;
 use super::conversation::Inbox;
@@ -43,8 +45,10 @@ pub(super) fn establish(
                 // A server transmits only in answer to a frame of the caller's, which has been
                 // taken: the caller's next one is due from now. Said before the write, so that
                 // the caller's wait is counted from before it can see the answer (else a flood
-                // of new callers could evict it as silent in between).
-                if role == Role::Server {
+                // of new callers could evict it as silent in between). An alert ends the
+                // handshake: no next frame is due, and a caller answered only by an alert has
+                // not been given the server's CPace share (its handshake is not abandoned).
+                if role == Role::Server && bytes.first() != Some(&(FrameKind::Alert as u8)) {
                     reader.frame_answered();
                 }
                 writer

@@ -15,6 +15,14 @@
 //!   and found it wrong. Each one makes its source wait (doubling, capped), and all sources
 //!   together get a fixed number per window. An alert, junk, a hang-up or a timeout is no guess.
 //!   In key-file mode there is nothing to guess, so there is no waiting at all.
+//! - **Abandoned handshakes** are those that got the server's ServerHello (its CPace share)
+//!   and ended before a whole ClientFinished came: the caller hung up, stalled until it was
+//!   dropped or its place was given to a newcomer, or sent junk. A source that abandons more
+//!   than a few within a minute is made to wait before it may start another (doubling, capped),
+//!   so that callers from a few addresses cannot keep every place fresh by renewing their
+//!   hellos faster than the grace after the hello, and cannot make the server compute shares
+//!   for them without end. Refusals, completed handshakes and failed authentications (guesses,
+//!   which have their own waits) are not abandoned. This applies in key-file mode too.
 //!
 //! Pure bookkeeping: every call takes `now`, nothing here sleeps, reads a clock or touches a
 //! socket, so the rules are tested directly.
@@ -35,7 +43,27 @@ pub(super) const GLOBAL_GUESSES: usize = 20;
 pub(super) const GUESS_WINDOW: Duration = Duration::from_secs(600);
 /// A source with no failure for this long starts afresh.
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
-/// Sources whose failures are remembered; beyond this the stalest is forgotten first, so a
+/// Handshakes a source may abandon within [`ABANDON_WINDOW`] before it must wait: the attack
+/// of callers that renew their places with fresh hellos, faster than the grace after the hello
+/// (callers.rs), to keep every place fresh. Keeping all sixteen places fresh takes at least
+/// eight abandoned handshakes a second; an honest client abandons one only when its connection
+/// dies in the one round trip between the ServerHello and its ClientFinished, and a very flaky
+/// mobile link a few times a minute at worst.
+pub(super) const ABANDON_ALLOWANCE: u32 = 10;
+/// The window of [`ABANDON_ALLOWANCE`], from the first abandoned handshake in it.
+pub(super) const ABANDON_WINDOW: Duration = Duration::from_secs(60);
+/// The first wait of a source that abandoned more than [`ABANDON_ALLOWANCE`] handshakes within
+/// [`ABANDON_WINDOW`]; each further time doubles it, up to [`MAX_ABANDON_WAIT`]. Long against
+/// the few seconds the attack needs from an address to spend its allowance, so that each
+/// address holds places for a few seconds in every half minute, then every five minutes: the
+/// attack then needs some 250 addresses rather than 8 (see docs/SECURITY.md).
+pub(super) const ABANDON_WAIT: Duration = Duration::from_secs(30);
+/// The longest wait for abandoned handshakes.
+pub(super) const MAX_ABANDON_WAIT: Duration = Duration::from_secs(300);
+/// A source that abandoned no handshake for this long starts again from [`ABANDON_WAIT`]:
+/// longer than [`MAX_ABANDON_WAIT`], so that waiting out the longest wait is not enough.
+const ABANDON_FORGET_AFTER: Duration = Duration::from_secs(600);
+/// Sources whose failures and abandoned handshakes are remembered; beyond this the stalest is forgotten first, so a
 /// flood of addresses cannot make the table grow without bound.
 const MAX_REMEMBERED: usize = 4096;
 
@@ -72,6 +100,8 @@ pub(super) enum Refusal {
     Busy,
     /// This source failed to authenticate and must wait.
     CoolingDown { left: Duration },
+    /// This source abandoned too many handshakes lately and must wait.
+    Abandoning { left: Duration },
     /// All sources together have failed too often lately.
     TooManyGuesses { left: Duration },
     /// This source already has its handshakes in progress.
@@ -85,7 +115,9 @@ impl Refusal {
     pub(super) fn retry_after(self) -> Option<Duration> {
         match self {
             Refusal::Busy => None,
-            Refusal::CoolingDown { left } | Refusal::TooManyGuesses { left } => Some(left),
+            Refusal::CoolingDown { left }
+            | Refusal::Abandoning { left }
+            | Refusal::TooManyGuesses { left } => Some(left),
             Refusal::TooManyFromSource | Refusal::TooManyAtOnce => Some(Duration::from_secs(1)),
         }
     }
@@ -95,6 +127,7 @@ impl Refusal {
         match self {
             Refusal::Busy => "busy with another conversation",
             Refusal::CoolingDown { .. } => "waiting after a failed authentication from there",
+            Refusal::Abandoning { .. } => "waiting after too many abandoned handshakes from there",
             Refusal::TooManyGuesses { .. } => "too many failed authentications lately",
             Refusal::TooManyFromSource => "too many connections from there at once",
             Refusal::TooManyAtOnce => "too many handshakes at once",
@@ -120,11 +153,37 @@ pub(super) struct Rules {
     pub(super) throttle_guesses: bool,
 }
 
+/// What is remembered of one source: its failed authentications and abandoned handshakes.
 #[derive(Debug)]
 struct SourceRecord {
     failures: u32,
     last_failure: Instant,
     blocked_until: Instant,
+    /// Abandoned handshakes in the window that began at `abandon_window_start`.
+    abandoned: u32,
+    abandon_window_start: Instant,
+    last_abandon: Instant,
+    /// Times this source was made to wait for abandoned handshakes (each doubles the next).
+    abandon_waits: u32,
+    abandon_blocked_until: Instant,
+    /// The last failure or abandoned handshake: the stalest record is forgotten first.
+    last_seen: Instant,
+}
+
+impl SourceRecord {
+    fn new(now: Instant) -> SourceRecord {
+        SourceRecord {
+            failures: 0,
+            last_failure: now,
+            blocked_until: now,
+            abandoned: 0,
+            abandon_window_start: now,
+            last_abandon: now,
+            abandon_waits: 0,
+            abandon_blocked_until: now,
+            last_seen: now,
+        }
+    }
 }
 
 /// The server's admission state: one per server, behind a lock.
@@ -157,6 +216,15 @@ impl Admission {
     /// been done, and a refused caller costs only the refusal.
     pub(super) fn connect(&mut self, source: Source, now: Instant) -> Result<(), Refusal> {
         self.check_waits(source, now)?;
+        // Only here, not before a derivation: a caller that has sent its ClientFinished is not
+        // abandoning its handshake.
+        if let Some(record) = self.records.get(&source) {
+            if record.abandon_blocked_until > now {
+                return Err(Refusal::Abandoning {
+                    left: record.abandon_blocked_until - now,
+                });
+            }
+        }
         let from_source = self.handshakes.get(&source).copied().unwrap_or(0);
         if from_source >= MAX_HANDSHAKES_PER_SOURCE {
             return Err(Refusal::TooManyFromSource);
@@ -242,21 +310,16 @@ impl Admission {
         }
         self.recent_failures.retain(|&at| at + GUESS_WINDOW > now);
         self.recent_failures.push(now);
-        self.forget_stale(now);
-        let record = self.records.entry(source).or_insert(SourceRecord {
-            failures: 0,
-            last_failure: now,
-            blocked_until: now,
-        });
+        let fail_delay = self.rules.fail_delay;
+        let record = self.record(source, now);
         if now.duration_since(record.last_failure) > FORGET_AFTER {
             record.failures = 0;
         }
         record.failures = record.failures.saturating_add(1);
         record.last_failure = now;
+        record.last_seen = now;
         let doublings = (record.failures - 1).min(20);
-        let delay = self
-            .rules
-            .fail_delay
+        let delay = fail_delay
             .saturating_mul(1 << doublings)
             .min(MAX_FAIL_DELAY);
         record.blocked_until = now + delay;
@@ -266,16 +329,60 @@ impl Admission {
         }
     }
 
-    /// Keeps the table of sources bounded: sources quiet for an hour go, and beyond
-    /// [`MAX_REMEMBERED`] the one whose last failure is oldest.
-    fn forget_stale(&mut self, now: Instant) {
+    /// A handshake from `source` that got the server's ServerHello ended before a whole
+    /// ClientFinished came (see the module's documentation). Returns the wait this source is
+    /// now given, if this one was past its allowance.
+    pub(super) fn abandoned(&mut self, source: Source, now: Instant) -> Option<Duration> {
+        let record = self.record(source, now);
+        if now.duration_since(record.last_abandon) > ABANDON_FORGET_AFTER {
+            record.abandon_waits = 0;
+        }
+        if now.duration_since(record.abandon_window_start) >= ABANDON_WINDOW {
+            record.abandoned = 0;
+            record.abandon_window_start = now;
+        }
+        record.abandoned = record.abandoned.saturating_add(1);
+        record.last_abandon = now;
+        record.last_seen = now;
+        if record.abandoned <= ABANDON_ALLOWANCE {
+            return None;
+        }
+        let wait = ABANDON_WAIT
+            .saturating_mul(1 << record.abandon_waits.min(20))
+            .min(MAX_ABANDON_WAIT);
+        record.abandon_waits = record.abandon_waits.saturating_add(1);
+        // The allowance starts afresh after the wait (the handshakes still in progress when
+        // the wait began count against it).
+        record.abandoned = 0;
+        record.abandon_window_start = now;
+        record.abandon_blocked_until = now + wait;
+        Some(wait)
+    }
+
+    /// The record of `source`, made if there is none (forgetting others first if the table is
+    /// full).
+    fn record(&mut self, source: Source, now: Instant) -> &mut SourceRecord {
+        if !self.records.contains_key(&source) {
+            self.forget_stale(now);
+        }
         self.records
-            .retain(|_, record| now.duration_since(record.last_failure) <= FORGET_AFTER);
+            .entry(source)
+            .or_insert_with(|| SourceRecord::new(now))
+    }
+
+    /// Keeps the table of sources bounded: when it is full, sources quiet for an hour go, and
+    /// then, while it is still full, the one heard from least recently.
+    fn forget_stale(&mut self, now: Instant) {
+        if self.records.len() < MAX_REMEMBERED {
+            return;
+        }
+        self.records
+            .retain(|_, record| now.duration_since(record.last_seen) <= FORGET_AFTER);
         while self.records.len() >= MAX_REMEMBERED {
             let stalest = self
                 .records
                 .iter()
-                .min_by_key(|(_, record)| record.last_failure)
+                .min_by_key(|(_, record)| record.last_seen)
                 .map(|(source, _)| *source);
             match stalest {
                 Some(source) => self.records.remove(&source),
@@ -403,6 +510,119 @@ mod tests {
         for n in 0..(MAX_REMEMBERED as u32 + 100) {
             let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n));
             admission.failed(Source::of(ip), now);
+        }
+        assert!(admission.records.len() <= MAX_REMEMBERED);
+    }
+
+    /// Abandons `count` handshakes from `source` at `now`; the waits (in seconds) they brought.
+    fn abandon(admission: &mut Admission, source: Source, count: u32, now: Instant) -> Vec<u64> {
+        (0..count)
+            .filter_map(|_| admission.abandoned(source, now))
+            .map(|wait| wait.as_secs())
+            .collect()
+    }
+
+    #[test]
+    fn a_source_may_abandon_a_few_handshakes_then_waits_and_others_do_not() {
+        let mut admission = passwords();
+        let now = Instant::now();
+        assert!(abandon(&mut admission, source(2), ABANDON_ALLOWANCE, now).is_empty());
+        assert_eq!(admission.connect(source(2), now), Ok(()));
+        admission.handshake_ended(source(2));
+        assert_eq!(admission.abandoned(source(2), now), Some(ABANDON_WAIT));
+        assert_eq!(
+            admission.connect(source(2), now),
+            Err(Refusal::Abandoning { left: ABANDON_WAIT })
+        );
+        assert_eq!(
+            Refusal::Abandoning { left: ABANDON_WAIT }.retry_after(),
+            Some(ABANDON_WAIT)
+        );
+        // A caller from there that already sent its ClientFinished is still checked.
+        assert_eq!(admission.derive(source(2), now), Ok(()));
+        // The real client's address, and any other, is not affected.
+        assert_eq!(admission.connect(source(1), now), Ok(()));
+        assert_eq!(admission.connect(source(3), now), Ok(()));
+        assert_eq!(admission.connect(source(2), now + ABANDON_WAIT), Ok(()));
+    }
+
+    #[test]
+    fn the_allowance_is_per_window() {
+        let mut admission = passwords();
+        let mut now = Instant::now();
+        for _ in 0..10 {
+            assert!(abandon(&mut admission, source(2), ABANDON_ALLOWANCE, now).is_empty());
+            now += ABANDON_WINDOW;
+        }
+        assert_eq!(admission.connect(source(2), now), Ok(()));
+    }
+
+    #[test]
+    fn each_wait_for_abandoned_handshakes_doubles_up_to_the_cap() {
+        let mut admission = passwords();
+        let mut now = Instant::now();
+        let mut waits = Vec::new();
+        for _ in 0..7 {
+            let cycle = abandon(&mut admission, source(2), ABANDON_ALLOWANCE + 1, now);
+            assert_eq!(cycle.len(), 1, "{cycle:?}");
+            waits.push(cycle[0]);
+            let wait = Duration::from_secs(cycle[0]);
+            assert_eq!(
+                admission.connect(source(2), now + wait - Duration::from_millis(1)),
+                Err(Refusal::Abandoning {
+                    left: Duration::from_millis(1)
+                })
+            );
+            now += wait;
+            assert_eq!(admission.connect(source(2), now), Ok(()));
+            admission.handshake_ended(source(2));
+        }
+        assert_eq!(waits, [30, 60, 120, 240, 300, 300, 300]);
+        assert_eq!(MAX_ABANDON_WAIT.as_secs(), 300);
+    }
+
+    #[test]
+    fn a_quiet_source_starts_again_from_the_first_wait() {
+        let mut admission = passwords();
+        let mut now = Instant::now();
+        for expected in [30, 60, 120] {
+            let cycle = abandon(&mut admission, source(2), ABANDON_ALLOWANCE + 1, now);
+            assert_eq!(cycle, [expected]);
+            now += Duration::from_secs(expected);
+        }
+        // Waiting out the wait is not enough to be forgotten...
+        let cycle = abandon(&mut admission, source(2), ABANDON_ALLOWANCE + 1, now);
+        assert_eq!(cycle, [240]);
+        // ...but a quiet period is.
+        now += Duration::from_secs(240) + ABANDON_FORGET_AFTER + Duration::from_secs(1);
+        let cycle = abandon(&mut admission, source(2), ABANDON_ALLOWANCE + 1, now);
+        assert_eq!(cycle, [30]);
+    }
+
+    #[test]
+    fn completed_handshakes_and_failed_guesses_are_not_abandoned() {
+        let mut admission = passwords();
+        let now = Instant::now();
+        // Failures have their own waits and do not spend the allowance.
+        for _ in 0..5 {
+            admission.failed(source(2), now);
+        }
+        assert!(abandon(&mut admission, source(2), ABANDON_ALLOWANCE, now).is_empty());
+        // A source that authenticates starts afresh: its abandoned handshakes are forgotten.
+        assert!(abandon(&mut admission, source(3), ABANDON_ALLOWANCE, now).is_empty());
+        admission.authenticated(source(3));
+        admission.conversation_ended();
+        assert!(abandon(&mut admission, source(3), ABANDON_ALLOWANCE, now).is_empty());
+        assert_eq!(admission.connect(source(3), now), Ok(()));
+    }
+
+    #[test]
+    fn abandoned_handshakes_from_a_flood_of_addresses_keep_the_table_bounded() {
+        let mut admission = passwords();
+        let now = Instant::now();
+        for n in 0..(MAX_REMEMBERED as u32 + 100) {
+            let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n));
+            admission.abandoned(Source::of(ip), now);
         }
         assert!(admission.records.len() <= MAX_REMEMBERED);
     }

@@ -21,7 +21,7 @@ use super::super::handshake::establish;
 use super::super::net::{self, Awaiting};
 use super::super::secret::SharedSecret;
 use super::super::{stack, terminal, Failure};
-use super::admission::{Admission, Refusal, Rules, Source};
+use super::admission::{Admission, Refusal, Rules, Source, ABANDON_ALLOWANCE, ABANDON_WINDOW};
 use super::log::CallerLog;
 use super::{Arrival, Established};
 
@@ -222,7 +222,11 @@ impl Callers {
                 return;
             }
         };
-        reader.frames_within(FIRST_FRAME_WAIT, SILENCE_AFTER_HELLO_WAIT, awaiting);
+        reader.frames_within(
+            FIRST_FRAME_WAIT,
+            SILENCE_AFTER_HELLO_WAIT,
+            Arc::clone(&awaiting),
+        );
         let mut inbox = conversation::new_inbox();
         // Taken just before the derivation and held until its outcome is recorded below.
         let mut deriving: Option<MutexGuard<'_, ()>> = None;
@@ -270,14 +274,33 @@ impl Callers {
             }
             Err(failure) => {
                 drop(deriving);
-                match refused {
-                    Some(refusal) => {
-                        self.log
-                            .record(source, &format!("Refused {peer}"), refusal.reason())
+                if let Some(refusal) = refused {
+                    self.log
+                        .record(source, &format!("Refused {peer}"), refusal.reason());
+                    return;
+                }
+                self.log
+                    .record(source, &format!("Dropped {peer}"), failure.message());
+                // Still waiting for the ClientFinished after the ServerHello: the caller hung
+                // up, stalled, was dropped to make room, or sent junk in its place.
+                let after_the_hello = matches!(
+                    *awaiting.lock().unwrap_or_else(|poison| poison.into_inner()),
+                    Awaiting::NextFrame(_)
+                );
+                if after_the_hello {
+                    let wait = self.admission().abandoned(source, Instant::now());
+                    if let Some(wait) = wait {
+                        self.log.record(
+                            source,
+                            &format!("Slowed {source}"),
+                            &format!(
+                                "more than {ABANDON_ALLOWANCE} handshakes abandoned after the \
+                                 hello within {}; it must wait {}",
+                                net::seconds(ABANDON_WINDOW),
+                                net::seconds(wait)
+                            ),
+                        );
                     }
-                    None => self
-                        .log
-                        .record(source, &format!("Dropped {peer}"), failure.message()),
                 }
             }
         }
