@@ -339,6 +339,26 @@ fn a_burst_of_callers_during_a_conversation_is_refused_at_once_and_costs_no_key_
 
 /// Strangers who say hello and go.
 const STRANGERS: usize = 1000;
+/// The loopback addresses they come from (127.0.1.1 and up), five each: a source that
+/// abandons more than ten handshakes after the hello within a minute is made to wait (the
+/// server's rule against callers that renew their places with fresh hellos), and this test
+/// measures what answered hellos cost, not that rule.
+const STRANGER_SOURCES: usize = 200;
+
+/// A TCP connection to `address` from the loopback address 127.0.1.`last`.
+fn connect_from_127_0_1(last: u8, address: &str) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let server: std::net::SocketAddr = address.parse().expect("a loopback address");
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("cannot make a socket");
+    let source = std::net::SocketAddr::from(([127, 0, 1, last], 0));
+    socket
+        .bind(&source.into())
+        .expect("cannot bind a loopback source address");
+    socket
+        .connect_timeout(&server.into(), PATIENCE)
+        .expect("cannot connect");
+    socket.into()
+}
 
 /// Parses one whole handshake frame of `bytes` for `handshake`.
 fn take_frame(handshake: &mut Handshake<'_>, bytes: &mut [u8]) -> Result<(), Error> {
@@ -352,7 +372,8 @@ fn take_frame(handshake: &mut Handshake<'_>, bytes: &mut [u8]) -> Result<(), Err
 /// ClientFinished (docs/PROTOCOL.md section 9); saying hello costs the server only its share.
 ///
 /// A held handshake has its ServerHello and waits. Then `STRANGERS` callers, one after the
-/// other, each send a ClientHello, get a ServerHello and hang up. What they cost the server is
+/// other (from `STRANGER_SOURCES` addresses), each send a ClientHello, get a ServerHello and
+/// hang up. What they cost the server is
 /// pinned three ways. By count, through `random_log`: each drew exactly one nonce and one
 /// scalar seed (64 bytes: one CPace run for its ServerHello, nothing else). None made the
 /// server report a failed authentication, which only a derivation (the ClientFinished check)
@@ -388,11 +409,12 @@ fn a_handshake_costs_the_server_no_key_derivation_until_the_client_has_finished(
         "the server's one handshake so far drew its nonce and scalar seed, nothing else"
     );
 
-    // The strangers, one at a time (a source has two handshake places, and the held one
-    // takes one): each waits for the server to end its connection before the next calls.
+    // The strangers, one at a time: each waits for the server to end its connection before
+    // the next calls.
     let started = Instant::now();
     for n in 0..STRANGERS {
-        let mut stranger = TcpStream::connect(&address).expect("cannot connect");
+        let last = 1 + (n % STRANGER_SOURCES) as u8;
+        let mut stranger = connect_from_127_0_1(last, &address);
         stranger
             .write_all(&client_hello())
             .expect("cannot send a hello");
