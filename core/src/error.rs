@@ -130,7 +130,8 @@ impl fmt::Display for Error {
             Error::RetryLater { seconds } => write!(
                 f,
                 "The server is not taking attempts from this address right now (a pause after \
-                 failed authentications, or too many at once): try again in {seconds} s."
+                 failed authentications or abandoned handshakes, or too many at once): try again \
+                 in {seconds} s."
             ),
             Error::PeerBusy => f.write_str(
                 "The server is busy with another conversation: try again when it is free.",

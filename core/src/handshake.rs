@@ -192,8 +192,8 @@ pub enum Alert {
     /// A malformed or unexpected message (code 6).
     UnexpectedMessage,
     /// The server takes no attempt from this caller for the next `seconds` (code 7, followed by
-    /// the seconds as a big-endian u16): a pause after failed authentications, or too many
-    /// attempts at once.
+    /// the seconds as a big-endian u16): a pause after failed authentications or abandoned
+    /// handshakes, or too many attempts at once.
     RetryLater {
         /// How long the caller should wait before trying again.
         seconds: u16,
