@@ -42,7 +42,9 @@ const SILENCE_AFTER_HELLO_WAIT: Duration = Duration::from_secs(5);
 /// hold every place, refilled as each is dropped, and the real client is refused as busy for as
 /// long as they keep it up. An honest client waits one round trip there (well under a second
 /// almost everywhere), so it is dropped for a newcomer only after two seconds without a word,
-/// and only while every place is taken.
+/// and only while every place is taken. Callers that hang up and say hello again more often
+/// than this, to keep their places fresh, abandon handshakes: `admission` makes their sources
+/// wait once they have abandoned more than a few.
 const SILENCE_AFTER_HELLO_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a refused connection is given to read its alert.
