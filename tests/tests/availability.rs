@@ -2,7 +2,7 @@
 //! runs against the real binary over loopback, the attackers on loopback addresses of their own
 //! (127.0.0.2 and up) so that per-source rules are exercised, the real client from 127.0.0.1:
 //! junk alerts and replayed hellos, floods of hellos that hang up, silent callers, callers
-//! silent after their hello, a retry after a wrong password, real password guessing (still
+//! silent after their hello, callers that renew their hello faster than the grace, a retry after a wrong password, real password guessing (still
 //! slowed), floods of refused callers (log lines stay few), and hundreds of garbage connections
 //! (memory and threads stay flat).
 //!
