@@ -56,15 +56,16 @@ pub(super) const ABANDON_WINDOW: Duration = Duration::from_secs(60);
 /// [`ABANDON_WINDOW`]; each further time doubles it, up to [`MAX_ABANDON_WAIT`]. Long against
 /// the few seconds the attack needs from an address to spend its allowance, so that each
 /// address holds places for a few seconds in every half minute, then every five minutes: the
-/// attack then needs some 250 addresses rather than 8 (see docs/SECURITY.md).
+/// attack then needs about 20 addresses for its first half-minute and on the order of 150 to
+/// keep it up, rather than 8 (see docs/SECURITY.md).
 pub(super) const ABANDON_WAIT: Duration = Duration::from_secs(30);
 /// The longest wait for abandoned handshakes.
 pub(super) const MAX_ABANDON_WAIT: Duration = Duration::from_secs(300);
 /// A source that abandoned no handshake for this long starts again from [`ABANDON_WAIT`]:
 /// longer than [`MAX_ABANDON_WAIT`], so that waiting out the longest wait is not enough.
 const ABANDON_FORGET_AFTER: Duration = Duration::from_secs(600);
-/// Sources whose failures and abandoned handshakes are remembered; beyond this the stalest is forgotten first, so a
-/// flood of addresses cannot make the table grow without bound.
+/// Sources whose failures and abandoned handshakes are remembered; beyond this the stalest is
+/// forgotten first, so a flood of addresses cannot make the table grow without bound.
 const MAX_REMEMBERED: usize = 4096;
 
 /// Where a connection comes from, as far as limits go: an IPv4 address, or an IPv6 /64 (one
