@@ -291,6 +291,32 @@ fn hold_places_after_the_hello(
         .collect()
 }
 
+/// The real client, retrying every second as it is told ("try again in 1 s"), until it gets in
+/// or `give_up` has passed since its first try. Returns it (connected) if it got in, how long
+/// it took, how many tries, and the refusals it was given.
+fn real_client_retrying(
+    files: &Files,
+    address: &str,
+    give_up: Duration,
+) -> (Option<Peer>, Duration, usize, Vec<String>) {
+    let started = Instant::now();
+    let mut attempts = 0;
+    let mut refusals = Vec::new();
+    let connected = loop {
+        attempts += 1;
+        let mut client = start_client(files, address);
+        match client.wait_exit_or_line("[+] Connected to the server") {
+            Err(_) => break Some(client),
+            Ok(_) => refusals.push(client.wait_error_line()),
+        }
+        if started.elapsed() > give_up {
+            break None;
+        }
+        thread::sleep(Duration::from_secs(1));
+    };
+    (connected, started.elapsed(), attempts, refusals)
+}
+
 /// The attack on the rule that only *silent* callers make room: callers that send a valid
 /// ClientHello are talking, so before the fix they were never dropped to make room; each got
 /// its ServerHello and then held its place until `--timeout` (30 s) in silence, and eight
@@ -313,23 +339,8 @@ fn callers_that_stall_after_the_hello_cannot_keep_the_real_client_out() {
         assert!(Instant::now() < deadline, "{}", server.transcript());
         thread::sleep(Duration::from_millis(10));
     }
-    let started = Instant::now();
-    let mut attempts = 0;
-    let mut refusals = Vec::new();
-    let connected = loop {
-        attempts += 1;
-        let mut client = start_client(&files, &address);
-        match client.wait_exit_or_line("[+] Connected to the server") {
-            Err(_) => break Some(client),
-            Ok(_) => refusals.push(client.wait_error_line()),
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            break None;
-        }
-        // As a person told "try again in 1 s" would.
-        thread::sleep(Duration::from_secs(1));
-    };
-    let waited = started.elapsed();
+    let (connected, waited, attempts, refusals) =
+        real_client_retrying(&files, &address, Duration::from_secs(10));
     stop.store(true, Ordering::SeqCst);
     let hellos: usize = attackers
         .into_iter()
@@ -408,12 +419,13 @@ fn renew_places_with_fresh_hellos(
         .collect()
 }
 
-/// The attack that outran the grace after the hello: sixteen callers from eight addresses that
-/// each renew their place with a fresh hello every 0.5 to 1 s, so no place is ever stalled for
-/// longer than the 2 s grace and none may be taken for a newcomer. Before the rule on abandoned
-/// handshakes, the real client was refused as busy for as long as the attack went on. Now each
-/// of the eight addresses is made to wait once it has abandoned more handshakes than an honest
-/// client ever does, and the real client, retrying as it is told, gets in within seconds.
+/// The attack that outran the grace after the hello: twenty-four callers, three from each of
+/// eight addresses, that renew their places with a fresh hello every 0.5 to 1 s, so no place
+/// is ever stalled for longer than the 2 s grace and none may be taken for a newcomer. Before
+/// the rule on abandoned handshakes, the real client was refused as busy for as long as the
+/// attack went on. Now each of the eight addresses is made to wait once it has abandoned more
+/// handshakes than an honest client ever does, and the real client, retrying as it is told,
+/// gets in within seconds.
 #[test]
 fn callers_that_renew_their_hello_faster_than_the_grace_cannot_keep_the_real_client_out() {
     let _exclusive = exclusive();
@@ -428,23 +440,8 @@ fn callers_that_renew_their_hello_faster_than_the_grace_cannot_keep_the_real_cli
         assert!(Instant::now() < deadline, "{}", server.transcript());
         thread::sleep(Duration::from_millis(5));
     }
-    let started = Instant::now();
-    let mut attempts = 0;
-    let mut refusals = Vec::new();
-    let connected = loop {
-        attempts += 1;
-        let mut client = start_client(&files, &address);
-        match client.wait_exit_or_line("[+] Connected to the server") {
-            Err(_) => break Some(client),
-            Ok(_) => refusals.push(client.wait_error_line()),
-        }
-        if started.elapsed() > Duration::from_secs(15) {
-            break None;
-        }
-        // As a person told "try again in 1 s" would.
-        thread::sleep(Duration::from_secs(1));
-    };
-    let waited = started.elapsed();
+    let (connected, waited, attempts, refusals) =
+        real_client_retrying(&files, &address, Duration::from_secs(15));
     stop.store(true, Ordering::SeqCst);
     let (hellos, refused) = attackers
         .into_iter()
