@@ -37,6 +37,38 @@ fn python_peer(name: &str, args: &[&str]) -> Peer {
     Peer::spawn_command(name, command)
 }
 
+/// The Python peer as a client of `address`, in `mode` ("password" or "key") with the secret in
+/// `secret_file`, plus `rest` (texts to send and expect, options).
+fn python_client(name: &str, mode: &str, secret_file: &str, address: &str, rest: &[&str]) -> Peer {
+    let mut args = vec![
+        "--role",
+        "client",
+        "--mode",
+        mode,
+        "--secret-file",
+        secret_file,
+    ];
+    args.extend_from_slice(&["--connect", address]);
+    args.extend_from_slice(rest);
+    python_peer(name, &args)
+}
+
+/// The Python peer as a server on a free loopback port (its `listening_address`), like
+/// [`python_client`] otherwise.
+fn python_server(name: &str, mode: &str, secret_file: &str, rest: &[&str]) -> Peer {
+    let mut args = vec![
+        "--role",
+        "server",
+        "--mode",
+        mode,
+        "--secret-file",
+        secret_file,
+    ];
+    args.extend_from_slice(&["--listen", "127.0.0.1:0"]);
+    args.extend_from_slice(rest);
+    python_peer(name, &args)
+}
+
 /// A key file from `aeschat genkey`, exactly as it writes it.
 fn genkey(files: &Files) -> String {
     files.dir.write("key", run(["genkey"], b"").success())
@@ -57,17 +89,12 @@ fn python_client_and_aeschat_server_chat_with_a_password_and_the_python_side_clo
     // The longest text the binary announces (65,536 bytes), in two-byte characters.
     let long_up = "é".repeat(MAX_MESSAGE_LEN / 2);
     let long_down = "x".repeat(MAX_MESSAGE_LEN);
-    let mut python = python_peer(
+    let mut python = python_client(
         "python client",
+        "password",
+        &files.password_file,
+        &address,
         &[
-            "--role",
-            "client",
-            "--mode",
-            "password",
-            "--secret-file",
-            &files.password_file,
-            "--connect",
-            &address,
             "--send",
             "héllo from Python, ünïcödé 🙂",
             "--send",
@@ -107,17 +134,11 @@ fn python_server_and_aeschat_client_chat_with_a_password_and_the_binary_closes()
     }
     let files = Files::new("pypeer-server-password");
     let long_up = "y".repeat(MAX_MESSAGE_LEN);
-    let mut python = python_peer(
+    let mut python = python_server(
         "python server",
+        "password",
+        &files.password_file,
         &[
-            "--role",
-            "server",
-            "--mode",
-            "password",
-            "--secret-file",
-            &files.password_file,
-            "--listen",
-            "127.0.0.1:0",
             "--linger",
             "--send",
             "welcome from the Python server ✓",
@@ -167,17 +188,12 @@ fn python_client_and_aeschat_server_chat_with_a_key_file() {
         &[],
     );
     let address = server.listening_address();
-    let mut python = python_peer(
+    let mut python = python_client(
         "python client",
+        "key",
+        &key,
+        &address,
         &[
-            "--role",
-            "client",
-            "--mode",
-            "key",
-            "--secret-file",
-            &key,
-            "--connect",
-            &address,
             "--send",
             "key mode from Python: Grüße 🔑",
             "--expect",
@@ -206,17 +222,11 @@ fn python_server_with_a_key_file_and_a_smaller_limit_is_obeyed_by_the_aeschat_cl
     // The Python side announces 1,000 bytes: the binary must send exactly that much, and
     // refuse one byte more locally (section 3.2), and the conversation goes on.
     let longest = "z".repeat(1000);
-    let mut python = python_peer(
+    let mut python = python_server(
         "python server",
+        "key",
+        &key,
         &[
-            "--role",
-            "server",
-            "--mode",
-            "key",
-            "--secret-file",
-            &key,
-            "--listen",
-            "127.0.0.1:0",
             "--max-message-len",
             "1000",
             "--linger",
@@ -262,20 +272,12 @@ fn a_wrong_password_from_a_python_client_fails_with_status_3_and_alert_1() {
     let files = Files::new("pypeer-wrong-client");
     let wrong = files.password("wrong", "otter pizza violet kettle brave dunes");
     let (mut server, address) = start_server(&files, &["--once"]);
-    let mut python = python_peer(
+    let mut python = python_client(
         "python client",
-        &[
-            "--role",
-            "client",
-            "--mode",
-            "password",
-            "--secret-file",
-            &wrong,
-            "--connect",
-            &address,
-            "--send",
-            "never sent",
-        ],
+        "password",
+        &wrong,
+        &address,
+        &["--send", "never sent"],
     );
     // The server detects it on the ClientFinished and sends alert 1 (sections 3.3, 7.1).
     server.assert_exit(3);
@@ -304,20 +306,11 @@ fn a_wrong_password_on_a_python_server_fails_the_aeschat_client_with_status_3() 
     }
     let files = Files::new("pypeer-wrong-server");
     let wrong = files.password("wrong", "otter pizza violet kettle brave dunes");
-    let mut python = python_peer(
+    let mut python = python_server(
         "python server",
-        &[
-            "--role",
-            "server",
-            "--mode",
-            "password",
-            "--secret-file",
-            &wrong,
-            "--listen",
-            "127.0.0.1:0",
-            "--send",
-            "never sent",
-        ],
+        "password",
+        &wrong,
+        &["--send", "never sent"],
     );
     let address = python.listening_address();
     let mut client = start_client_with("client", &address, &files.password_file, &[]);
@@ -348,19 +341,7 @@ fn a_python_server_with_a_key_refuses_an_aeschat_client_with_a_password_by_alert
     }
     let files = Files::new("pypeer-mode");
     let key = genkey(&files);
-    let mut python = python_peer(
-        "python server",
-        &[
-            "--role",
-            "server",
-            "--mode",
-            "key",
-            "--secret-file",
-            &key,
-            "--listen",
-            "127.0.0.1:0",
-        ],
-    );
+    let mut python = python_server("python server", "key", &key, &[]);
     let address = python.listening_address();
     let mut client = start_client_with("client", &address, &files.password_file, &[]);
     client.assert_exit(1);
@@ -388,17 +369,12 @@ fn a_python_client_without_a_clock_sends_an_empty_text_and_the_aeschat_server_cl
     let (mut server, address) = start_server(&files, &["--once"]);
     // Time 0 in the hello and in every token (sections 3.1, 5.2 and 10), an empty text
     // (section 5.1), and the binary's close first, answered by the lingering Python side.
-    let mut python = python_peer(
+    let mut python = python_client(
         "python client",
+        "password",
+        &files.password_file,
+        &address,
         &[
-            "--role",
-            "client",
-            "--mode",
-            "password",
-            "--secret-file",
-            &files.password_file,
-            "--connect",
-            &address,
             "--no-clock",
             "--linger",
             "--send",
