@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Code size of the no_std core, protocol 2 (this tree) against protocol 1 (a copy of `main`):
+# Code size of the no_std core, protocol 2 (this tree) against protocol 1 (a copy of 0854a3f):
 # the figures of docs/PERFORMANCE.md, section "Protocol 2 (issue 13)".
 #
 #  1. x86-64, as bench/run.sh measures it: nostd-check (release, panic = "abort") linked into
@@ -21,11 +21,11 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-p1="${P1_DIR:-$root/target/p1-main}"
+p1="${P1_DIR:-$root/target/p1}"
 if [[ -z "${P1_DIR:-}" ]]; then
     rm -rf "$p1"
     mkdir -p "$p1"
-    git -C "$root" archive "${P1_REF:-main}" | tar -x -C "$p1"
+    git -C "$root" archive "${P1_REF:-0854a3f}" | tar -x -C "$p1"
 fi
 out="$root/target/code-size"
 mkdir -p "$out"
@@ -53,7 +53,7 @@ EOF
 text() { size "$1" | awk 'NR == 2 { print $1 }'; }
 
 for tree in "$root" "$p1"; do
-    name=$([[ "$tree" == "$root" ]] && echo "protocol 2 (this tree)" || echo "protocol 1 (main)")
+    name=$([[ "$tree" == "$root" ]] && echo "protocol 2 (this tree)" || echo "protocol 1 (0854a3f)")
     tag=$([[ "$tree" == "$root" ]] && echo p2 || echo p1)
     cp "$tree/Cargo.lock" "$tree/nostd-check/Cargo.lock" # as nostd-check/run.sh does
     manifest="$tree/nostd-check/Cargo.toml"

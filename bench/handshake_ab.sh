@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Protocol 2 (this tree) against protocol 1 (a copy of `main`), handshake times side by side:
+# Protocol 2 (this tree) against protocol 1 (a copy of 0854a3f, the last protocol-1 main),
+# handshake times side by side:
 # the figures of docs/PERFORMANCE.md, section "Protocol 2 (issue 13)".
 #
 #  1. Builds bench/examples/handshake_ab.rs against this tree's core, and the same file against
-#     a copy of protocol 1's tree (`git archive main` into target/p1-main, or P1_DIR if set),
+#     a copy of protocol 1's tree (`git archive 0854a3f` into target/p1, or P1_DIR if set),
 #     there compiled with `--cfg protocol1` so it can set PBKDF2's iteration count.
 #  2. Runs the two binaries alternately, ROUNDS times (A, B, A, B ...), each case for SECONDS:
 #     a successful handshake in password and key mode, a wrong password, a stranger's
@@ -13,7 +14,7 @@
 #     with the lowest and highest run median, and the quartiles of the middle run.
 #
 # Usage: bash bench/handshake_ab.sh [ROUNDS, default 5] [SECONDS, default 1]
-# Environment: P1_REF (default main), P1_DIR (a checkout of protocol 1 to build instead).
+# Environment: P1_REF (default 0854a3f), P1_DIR (a checkout of protocol 1 to build instead).
 # Raw results: target/bench/handshake_ab.jsonl. Needs cargo, git, python3.
 set -euo pipefail
 
@@ -23,11 +24,11 @@ seconds="${2:-1}"
 out="$root/target/bench"
 mkdir -p "$out"
 
-p1="${P1_DIR:-$root/target/p1-main}"
+p1="${P1_DIR:-$root/target/p1}"
 if [[ -z "${P1_DIR:-}" ]]; then
     rm -rf "$p1"
     mkdir -p "$p1"
-    git -C "$root" archive "${P1_REF:-main}" | tar -x -C "$p1"
+    git -C "$root" archive "${P1_REF:-0854a3f}" | tar -x -C "$p1"
 fi
 cp "$root/bench/examples/handshake_ab.rs" "$p1/bench/examples/handshake_ab.rs"
 

@@ -6,7 +6,8 @@
 # (`--cfg sha2_backend_soft="compact"`, a firmware author's choice). docs/PERFORMANCE.md, section "Protocol 2 (issue 13)", turns the counts
 # into a time estimate.
 #
-# With P1_DIR set to a checkout of protocol 1 (for instance `git worktree add /tmp/p1 main`),
+# With P1_DIR set to a checkout of protocol 1 (for instance `git worktree add /tmp/p1 0854a3f`,
+# the last protocol-1 main),
 # also builds the same firmware there (opt-level 3) and runs it: protocol 1 at its default
 # 600,000 PBKDF2 iterations, about 3.1 billion instructions per side (some seconds in QEMU).
 #
