@@ -80,12 +80,26 @@ fn junk_attacks(server: &str) {
 fn real_client_is_served(server: &mut Peer, client_args: &[&str], address: &str) {
     let mut args = vec!["client", "--connect", address];
     args.extend_from_slice(client_args);
-    let mut client = Peer::spawn("real client", &args, &[]);
+    let client = Peer::spawn("real client", &args, &[]);
     client.wait_stderr("[+] Connected to the server");
+    talk_and_leave(server, client);
+}
+
+/// The connected real client says who it is, the server shows it, and the client leaves.
+fn talk_and_leave(server: &mut Peer, mut client: Peer) {
     client.type_line("I am the one you wait for");
     server.wait_stdout_line("[Client]: I am the one you wait for");
     client.type_line("/quit");
     client.assert_exit(0);
+}
+
+/// Waits until the attackers hold all sixteen handshake places (`holding` counts them).
+fn wait_until_every_place_is_held(holding: &AtomicUsize, server: &Peer) {
+    let deadline = Instant::now() + PATIENCE;
+    while holding.load(Ordering::SeqCst) < 16 {
+        assert!(Instant::now() < deadline, "{}", server.transcript());
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// The real client (the shared password) is served, then the server's
@@ -334,11 +348,7 @@ fn callers_that_stall_after_the_hello_cannot_keep_the_real_client_out() {
     let holding = Arc::new(AtomicUsize::new(0));
     let attackers = hold_places_after_the_hello(&address, 8, &stop, &holding);
     // Every place is held before the real client tries.
-    let deadline = Instant::now() + PATIENCE;
-    while holding.load(Ordering::SeqCst) < 16 {
-        assert!(Instant::now() < deadline, "{}", server.transcript());
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_until_every_place_is_held(&holding, &server);
     let (connected, waited, attempts, refusals) =
         real_client_retrying(&files, &address, Duration::from_secs(10));
     stop.store(true, Ordering::SeqCst);
@@ -351,17 +361,14 @@ fn callers_that_stall_after_the_hello_cannot_keep_the_real_client_out() {
          16 callers stalled after the hello from 8 addresses ({hellos} ServerHellos sent)",
         connected.is_some()
     );
-    let Some(mut client) = connected else {
+    let Some(client) = connected else {
         panic!(
             "the real client was kept out for {waited:?}: {refusals:#?}\n{}",
             server.transcript()
         );
     };
     assert!(waited < Duration::from_secs(10), "waited {waited:?}");
-    client.type_line("I am the one you wait for");
-    server.wait_stdout_line("[Client]: I am the one you wait for");
-    client.type_line("/quit");
-    client.assert_exit(0);
+    talk_and_leave(&mut server, client);
     server.close_stdin();
     server.assert_exit(0);
 }
@@ -435,11 +442,7 @@ fn callers_that_renew_their_hello_faster_than_the_grace_cannot_keep_the_real_cli
     let holding = Arc::new(AtomicUsize::new(0));
     let attackers = renew_places_with_fresh_hellos(&address, 8, &stop, &holding);
     // Every place is held before the real client tries.
-    let deadline = Instant::now() + PATIENCE;
-    while holding.load(Ordering::SeqCst) < 16 {
-        assert!(Instant::now() < deadline, "{}", server.transcript());
-        thread::sleep(Duration::from_millis(5));
-    }
+    wait_until_every_place_is_held(&holding, &server);
     let (connected, waited, attempts, refusals) =
         real_client_retrying(&files, &address, Duration::from_secs(15));
     stop.store(true, Ordering::SeqCst);
@@ -455,7 +458,7 @@ fn callers_that_renew_their_hello_faster_than_the_grace_cannot_keep_the_real_cli
          sent, {refused} attacker calls refused)",
         connected.is_some()
     );
-    let Some(mut client) = connected else {
+    let Some(client) = connected else {
         panic!(
             "the real client was kept out for {waited:?}: {refusals:#?}\n{}",
             server.transcript()
@@ -464,10 +467,7 @@ fn callers_that_renew_their_hello_faster_than_the_grace_cannot_keep_the_real_cli
     assert!(waited < Duration::from_secs(15), "waited {waited:?}");
     // The server's log says so, as it comes or in a window's summary.
     server.wait_stderr("handshakes abandoned after the hello within 60 s; it must wait 30 s");
-    client.type_line("I am the one you wait for");
-    server.wait_stdout_line("[Client]: I am the one you wait for");
-    client.type_line("/quit");
-    client.assert_exit(0);
+    talk_and_leave(&mut server, client);
     server.close_stdin();
     server.assert_exit(0);
 }
