@@ -1,5 +1,6 @@
 //! The chat commands at a terminal: the password prompt that does not echo (through a real
-//! pseudo-terminal), `--help` for each command, and `aeschat passphrase`.
+//! pseudo-terminal), `--help` for each command, `aeschat passphrase`, and the weak-password
+//! warning.
 
 use aeschat_tests::chat_support;
 use aeschat_tests::cli_support;
@@ -188,4 +189,50 @@ fn passphrase_prints_five_random_words() {
     let longer = run(["passphrase", "--words", "12"], b"").success_text();
     assert_eq!(longer.trim_end().split('-').count(), 12);
     run(["passphrase", "--words", "3"], b"").usage_error();
+}
+
+/// README: "aeschat warns (but goes on) when a password is short or obviously weak". Each weak
+/// kind draws the warning naming why, and the server still listens; a 10-character password of
+/// words and a generated passphrase draw none.
+#[test]
+fn a_weak_password_draws_a_warning_and_the_server_still_listens() {
+    let files = Files::new("weak-password");
+    for (n, (password, why)) in [
+        ("bluefish7", Some("shorter than 10 characters")),
+        ("1234567890123", Some("only digits")),
+        ("Password12345", Some("it is built on a common password")),
+        ("aaaaaaaaaaaaaaaa", Some("it repeats a few characters")),
+        ("tidal-orbit", None),
+        ("otter-pizza-violet-kettle-brave", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let file = files.password(&format!("pass-{n}"), password);
+        let mut server = Peer::spawn(
+            "server",
+            &[
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--password-file",
+                &file,
+            ],
+            &[],
+        );
+        server.wait_stderr("listening on");
+        let stderr = server.stderr_text();
+        match why {
+            Some(why) => assert!(
+                stderr.contains(&format!("warning: this password is weak ({why})")),
+                "{password:?}: {stderr}"
+            ),
+            None => assert!(!stderr.contains("weak"), "{password:?}: {stderr}"),
+        }
+        assert!(
+            !stderr.contains(password),
+            "the warning shows the password: {stderr}"
+        );
+        server.kill();
+    }
 }
